@@ -1,0 +1,208 @@
+"""Words of the dataset: instructions to the model and the reference gain advice.
+
+Every phrasing is drawn from a pool by a random generator seeded with the example id,
+so the same example always gets the same words, and the pool gives variety across
+examples. The DSP baseline and any other system word their advice with the same
+:func:`advice_text`, so text metrics compare judgements, not styles.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlparse
+
+from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+
+ANCHOR_TARGET, TARGET_ONLY = "anchor_target", "target_only"
+FORMULATIONS: tuple[str, ...] = (ANCHOR_TARGET, TARGET_ONLY)
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an experienced mixing engineer. You listen to stems of a multitrack mix and "
+    "give short, actionable gain-balancing advice."
+)
+
+
+@dataclass(frozen=True)
+class StemWords:
+    noun: str  # "the vocal"
+    plural: bool
+    fader: str  # "vocal fader"
+
+
+STEM_WORDS: dict[str, StemWords] = {
+    "drums": StemWords("the drums", True, "drum bus fader"),
+    "bass": StemWords("the bass", False, "bass fader"),
+    "other": StemWords("the other instruments", True, "instrument bus fader"),
+    "vocals": StemWords("the vocal", False, "vocal fader"),
+}
+
+
+def _words(stem: str) -> StemWords:
+    try:
+        return STEM_WORDS[stem]
+    except KeyError:
+        raise ValueError(f"no wording for stem {stem!r}; known stems: {', '.join(STEM_WORDS)}") from None
+
+
+def _fill(template: str, anchor: str | None, target: str, amount_db: int | None = None) -> str:
+    """Fill a template's stem nouns, pronouns and verb agreement for the target (and anchor)."""
+    t = _words(target)
+    fields = {
+        "target": t.noun,
+        "Target": t.noun[0].upper() + t.noun[1:],
+        "fader": t.fader,
+        "they": "they" if t.plural else "it",  # subject pronoun of the target
+        "it": "them" if t.plural else "it",  # object pronoun of the target
+        "is": "are" if t.plural else "is",
+        "s": "" if t.plural else "s",  # third-person verb ending agreeing with the target
+        "n": amount_db,
+    }
+    if anchor is not None:
+        a = _words(anchor)
+        fields |= {"anchor": a.noun, "it_anchor": "them" if a.plural else "it", "s_anchor": "" if a.plural else "s"}
+    return template.format(**fields)
+
+
+# --------------------------------------------------------------------------- advice
+
+ADVICE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    TOO_LOUD: (
+        "Relative to {anchor}, {target} {is} about {n} dB too loud: pull the {fader} down by about {n} dB.",
+        "{Target} {is} sitting roughly {n} dB above where {anchor} want{s_anchor} {it}. Bring the {fader} down about {n} dB.",
+        "Against {anchor}, {target} {is} too loud by around {n} dB and crowd{s} the mix. Lower the {fader} by {n} dB.",
+        "{Target} overpower{s} {anchor} by about {n} dB. Pull the {fader} down around {n} dB to restore the balance.",
+        "Too loud: {target} {is} about {n} dB hot relative to {anchor}. Take the {fader} down {n} dB.",
+    ),
+    TOO_SOFT: (
+        "Relative to {anchor}, {target} {is} about {n} dB too soft: push the {fader} up by about {n} dB.",
+        "{Target} disappear{s} under {anchor}; {they} {is} roughly {n} dB too low. Bring the {fader} up about {n} dB.",
+        "Against {anchor}, {target} {is} too quiet by around {n} dB. Raise the {fader} by {n} dB.",
+        "{Target} {is} buried about {n} dB below {anchor}. Push the {fader} up around {n} dB so {they} can be heard.",
+        "Too soft: {target} {is} about {n} dB low relative to {anchor}. Lift the {fader} {n} dB.",
+    ),
+    BALANCED: (
+        "Relative to {anchor}, {target} {is} well balanced. Leave the {fader} where it is.",
+        "{Target} sit{s} right against {anchor}; no gain change is needed.",
+        "The balance between {target} and {anchor} is good as it is: keep the {fader} where it is.",
+        "{Target} {is} balanced with {anchor}, clearly audible without overpowering {it_anchor}. No fader move needed.",
+    ),
+}
+
+#: Target-only advice (no anchor heard): the same judgement, phrased against "the mix".
+TARGET_ONLY_ADVICE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    TOO_LOUD: (
+        "{Target} {is} about {n} dB too loud in the mix: pull the {fader} down by about {n} dB.",
+        "{Target} {is} roughly {n} dB too hot. Bring the {fader} down about {n} dB.",
+    ),
+    TOO_SOFT: (
+        "{Target} {is} about {n} dB too soft in the mix: push the {fader} up by about {n} dB.",
+        "{Target} {is} roughly {n} dB too low. Bring the {fader} up about {n} dB.",
+    ),
+    BALANCED: (
+        "{Target} {is} well balanced in the mix. Leave the {fader} where it is.",
+        "{Target} sit{s} well in the mix; no gain change is needed.",
+    ),
+}
+
+
+def rounded_amount_db(gain_db: float) -> int:
+    """The dB amount an engineer would say: the nearest whole dB, at least 1."""
+    return max(1, int(round(abs(gain_db))))
+
+
+def advice_text(
+    label: str,
+    target: str,
+    anchor: str | None,
+    amount_db: float,
+    rng: random.Random,
+    convention: str | None = None,
+) -> str:
+    """Reference advice for a judgement: relation, direction, amount in dB and the fader move.
+
+    ``amount_db`` is the size of the imbalance (the fader move undoes it). ``anchor=None``
+    words it for the target-only formulation. ``convention`` is an optional sentence
+    appended after the advice (see :func:`convention_sentence`).
+    """
+    pools = ADVICE_TEMPLATES if anchor is not None else TARGET_ONLY_ADVICE_TEMPLATES
+    if label not in pools:
+        raise ValueError(f"unknown label {label!r}; expected one of {', '.join(pools)}")
+    template = rng.choice(pools[label])
+    text = _fill(template, anchor, target, rounded_amount_db(amount_db) if label != BALANCED else None)
+    return f"{text} {convention}" if convention else text
+
+
+def convention_sentence(genre: str, anchor: str, target: str, median_db: float, pooled: bool) -> str:
+    """E.g. "In Rap mixes the vocal usually sits about 3 dB above the drums."."""
+    t = _words(target)
+    where = "usually sit" if t.plural else "usually sits"
+    scope = "Across genres," if pooled else f"In {genre} mixes,"
+    if abs(median_db) < 0.5:
+        relation = f"at about the same loudness as {_words(anchor).noun}"
+    else:
+        relation = f"about {abs(median_db):.0f} dB {'above' if median_db > 0 else 'below'} {_words(anchor).noun}"
+    return f"{scope} {t.noun} {where} {relation}."
+
+
+# --------------------------------------------------------------------------- instructions
+
+INSTRUCTION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    ANCHOR_TARGET: (
+        "Audio 1 is the anchor, {anchor}; Audio 2 is the target, {target}, from the same mix. "
+        "Relative to {anchor}, is {target} too loud, too soft or balanced? Give gain advice for {target}.",
+        "Listen to {anchor} (Audio 1, the anchor) and {target} (Audio 2, the target). "
+        "How should the {fader} move to balance {target} against {anchor}?",
+        "Using {anchor} in Audio 1 as the anchor, judge the level of {target} in Audio 2 "
+        "and tell me what to do with its fader.",
+        "Audio 1: {anchor} (anchor). Audio 2: {target} (target). Is the target balanced against the anchor? "
+        "If not, by how many dB should I move the {fader}?",
+    ),
+    TARGET_ONLY: (
+        "Audio 1 is {target} from a mix. Is {target} too loud, too soft or balanced? Give gain advice for {target}.",
+        "Listen to {target} in Audio 1. How should the {fader} move to balance {it} in the mix?",
+        "Audio 1: {target}. Judge its level in the mix and tell me what to do with its fader.",
+    ),
+}
+
+
+def instruction_text(formulation: str, anchor: str, target: str, rng: random.Random, genre: str | None = None) -> str:
+    """The user's request for one formulation; names the roles of the clips it refers to."""
+    if formulation not in INSTRUCTION_TEMPLATES:
+        raise ValueError(f"unknown formulation {formulation!r}; expected one of {', '.join(INSTRUCTION_TEMPLATES)}")
+    text = _fill(rng.choice(INSTRUCTION_TEMPLATES[formulation]), anchor, target)
+    if genre:
+        text = f"The song is {genre}. {text}"
+    return text
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def audio_uri(excerpt_id: str, stem: str, gain_db: float = 0.0) -> str:
+    """Where a clip of a conversation comes from: ``excerpt://<excerpt>/<stem>?gain_db=+4.0``."""
+    return f"excerpt://{excerpt_id}/{stem}" + (f"?gain_db={gain_db:+.1f}" if gain_db else "")
+
+
+def parse_audio_uri(uri: str) -> tuple[str, str, float]:
+    """Inverse of :func:`audio_uri`: ``(excerpt_id, stem, gain_db)``."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "excerpt" or not parsed.path.strip("/"):
+        raise ValueError(f"not an excerpt audio URI: {uri!r}")
+    gain = parse_qs(parsed.query).get("gain_db", ["0"])[0]
+    return parsed.netloc, parsed.path.strip("/"), float(gain)
+
+
+def conversation(system_prompt: str, audio_uris: list[str], instruction: str, answer: str) -> list[dict]:
+    """A Qwen2-Audio chat: system, user (clips then text), assistant."""
+    user_content = [{"type": "audio", "audio_url": uri} for uri in audio_uris]
+    user_content.append({"type": "text", "text": instruction})
+    return [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": user_content},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+def example_rng(seed: int, example_id: str, purpose: str) -> random.Random:
+    """A generator that depends only on the seed, the example and what it is drawn for."""
+    return random.Random(f"{seed}:{purpose}:{example_id}")

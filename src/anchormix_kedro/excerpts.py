@@ -1,0 +1,123 @@
+"""Choosing and measuring one excerpt per song: where the anchor and the targets play.
+
+The excerpt keeps, for every stem, its BS.1770 loudness measured at the native rate
+(the truth the dataset is built on) and a 16 kHz mono copy of the audio for the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anchormix_kedro.audio import StemSet, frame_rms_db, integrated_loudness, resample, to_mono
+
+ACTIVE, SILENT, SPARSE = "active", "silent", "sparse"
+FRAME_S = 0.1
+
+
+@dataclass(frozen=True)
+class ExcerptSettings:
+    """How excerpts are chosen and when a stem counts as playing."""
+
+    seconds: float = 10.0
+    model_sample_rate: int = 16000
+    #: A 100 ms frame is "active" above this RMS level.
+    activity_threshold_dbfs: float = -50.0
+    #: Below this integrated loudness a stem is silent (MUSDB18 has bleed around -70 LUFS).
+    silence_lufs: float = -60.0
+    #: A stem active in less than this fraction of the excerpt is too sparse to judge.
+    min_active_fraction: float = 0.25
+    #: Candidate excerpt starts are this far apart.
+    hop_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.seconds < 1.0:
+            raise ValueError(f"ingestion.excerpt.seconds must be at least 1 s, got {self.seconds}")
+        if not 0.0 <= self.min_active_fraction <= 1.0:
+            raise ValueError(f"ingestion.excerpt.min_active_fraction must be in [0, 1], got {self.min_active_fraction}")
+        if self.hop_seconds <= 0:
+            raise ValueError(f"ingestion.excerpt.hop_seconds must be positive, got {self.hop_seconds}")
+
+
+@dataclass
+class Excerpt:
+    """One song's excerpt: 16 kHz mono audio per stem plus measurements."""
+
+    start_s: float
+    seconds: float
+    native_sample_rate: int
+    audio: dict[str, np.ndarray]  # stem -> (samples,) float32 at model_sample_rate
+    lufs: dict[str, float]
+    active_fraction: dict[str, float]
+    peak_dbfs: dict[str, float]
+    status: dict[str, str] = field(default_factory=dict)
+
+
+def choose_excerpt_start(
+    activity: dict[str, np.ndarray], anchors: Sequence[str], targets: Sequence[str], window_frames: int, hop_frames: int
+) -> int:
+    """Frame index where the excerpt best covers the anchors and targets playing together.
+
+    Score of a window: twice the active fraction of each anchor (an anchor must play) plus
+    the active fraction of each target. Ties go to the earliest window.
+    """
+    n_frames = len(next(iter(activity.values())))
+    if n_frames <= window_frames:
+        return 0
+    weights = {s: 0.0 for s in activity}
+    for stem in targets:
+        weights[stem] = 1.0
+    for stem in anchors:
+        weights[stem] = 2.0
+    score = np.zeros(n_frames - window_frames + 1, dtype=np.float64)
+    for stem, active in activity.items():
+        if weights.get(stem, 0.0) == 0.0:
+            continue
+        cumulative = np.concatenate([[0], np.cumsum(active, dtype=np.int64)])
+        score += weights[stem] * (cumulative[window_frames:] - cumulative[:-window_frames]) / window_frames
+    candidates = np.arange(0, len(score), hop_frames)
+    return int(candidates[np.argmax(score[candidates])])
+
+
+def extract_excerpt(
+    stem_set: StemSet, anchors: Sequence[str], targets: Sequence[str], settings: ExcerptSettings
+) -> Excerpt:
+    """Choose the excerpt of a song and measure every stem in it."""
+    rate = stem_set.sample_rate
+    frame = int(round(FRAME_S * rate))
+    activity = {
+        name: frame_rms_db(data, rate, FRAME_S) > settings.activity_threshold_dbfs for name, data in stem_set.stems.items()
+    }
+    window_frames = int(round(settings.seconds / FRAME_S))
+    hop_frames = max(1, int(round(settings.hop_seconds / FRAME_S)))
+    start_frame = choose_excerpt_start(activity, anchors, targets, window_frames, hop_frames)
+    start = start_frame * frame
+    stop = min(stem_set.n_samples, start + int(round(settings.seconds * rate)))
+    excerpt = Excerpt(
+        start_s=start / rate,
+        seconds=(stop - start) / rate,
+        native_sample_rate=rate,
+        audio={},
+        lufs={},
+        active_fraction={},
+        peak_dbfs={},
+    )
+    for name, data in stem_set.stems.items():
+        clip = data[start:stop]
+        lufs = integrated_loudness(clip, rate)
+        frames = activity[name][start_frame : start_frame + window_frames]
+        active_fraction = float(frames.mean()) if len(frames) else 0.0
+        peak = float(np.max(np.abs(clip))) if clip.size else 0.0
+        excerpt.lufs[name] = round(lufs, 3)
+        excerpt.active_fraction[name] = round(active_fraction, 3)
+        excerpt.peak_dbfs[name] = round(20 * np.log10(max(peak, 1e-6)), 2)
+        if lufs <= settings.silence_lufs:
+            excerpt.status[name] = SILENT
+        elif active_fraction < settings.min_active_fraction:
+            excerpt.status[name] = SPARSE
+        else:
+            excerpt.status[name] = ACTIVE
+        excerpt.audio[name] = resample(to_mono(clip), rate, settings.model_sample_rate)
+    return excerpt

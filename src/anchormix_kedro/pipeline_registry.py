@@ -1,0 +1,22 @@
+"""Project pipelines.
+
+Composite pipelines are built from explicit imports: Kedro 1.7 imports only the pipeline
+folder named by ``--pipeline``, so ``find_pipelines()`` keys cannot compose them.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from anchormix_kedro.pipelines import ingestion, perturbation, templating
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Map pipeline names to pipelines: one per stage plus the composites."""
+    stages = {
+        "ingestion": ingestion.create_pipeline(),
+        "perturbation": perturbation.create_pipeline(),
+        "templating": templating.create_pipeline(),
+    }
+    data = stages["ingestion"] + stages["perturbation"] + stages["templating"]
+    return {**stages, "data": data, "__default__": data}

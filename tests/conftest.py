@@ -1,0 +1,89 @@
+"""Shared fixtures: offline settings, tiny multitrack trees, the real MUSDB18 clips."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+for _name, _value in {
+    "DO_NOT_TRACK": "true",
+    "KEDRO_DISABLE_TELEMETRY": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}.items():
+    os.environ[_name] = _value
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MUSDB = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
+RATE = 44100
+
+
+@pytest.fixture(scope="session")
+def shared_musdb() -> Path:
+    """The real MUSDB18 7-second clips; tests using it skip where they are absent."""
+    if not (SHARED_MUSDB / "train").is_dir():
+        pytest.skip(f"real MUSDB18 clips not found at {SHARED_MUSDB}")
+    return SHARED_MUSDB
+
+
+def tone(freq: float, seconds: float, amplitude: float, rate: int = RATE, channels: int = 2) -> np.ndarray:
+    """A sine of peak ``amplitude`` as ``(samples, channels)`` float32."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.repeat(wave[:, None], channels, axis=1)
+
+
+def tone_stems(seconds: float = 3.0, vocals_amplitude: float = 0.1) -> dict[str, np.ndarray]:
+    """Four stems of distinct tones; set ``vocals_amplitude=0`` for an instrumental."""
+    return {
+        "drums": tone(110.0, seconds, 0.2),
+        "bass": tone(55.0, seconds, 0.3),
+        "other": tone(440.0, seconds, 0.05),
+        "vocals": tone(330.0, seconds, vocals_amplitude),
+    }
+
+
+def write_hq_song(root: Path, folder: str, name: str, stems: dict[str, np.ndarray], rate: int = RATE) -> Path:
+    """Write one song in the MUSDB18-HQ layout (wav per stem plus the mixture)."""
+    song = root / folder / name
+    song.mkdir(parents=True, exist_ok=True)
+    for stem, audio in stems.items():
+        soundfile.write(str(song / f"{stem}.wav"), audio, rate, subtype="FLOAT")
+    soundfile.write(str(song / "mixture.wav"), sum(stems.values()), rate, subtype="FLOAT")
+    return song
+
+
+def write_stem_mp4(path: Path, stems: dict[str, np.ndarray], rate: int = RATE) -> Path:
+    """Write an NI-style stem MP4 (AAC streams: mixture, drums, bass, other, vocals) with PyAV."""
+    import av
+
+    order = ["drums", "bass", "other", "vocals"]
+    tracks = [sum(stems[s] for s in order), *(stems[s] for s in order)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as container:
+        streams = []
+        for _ in tracks:
+            stream = container.add_stream("aac", rate=rate)
+            stream.layout = "stereo"
+            stream.time_base = Fraction(1, rate)
+            streams.append(stream)
+        block = 1024
+        for start in range(0, tracks[0].shape[0], block):
+            for stream, audio in zip(streams, tracks, strict=True):
+                chunk = np.ascontiguousarray(audio[start : start + block].T, dtype=np.float32)
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate = rate
+                frame.pts = start
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for stream in streams:
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path
