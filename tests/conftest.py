@@ -33,7 +33,9 @@ def shared_musdb() -> Path:
     return SHARED_MUSDB
 
 
-def tone(freq: float, seconds: float, amplitude: float, rate: int = RATE, channels: int = 2) -> np.ndarray:
+def tone(
+    freq: float, seconds: float, amplitude: float, rate: int = RATE, channels: int = 2
+) -> np.ndarray:
     """A sine of peak ``amplitude`` as ``(samples, channels)`` float32."""
     t = np.arange(int(round(seconds * rate))) / rate
     wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
@@ -50,13 +52,17 @@ def tone_stems(seconds: float = 3.0, vocals_amplitude: float = 0.1) -> dict[str,
     }
 
 
-def write_hq_song(root: Path, folder: str, name: str, stems: dict[str, np.ndarray], rate: int = RATE) -> Path:
+def write_hq_song(
+    root: Path, folder: str, name: str, stems: dict[str, np.ndarray], rate: int = RATE
+) -> Path:
     """Write one song in the MUSDB18-HQ layout (wav per stem plus the mixture)."""
     song = root / folder / name
     song.mkdir(parents=True, exist_ok=True)
     for stem, audio in stems.items():
         soundfile.write(str(song / f"{stem}.wav"), audio, rate, subtype="FLOAT")
-    soundfile.write(str(song / "mixture.wav"), sum(stems.values()), rate, subtype="FLOAT")
+    shortest = min(a.shape[0] for a in stems.values())
+    mixture = sum(np.broadcast_to(a[:shortest], (shortest, 2)) for a in stems.values())
+    soundfile.write(str(song / "mixture.wav"), mixture, rate, subtype="FLOAT")
     return song
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import RATE, tone, tone_stems, write_stem_mp4
 
 from anchormix_kedro.audio import (
     SILENCE_LUFS,
@@ -19,6 +18,7 @@ from anchormix_kedro.audio import (
     resample,
 )
 from anchormix_kedro.musdb import MUSDB_STREAM_IDS
+from conftest import RATE, tone, tone_stems, write_stem_mp4
 
 
 def _peak(dbfs: float) -> float:
@@ -28,7 +28,9 @@ def _peak(dbfs: float) -> float:
 @pytest.mark.parametrize("level_dbfs", [-23.0, -33.0])
 def test_loudness_of_stereo_1k_sine_matches_tech_3341(level_dbfs):
     # EBU Tech 3341 cases 1 and 2: a stereo 1 kHz sine at L dBFS measures L LUFS (±0.1).
-    assert integrated_loudness(tone(1000.0, 20.0, _peak(level_dbfs)), RATE) == pytest.approx(level_dbfs, abs=0.1)
+    assert integrated_loudness(tone(1000.0, 20.0, _peak(level_dbfs)), RATE) == pytest.approx(
+        level_dbfs, abs=0.1
+    )
 
 
 def test_loudness_gating_ignores_quiet_parts_like_tech_3341_case_3():
@@ -40,9 +42,9 @@ def test_loudness_gating_ignores_quiet_parts_like_tech_3341_case_3():
 
 def test_loudness_follows_gain_exactly_and_silence_is_finite():
     base = tone(440.0, 5.0, 0.1)
-    assert integrated_loudness(apply_gain_db(base, 6.0), RATE) - integrated_loudness(base, RATE) == pytest.approx(
-        6.0, abs=0.01
-    )
+    assert integrated_loudness(apply_gain_db(base, 6.0), RATE) - integrated_loudness(
+        base, RATE
+    ) == pytest.approx(6.0, abs=0.01)
     assert integrated_loudness(np.zeros((RATE * 2, 2), np.float32), RATE) == SILENCE_LUFS
 
 
@@ -62,7 +64,9 @@ def test_resample_keeps_duration_and_tone():
     out = resample(clip, RATE, 16000)
     assert out.shape == (32000,) and out.dtype == np.float32
     spectrum = np.abs(np.fft.rfft(out))
-    assert np.fft.rfftfreq(len(out), 1 / 16000)[np.argmax(spectrum)] == pytest.approx(440.0, abs=1.0)
+    assert np.fft.rfftfreq(len(out), 1 / 16000)[np.argmax(spectrum)] == pytest.approx(
+        440.0, abs=1.0
+    )
 
 
 def test_align_stems_rejects_different_sample_rates_naming_them():
@@ -79,7 +83,9 @@ def test_align_stems_trims_small_length_differences_and_rejects_large_ones():
     assert {a.shape[0] for a in aligned.stems.values()} == {2 * RATE - RATE // 10}
     assert any("differ in length" in w for w in aligned.warnings)
     stems["vocals"] = stems["vocals"][:RATE]
-    with pytest.raises(AudioError, match=r"song-x: stems differ in length by 1\.00 s \(drums 2\.00 s"):
+    with pytest.raises(
+        AudioError, match=r"song-x: stems differ in length by 1\.00 s \(drums 2\.00 s"
+    ):
         align_stems(stems, dict.fromkeys(stems, RATE), "song-x", 0.5)
 
 
@@ -105,14 +111,20 @@ def test_decode_stem_mp4_returns_requested_streams_only(tmp_path):
     assert rate == RATE and set(decoded) == {"drums", "vocals"}
     assert decoded["drums"].shape[1] == 2 and decoded["drums"].shape[0] >= int(1.5 * RATE)
     # AAC is lossy but the level survives: drums were written at 0.2 peak, vocals at 0.1.
-    assert integrated_loudness(decoded["drums"], rate) - integrated_loudness(decoded["vocals"], rate) == pytest.approx(
-        integrated_loudness(tone(110.0, 1.5, 0.2), RATE) - integrated_loudness(tone(330.0, 1.5, 0.1), RATE), abs=0.3
+    assert integrated_loudness(decoded["drums"], rate) - integrated_loudness(
+        decoded["vocals"], rate
+    ) == pytest.approx(
+        integrated_loudness(tone(110.0, 1.5, 0.2), RATE)
+        - integrated_loudness(tone(330.0, 1.5, 0.1), RATE),
+        abs=0.3,
     )
 
 
 def test_decode_stem_mp4_names_missing_streams(tmp_path):
     path = write_stem_mp4(tmp_path / "song.stem.mp4", tone_stems(1.0))
-    with pytest.raises(AudioError, match=r"has 5 audio streams, missing stem\(s\) extra \(stream 7\)"):
+    with pytest.raises(
+        AudioError, match=r"has 5 audio streams, missing stem\(s\) extra \(stream 7\)"
+    ):
         decode_stem_mp4(path, {"extra": 7})
 
 
@@ -125,7 +137,9 @@ def test_corrupt_and_truncated_stem_mp4_raise_audio_error_naming_the_file(tmp_pa
     truncated = tmp_path / "truncated.stem.mp4"
     truncated.write_bytes(good[: len(good) // 3])
     with pytest.raises(AudioError, match="truncated.stem.mp4"):
-        decode_stem_mp4(truncated, {s: MUSDB_STREAM_IDS[s] for s in ("drums", "bass", "other", "vocals")})
+        decode_stem_mp4(
+            truncated, {s: MUSDB_STREAM_IDS[s] for s in ("drums", "bass", "other", "vocals")}
+        )
 
 
 def test_read_audio_file_reports_unsupported_files(tmp_path):
@@ -135,3 +149,20 @@ def test_read_audio_file_reports_unsupported_files(tmp_path):
         read_audio_file(bogus)
     with pytest.raises(AudioError, match="file not found"):
         read_audio_file(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_vectorised_loudness_agrees_with_pyloudnorm(rate):
+    import pyloudnorm
+
+    rng = np.random.default_rng(rate)
+    # Music-like: noise bursts with pauses and a level ramp, so both gates matter.
+    n = int(7.3 * rate)
+    envelope = np.repeat(rng.uniform(0.0, 1.0, size=n // (rate // 4) + 1), rate // 4)[:n]
+    envelope[int(2 * rate) : int(3 * rate)] = 1e-4
+    signal = (rng.standard_normal((n, 2)) * envelope[:, None] * 0.2).astype(np.float32)
+    reference = pyloudnorm.Meter(rate).integrated_loudness(signal.astype(np.float64))
+    assert integrated_loudness(signal, rate) == pytest.approx(reference, abs=1e-6)
+    assert integrated_loudness(signal[:, 0], rate) == pytest.approx(
+        pyloudnorm.Meter(rate).integrated_loudness(signal[:, 0].astype(np.float64)), abs=1e-6
+    )

@@ -41,7 +41,9 @@ def _words(stem: str) -> StemWords:
     try:
         return STEM_WORDS[stem]
     except KeyError:
-        raise ValueError(f"no wording for stem {stem!r}; known stems: {', '.join(STEM_WORDS)}") from None
+        raise ValueError(
+            f"no wording for stem {stem!r}; known stems: {', '.join(STEM_WORDS)}"
+        ) from None
 
 
 def _fill(template: str, anchor: str | None, target: str, amount_db: int | None = None) -> str:
@@ -59,7 +61,11 @@ def _fill(template: str, anchor: str | None, target: str, amount_db: int | None 
     }
     if anchor is not None:
         a = _words(anchor)
-        fields |= {"anchor": a.noun, "it_anchor": "them" if a.plural else "it", "s_anchor": "" if a.plural else "s"}
+        fields |= {
+            "anchor": a.noun,
+            "it_anchor": "them" if a.plural else "it",
+            "s_anchor": "" if a.plural else "s",
+        }
     return template.format(**fields)
 
 
@@ -128,11 +134,15 @@ def advice_text(
     if label not in pools:
         raise ValueError(f"unknown label {label!r}; expected one of {', '.join(pools)}")
     template = rng.choice(pools[label])
-    text = _fill(template, anchor, target, rounded_amount_db(amount_db) if label != BALANCED else None)
+    text = _fill(
+        template, anchor, target, rounded_amount_db(amount_db) if label != BALANCED else None
+    )
     return f"{text} {convention}" if convention else text
 
 
-def convention_sentence(genre: str, anchor: str, target: str, median_db: float, pooled: bool) -> str:
+def convention_sentence(
+    genre: str, anchor: str, target: str, median_db: float, pooled: bool
+) -> str:
     """E.g. "In Rap mixes the vocal usually sits about 3 dB above the drums."."""
     t = _words(target)
     where = "usually sit" if t.plural else "usually sits"
@@ -165,10 +175,14 @@ INSTRUCTION_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 
-def instruction_text(formulation: str, anchor: str, target: str, rng: random.Random, genre: str | None = None) -> str:
+def instruction_text(
+    formulation: str, anchor: str, target: str, rng: random.Random, genre: str | None = None
+) -> str:
     """The user's request for one formulation; names the roles of the clips it refers to."""
     if formulation not in INSTRUCTION_TEMPLATES:
-        raise ValueError(f"unknown formulation {formulation!r}; expected one of {', '.join(INSTRUCTION_TEMPLATES)}")
+        raise ValueError(
+            f"unknown formulation {formulation!r}; expected one of {', '.join(INSTRUCTION_TEMPLATES)}"
+        )
     text = _fill(rng.choice(INSTRUCTION_TEMPLATES[formulation]), anchor, target)
     if genre:
         text = f"The song is {genre}. {text}"
@@ -192,7 +206,9 @@ def parse_audio_uri(uri: str) -> tuple[str, str, float]:
     return parsed.netloc, parsed.path.strip("/"), float(gain)
 
 
-def conversation(system_prompt: str, audio_uris: list[str], instruction: str, answer: str) -> list[dict]:
+def conversation(
+    system_prompt: str, audio_uris: list[str], instruction: str, answer: str
+) -> list[dict]:
     """A Qwen2-Audio chat: system, user (clips then text), assistant."""
     user_content = [{"type": "audio", "audio_url": uri} for uri in audio_uris]
     user_content.append({"type": "text", "text": instruction})

@@ -6,18 +6,15 @@ pyloudnorm's convention) unless a docstring says otherwise.
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pyloudnorm
 import soundfile
-from scipy.signal import resample_poly
+import soxr
+from scipy.signal import sosfilt
 
 #: Loudness reported for digital silence (pyloudnorm returns -inf, which no table likes).
 SILENCE_LUFS = -120.0
@@ -47,7 +44,9 @@ class StemSet:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_stem_mp4(path: str | Path, stream_ids: dict[str, int]) -> tuple[dict[str, np.ndarray], int]:
+def decode_stem_mp4(
+    path: str | Path, stream_ids: dict[str, int]
+) -> tuple[dict[str, np.ndarray], int]:
     """Decode the named audio streams of a Native Instruments ``.stem.mp4`` in one pass.
 
     Only the requested streams are decoded (the mixture is skipped unless asked for).
@@ -59,7 +58,9 @@ def decode_stem_mp4(path: str | Path, stream_ids: dict[str, int]) -> tuple[dict[
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise AudioError(f"{path}: cannot open as a stem MP4 ({exc}); re-download or remove the file") from exc
+        raise AudioError(
+            f"{path}: cannot open as a stem MP4 ({exc}); re-download or remove the file"
+        ) from exc
     with container:
         audio_streams = list(container.streams.audio)
         missing = {name: sid for name, sid in stream_ids.items() if sid >= len(audio_streams)}
@@ -84,14 +85,20 @@ def decode_stem_mp4(path: str | Path, stream_ids: dict[str, int]) -> tuple[dict[
                 for frame in stream.codec_context.decode(None):
                     chunks[stream.index].append(frame.to_ndarray())
         except av.error.FFmpegError as exc:
-            raise AudioError(f"{path}: corrupt or truncated audio ({exc}); re-download the file") from exc
+            raise AudioError(
+                f"{path}: corrupt or truncated audio ({exc}); re-download the file"
+            ) from exc
     if len(set(rates.values())) > 1:
-        raise AudioError(f"{path}: streams have different sample rates {sorted(set(rates.values()))}")
+        raise AudioError(
+            f"{path}: streams have different sample rates {sorted(set(rates.values()))}"
+        )
     decoded: dict[str, np.ndarray] = {}
     for name, sid in stream_ids.items():
         index = index_of[name]
         if not chunks[index]:
-            raise AudioError(f"{path}: stream {sid} ({name}) holds no audio; the file is truncated or corrupt")
+            raise AudioError(
+                f"{path}: stream {sid} ({name}) holds no audio; the file is truncated or corrupt"
+            )
         planar = np.concatenate(chunks[index], axis=1)  # PyAV gives (channels, samples)
         decoded[name] = np.ascontiguousarray(planar.T, dtype=np.float32)
     return decoded, int(next(iter(rates.values())))
@@ -150,7 +157,9 @@ def align_stems(
     distinct_rates = sorted(set(rates.values()))
     if len(distinct_rates) > 1:
         listing = ", ".join(f"{n} {r} Hz" for n, r in rates.items())
-        raise AudioError(f"{source}: stems have different sample rates ({listing}); resample them to one rate")
+        raise AudioError(
+            f"{source}: stems have different sample rates ({listing}); resample them to one rate"
+        )
     rate = distinct_rates[0]
     notes: list[str] = []
     channels = {n: d.shape[1] for n, d in stems.items()}
@@ -161,7 +170,9 @@ def align_stems(
             notes.append(f"{source}: stem '{name}' is mono; duplicated to both channels")
             data = np.repeat(data, 2, axis=1)
         elif data.shape[1] != widest:
-            raise AudioError(f"{source}: stem '{name}' has {data.shape[1]} channels, others {widest}")
+            raise AudioError(
+                f"{source}: stem '{name}' has {data.shape[1]} channels, others {widest}"
+            )
         aligned[name] = data
     lengths = {n: d.shape[0] for n, d in aligned.items()}
     shortest, longest = min(lengths.values()), max(lengths.values())
@@ -173,7 +184,9 @@ def align_stems(
                 f"{source}: stems differ in length by {mismatch_s:.2f} s ({listing}); "
                 f"at most {max_length_mismatch_s} s is trimmed automatically"
             )
-        notes.append(f"{source}: stems differ in length by {mismatch_s:.3f} s; trimmed to the shortest")
+        notes.append(
+            f"{source}: stems differ in length by {mismatch_s:.3f} s; trimmed to the shortest"
+        )
         aligned = {n: d[:shortest] for n, d in aligned.items()}
     return StemSet(stems=aligned, sample_rate=rate, warnings=tuple(notes))
 
@@ -182,22 +195,54 @@ def align_stems(
 
 
 @lru_cache(maxsize=8)
-def _meter(sample_rate: int) -> pyloudnorm.Meter:
-    return pyloudnorm.Meter(sample_rate)
+def _k_weighting_sos(sample_rate: int) -> tuple[np.ndarray, float]:
+    """pyloudnorm's BS.1770 K-weighting (shelf + high-pass) as one second-order-section cascade."""
+    meter = pyloudnorm.Meter(sample_rate)  # the reference implementation's own filter design
+    sections, gain = [], 1.0
+    for stage in meter._filters.values():
+        sections.append(np.concatenate([stage.b, stage.a]))
+        gain *= stage.passband_gain
+    return np.array(sections), gain
 
 
 def integrated_loudness(data: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm), ``SILENCE_LUFS`` for silence.
+    """ITU-R BS.1770-4 integrated loudness in LUFS, ``SILENCE_LUFS`` for silence.
 
-    ``data`` is ``(samples,)`` or ``(samples, channels)``; it must be at least 0.4 s long
-    (one gating block).
+    Same filters, 400 ms blocks with 75 % overlap and the same absolute (-70 LUFS) and
+    relative (-10 LU) gates as ``pyloudnorm.Meter.integrated_loudness``; the gating is
+    vectorised (pyloudnorm loops over blocks in Python), which makes it about 10x faster.
+    The tests check both agree. ``data`` is ``(samples,)`` or ``(samples, channels)``, up to
+    two channels (L, R: channel weights 1.0), at least 0.4 s long.
     """
-    if data.shape[0] < int(0.4 * sample_rate):
-        raise ValueError(f"need at least 0.4 s of audio to measure loudness, got {data.shape[0] / sample_rate:.3f} s")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyloudnorm warns on clipping-free silence
-        value = float(_meter(sample_rate).integrated_loudness(data.astype(np.float64, copy=False)))
-    return value if math.isfinite(value) else SILENCE_LUFS
+    block = int(round(0.4 * sample_rate))
+    if data.shape[0] < block:
+        raise ValueError(
+            f"need at least 0.4 s of audio to measure loudness, got {data.shape[0] / sample_rate:.3f} s"
+        )
+    # Channels as contiguous rows: filtering and summing along rows is several times faster.
+    channels = np.ascontiguousarray(data.reshape(data.shape[0], -1).T, dtype=np.float64)
+    sos, gain = _k_weighting_sos(sample_rate)
+    weighted = sosfilt(sos, channels, axis=-1)
+    # All channel weights are 1.0, so the channels' mean squares can be summed sample-wise first.
+    energy = np.einsum("ij,ij->j", weighted, weighted) * gain**2
+    cumulative = np.concatenate([[0.0], np.cumsum(energy)])
+    # Mean square per 400 ms block, blocks every 100 ms (pyloudnorm's block boundaries).
+    n_samples = channels.shape[1]
+    n_blocks = int(np.round((n_samples / sample_rate - 0.4) / (0.4 * 0.25))) + 1
+    steps = np.arange(n_blocks) * 0.25
+    lower = (0.4 * steps * sample_rate).astype(np.int64)
+    upper = np.minimum((0.4 * (steps + 1) * sample_rate).astype(np.int64), n_samples)
+    power = (cumulative[upper] - cumulative[lower]) / block
+    with np.errstate(divide="ignore"):
+        block_loudness = -0.691 + 10.0 * np.log10(power)
+    above_absolute = block_loudness >= -70.0
+    if not above_absolute.any():
+        return SILENCE_LUFS
+    relative_gate = -0.691 + 10.0 * np.log10(power[above_absolute].mean()) - 10.0
+    gated = power[(block_loudness > relative_gate) & above_absolute]
+    if gated.size == 0:
+        return SILENCE_LUFS
+    return float(-0.691 + 10.0 * np.log10(gated.mean()))
 
 
 def frame_rms_db(data: np.ndarray, sample_rate: int, frame_s: float = 0.1) -> np.ndarray:
@@ -206,36 +251,30 @@ def frame_rms_db(data: np.ndarray, sample_rate: int, frame_s: float = 0.1) -> np
     n_frames = data.shape[0] // frame
     if n_frames == 0:
         return np.zeros(0, dtype=np.float32)
-    power = np.square(data[: n_frames * frame], dtype=np.float32)
-    if power.ndim == 2:
-        power = power.mean(axis=1)
-    mean_power = power.reshape(n_frames, frame).mean(axis=1)
+    # (samples, channels) in C order: each frame's samples of all channels are one contiguous row.
+    rows = np.ascontiguousarray(data[: n_frames * frame]).reshape(n_frames, -1)
+    mean_power = np.einsum("ij,ij->i", rows, rows, dtype=np.float64) / rows.shape[1]
     return (10.0 * np.log10(np.maximum(mean_power, 1e-12))).astype(np.float32)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average the channels of ``(samples, channels)`` into ``(samples,)``."""
-    return data.mean(axis=1) if data.ndim == 2 else data
+    if data.ndim == 1:
+        return data
+    return data @ np.full(
+        data.shape[1], 1.0 / data.shape[1], dtype=data.dtype
+    )  # BLAS: faster than mean(axis=1)
 
 
 def resample(data: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling along the first axis (exact ratio, e.g. 44100 -> 16000 is 160/441)."""
+    """High-quality resampling along the first axis (libsoxr, several times faster than polyphase)."""
     if source_rate == target_rate:
         return data.astype(np.float32, copy=False)
-    ratio = Fraction(target_rate, source_rate)
-    return resample_poly(data, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+    return soxr.resample(
+        np.ascontiguousarray(data, dtype=np.float32), source_rate, target_rate, quality="HQ"
+    )
 
 
 def apply_gain_db(data: np.ndarray, gain_db: float) -> np.ndarray:
     """Scale ``data`` by ``gain_db`` decibels."""
     return (data * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32, copy=False)
-
-
-def db_to_text(value_db: float) -> str:
-    """Signed dB with one decimal (``+3.5 dB``), for logs and cards."""
-    return f"{value_db:+.1f} dB"
-
-
-def sum_stems(stems: Sequence[np.ndarray]) -> np.ndarray:
-    """Sum equally long stems into a mix."""
-    return np.sum(np.stack(stems, axis=0), axis=0, dtype=np.float32)

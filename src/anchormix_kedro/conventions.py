@@ -9,7 +9,16 @@ from __future__ import annotations
 import pandas as pd
 
 ALL_GENRES = "all"
-CONVENTION_COLUMNS = ["genre", "anchor", "target", "n_songs", "median_db", "q25_db", "q75_db", "std_db"]
+CONVENTION_COLUMNS = [
+    "genre",
+    "anchor",
+    "target",
+    "n_songs",
+    "median_db",
+    "q25_db",
+    "q75_db",
+    "std_db",
+]
 
 
 def measure_genre_conventions(examples: pd.DataFrame, split: str = "train") -> pd.DataFrame:
@@ -17,7 +26,9 @@ def measure_genre_conventions(examples: pd.DataFrame, split: str = "train") -> p
 
     Only ``split`` is used, so conventions never leak from validation or test songs.
     """
-    references = examples.loc[examples["split"] == split, ["song", "genre", "anchor", "target", "reference_relative_db"]]
+    references = examples.loc[
+        examples["split"] == split, ["song", "genre", "anchor", "target", "reference_relative_db"]
+    ]
     references = references.drop_duplicates(["song", "anchor", "target"])
     pooled = references.assign(genre=ALL_GENRES)
     table = (
@@ -32,18 +43,27 @@ def measure_genre_conventions(examples: pd.DataFrame, split: str = "train") -> p
         )
         .reset_index()
     )
-    table[["median_db", "q25_db", "q75_db", "std_db"]] = table[["median_db", "q25_db", "q75_db", "std_db"]].round(2)
+    table[["median_db", "q25_db", "q75_db", "std_db"]] = table[
+        ["median_db", "q25_db", "q75_db", "std_db"]
+    ].round(2)
     return table[CONVENTION_COLUMNS].sort_values(["anchor", "target", "genre"], ignore_index=True)
 
 
+def convention_index(conventions: pd.DataFrame) -> dict[tuple[str, str, str], dict]:
+    """``{(genre, anchor, target): row}`` for constant-time lookups over many examples."""
+    return {(r["genre"], r["anchor"], r["target"]): r for r in conventions.to_dict("records")}
+
+
 def lookup_convention(
-    conventions: pd.DataFrame, genre: str, anchor: str, target: str, min_songs: int = 3
-) -> pd.Series | None:
+    index: dict[tuple[str, str, str], dict],
+    genre: str,
+    anchor: str,
+    target: str,
+    min_songs: int = 3,
+) -> dict | None:
     """The genre's convention for a pair, falling back to all genres when it has too few songs."""
     for candidate in (genre, ALL_GENRES):
-        rows = conventions[
-            (conventions["genre"] == candidate) & (conventions["anchor"] == anchor) & (conventions["target"] == target)
-        ]
-        if len(rows) and int(rows.iloc[0]["n_songs"]) >= min_songs:
-            return rows.iloc[0]
+        row = index.get((candidate, anchor, target))
+        if row is not None and int(row["n_songs"]) >= min_songs:
+            return row
     return None

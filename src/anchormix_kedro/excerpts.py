@@ -36,9 +36,13 @@ class ExcerptSettings:
         if self.seconds < 1.0:
             raise ValueError(f"ingestion.excerpt.seconds must be at least 1 s, got {self.seconds}")
         if not 0.0 <= self.min_active_fraction <= 1.0:
-            raise ValueError(f"ingestion.excerpt.min_active_fraction must be in [0, 1], got {self.min_active_fraction}")
+            raise ValueError(
+                f"ingestion.excerpt.min_active_fraction must be in [0, 1], got {self.min_active_fraction}"
+            )
         if self.hop_seconds <= 0:
-            raise ValueError(f"ingestion.excerpt.hop_seconds must be positive, got {self.hop_seconds}")
+            raise ValueError(
+                f"ingestion.excerpt.hop_seconds must be positive, got {self.hop_seconds}"
+            )
 
 
 @dataclass
@@ -56,7 +60,11 @@ class Excerpt:
 
 
 def choose_excerpt_start(
-    activity: dict[str, np.ndarray], anchors: Sequence[str], targets: Sequence[str], window_frames: int, hop_frames: int
+    activity: dict[str, np.ndarray],
+    anchors: Sequence[str],
+    targets: Sequence[str],
+    window_frames: int,
+    hop_frames: int,
 ) -> int:
     """Frame index where the excerpt best covers the anchors and targets playing together.
 
@@ -76,7 +84,11 @@ def choose_excerpt_start(
         if weights.get(stem, 0.0) == 0.0:
             continue
         cumulative = np.concatenate([[0], np.cumsum(active, dtype=np.int64)])
-        score += weights[stem] * (cumulative[window_frames:] - cumulative[:-window_frames]) / window_frames
+        score += (
+            weights[stem]
+            * (cumulative[window_frames:] - cumulative[:-window_frames])
+            / window_frames
+        )
     candidates = np.arange(0, len(score), hop_frames)
     return int(candidates[np.argmax(score[candidates])])
 
@@ -88,7 +100,8 @@ def extract_excerpt(
     rate = stem_set.sample_rate
     frame = int(round(FRAME_S * rate))
     activity = {
-        name: frame_rms_db(data, rate, FRAME_S) > settings.activity_threshold_dbfs for name, data in stem_set.stems.items()
+        name: frame_rms_db(data, rate, FRAME_S) > settings.activity_threshold_dbfs
+        for name, data in stem_set.stems.items()
     }
     window_frames = int(round(settings.seconds / FRAME_S))
     hop_frames = max(1, int(round(settings.hop_seconds / FRAME_S)))

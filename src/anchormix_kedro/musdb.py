@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from anchormix_kedro.audio import AudioError, StemSet, align_stems, check_finite, decode_stem_mp4, read_audio_file
+from anchormix_kedro.audio import (
+    AudioError,
+    StemSet,
+    align_stems,
+    check_finite,
+    decode_stem_mp4,
+    read_audio_file,
+)
 
 STEM_NAMES: tuple[str, ...] = ("drums", "bass", "other", "vocals")
 MUSDB_STREAM_IDS: dict[str, int] = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
@@ -86,7 +93,11 @@ def read_tracklist(lines: Iterable[str]) -> dict[str, str]:
 
 def shipped_genres() -> dict[str, str]:
     """Genres of the 150 MUSDB18 songs, from the track list shipped with the project."""
-    text = resources.files("anchormix_kedro").joinpath("resources/musdb18_tracklist.csv").read_text("utf-8")
+    text = (
+        resources.files("anchormix_kedro")
+        .joinpath("resources/musdb18_tracklist.csv")
+        .read_text("utf-8")
+    )
     return read_tracklist(text.splitlines())
 
 
@@ -137,7 +148,9 @@ class MusdbCorpus:
         if track.layout == "stem_mp4":
             decoded, rate = decode_stem_mp4(track.path, {s: MUSDB_STREAM_IDS[s] for s in stems})
             check_finite(decoded, str(track.path))
-            return align_stems(decoded, dict.fromkeys(decoded, rate), str(track.path), self.max_length_mismatch_s)
+            return align_stems(
+                decoded, dict.fromkeys(decoded, rate), str(track.path), self.max_length_mismatch_s
+            )
         missing = [f"{s}.wav" for s in stems if not (track.path / f"{s}.wav").is_file()]
         if missing:
             present = sorted(p.name for p in track.path.glob("*.wav"))
@@ -183,7 +196,9 @@ def discover_corpus(root: str | Path, max_length_mismatch_s: float = 0.5) -> Mus
                 name = entry.name
             else:
                 continue
-            tracks.append(TrackSource(name=name, folder=folder, path=entry, genre=genre_of(name, genres)))
+            tracks.append(
+                TrackSource(name=name, folder=folder, path=entry, genre=genre_of(name, genres))
+            )
     if not tracks:
         raise ValueError(
             f"MUSDB18 root {root} holds no songs: expected train/ or test/ with *.stem.mp4 files "
@@ -219,17 +234,24 @@ def assign_splits(
     """
     validation_keys = {_name_key(n) for n in validation_tracks}
     splits = {
-        t.name: "test" if t.folder == "test" else ("valid" if _name_key(t.name) in validation_keys else "train")
+        t.name: "test"
+        if t.folder == "test"
+        else ("valid" if _name_key(t.name) in validation_keys else "train")
         for t in tracks
     }
     for split, fraction in carve_missing.items():
         if split not in ("valid", "test"):
-            raise ValueError(f"splits.carve_when_missing: can carve 'valid' or 'test', not {split!r}")
+            raise ValueError(
+                f"splits.carve_when_missing: can carve 'valid' or 'test', not {split!r}"
+            )
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"splits.carve_when_missing.{split} must be in [0, 1), got {fraction}")
         if fraction == 0 or split in splits.values():
             continue
-        train = sorted((n for n, s in splits.items() if s == "train"), key=lambda n: _stable_unit(n + split, seed))
+        train = sorted(
+            (n for n, s in splits.items() if s == "train"),
+            key=lambda n: _stable_unit(n + split, seed),
+        )
         n_carved = int(round(fraction * len(train)))
         if n_carved == 0 and len(train) >= 3:
             n_carved = 1

@@ -58,7 +58,9 @@ class GainOffsets:
         if mode == "grid":
             values = params.get("values")
             if not values:
-                raise ValueError("perturbation.offsets.values must list at least one gain in dB for mode 'grid'")
+                raise ValueError(
+                    "perturbation.offsets.values must list at least one gain in dB for mode 'grid'"
+                )
             bad = [v for v in values if not np.isfinite(float(v))]
             if bad:
                 raise ValueError(f"perturbation.offsets.values holds non-finite gains {bad}")
@@ -114,15 +116,24 @@ def make_examples(
     songs = tracks.set_index("song")
     rows: list[dict] = []
     skipped: dict[str, int] = {}
-    for excerpt_id_, song in loudness[["excerpt_id", "song"]].drop_duplicates().itertuples(index=False):
+    for excerpt_id_, song in (
+        loudness[["excerpt_id", "song"]].drop_duplicates().itertuples(index=False)
+    ):
         track = songs.loc[song]
         for anchor, target in pairs:
-            anchor_row, target_row = by_song.loc[(excerpt_id_, anchor)], by_song.loc[(excerpt_id_, target)]
+            anchor_row, target_row = (
+                by_song.loc[(excerpt_id_, anchor)],
+                by_song.loc[(excerpt_id_, target)],
+            )
             if anchor_row["status"] != ACTIVE or target_row["status"] != ACTIVE:
                 reason = (
-                    f"anchor {anchor_row['status']}" if anchor_row["status"] != ACTIVE else f"target {target_row['status']}"
+                    f"anchor {anchor_row['status']}"
+                    if anchor_row["status"] != ACTIVE
+                    else f"target {target_row['status']}"
                 )
-                skipped[f"{anchor}>{target}: {reason}"] = skipped.get(f"{anchor}>{target}: {reason}", 0) + 1
+                skipped[f"{anchor}>{target}: {reason}"] = (
+                    skipped.get(f"{anchor}>{target}: {reason}", 0) + 1
+                )
                 continue
             reference = float(target_row["lufs"] - anchor_row["lufs"])
             for gain in offsets.draw(f"{excerpt_id_}|{anchor}>{target}", seed):
@@ -149,9 +160,13 @@ def make_examples(
     ]  # fmt: skip
     examples = pd.DataFrame(rows, columns=columns)
     summary = {
-        "pairs_formed": int(examples[["excerpt_id", "anchor", "target"]].drop_duplicates().shape[0]),
+        "pairs_formed": int(
+            examples[["excerpt_id", "anchor", "target"]].drop_duplicates().shape[0]
+        ),
         "pairs_skipped": dict(sorted(skipped.items())),
         "examples": len(examples),
-        "examples_by_label": {k: int(v) for k, v in examples["label"].value_counts().sort_index().items()},
+        "examples_by_label": {
+            k: int(v) for k, v in examples["label"].value_counts().sort_index().items()
+        },
     }
     return examples, summary

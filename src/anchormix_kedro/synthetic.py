@@ -28,8 +28,9 @@ TARGET_STEMS = ("bass", "other", "vocals")
 MIN_SONG_SECONDS = 1.0
 MIN_SAMPLE_RATE = 8000
 PEAK_LIMIT = 0.99
-# Scale a clipping song to slightly below the limit so float32 rounding cannot cross it.
-_PEAK_TARGET = 0.985
+# Scale a clipping song to below the limit, leaving room for the re-balancing afterwards.
+_PEAK_TARGET = 0.97
+_LOUDNESS_CHUNK = 1 << 16
 _STEPS_PER_BAR = 16
 _BEATS_PER_BAR = 4
 _SECTION_BARS = 8
@@ -73,6 +74,9 @@ _REGGAE = ((0, "maj"), (5, "maj"))
 _REGGAE_MINOR = ((0, "min"), (10, "maj"))
 _SONGWRITER = ((0, "maj"), (9, "min"), (5, "add9"), (7, "sus4"))
 
+_BASS_TIMBRES = ("saw", "square", "round", "sub")
+_CHORD_STYLES = ("pad", "strum", "stab", "power")
+
 _EIGHTHS = (0, 2, 4, 6, 8, 10, 12, 14)
 _OFFBEAT_EIGHTHS = (2, 6, 10, 14)
 _SIXTEENTHS = tuple(range(16))
@@ -109,6 +113,8 @@ class GenreStyle:
     chord_steps: tuple[int, ...] = (0,)
     chord_length_steps: int = 16
     chord_brightness_hz: float = 2500.0
+    # Level of a sustained pad under strums or stabs (0 = none).
+    pad_level: float = 0.0
     sidechain_depth: float = 0.0
     progressions: tuple[Progression, ...] = (_POP,)
     bars_per_chord: int = 1
@@ -126,6 +132,21 @@ class GenreStyle:
             raise ValueError(f"GenreStyle {self.name!r}: bad tempo_bpm range {self.tempo_bpm}")
         if self.spread_lu < 0:
             raise ValueError(f"GenreStyle {self.name!r}: spread_lu must be >= 0")
+        if self.bass_timbre not in _BASS_TIMBRES:
+            raise ValueError(
+                f"GenreStyle {self.name!r}: bass_timbre must be one of {_BASS_TIMBRES}"
+            )
+        if self.chord_style not in _CHORD_STYLES:
+            raise ValueError(
+                f"GenreStyle {self.name!r}: chord_style must be one of {_CHORD_STYLES}"
+            )
+        qualities = {quality for progression in self.progressions for _, quality in progression}
+        if not self.progressions or not qualities <= set(_CHORD_INTERVALS):
+            raise ValueError(
+                f"GenreStyle {self.name!r}: progressions need chords of {sorted(_CHORD_INTERVALS)}"
+            )
+        if not (0 < self.swing < 1 and self.bars_per_chord >= 1):
+            raise ValueError(f"GenreStyle {self.name!r}: needs 0 < swing < 1, bars_per_chord >= 1")
 
 
 DEFAULT_GENRES: dict[str, GenreStyle] = {
@@ -181,8 +202,8 @@ DEFAULT_GENRES: dict[str, GenreStyle] = {
             bass_brightness_hz=700.0,
             walking_bass=True,
             chord_style="stab",
-            chord_steps=(6, 14),
-            chord_length_steps=3,
+            chord_steps=(0, 6, 14),  # Charleston comping with a push into the next bar
+            chord_length_steps=5,
             chord_brightness_hz=2200.0,
             progressions=(_JAZZ_251, _JAZZ_TURNAROUND),
             vocal_note_beats=(0.5, 1.0, 1.5, 2.0),
@@ -230,7 +251,7 @@ DEFAULT_GENRES: dict[str, GenreStyle] = {
             relative_lufs={"vocals": 4.0, "bass": -3.0, "other": 1.0},
             ghost_snare_steps=(2, 6, 10, 14),
             bass_timbre="round",
-            bass_steps=((0, 4, 0), (8, 4, 7)),
+            bass_steps=((0, 7, 0), (8, 7, 7)),  # root and fifth on 1 and 3
             chord_style="strum",
             chord_steps=(0, 4, 6, 8, 12, 14),
             chord_length_steps=3,
@@ -250,9 +271,10 @@ DEFAULT_GENRES: dict[str, GenreStyle] = {
             bass_brightness_hz=500.0,
             bass_steps=((2, 2, 0), (4, 2, 7), (6, 4, 0), (10, 2, 12), (12, 4, 7)),
             chord_style="stab",
-            chord_steps=(4, 12),
+            chord_steps=(4, 12),  # the skank on the off-beats
             chord_length_steps=2,
             chord_brightness_hz=3000.0,
+            pad_level=0.3,
             progressions=(_REGGAE, _REGGAE_MINOR),
             bars_per_chord=2,
         ),
@@ -470,22 +492,29 @@ def _pan_gains(pan: float) -> tuple[float, float]:
     return math.cos(angle) * math.sqrt(2), math.sin(angle) * math.sqrt(2)
 
 
-def _add_mono(buffer: np.ndarray, start: int, sound: np.ndarray, gain: float, pan: float) -> None:
-    """Mix a mono sound into a stereo buffer at ``start`` (clipped to the buffer)."""
+def _silence(arrangement: _Arrangement) -> np.ndarray:
+    """An empty (n_samples, 2) float32 stem."""
+    return np.zeros((arrangement.n_samples, 2), dtype=np.float32)
+
+
+def _panned(sound: np.ndarray, pan: float) -> np.ndarray:
+    """A mono sound as a (length, 2) float32 stereo sound placed at ``pan`` (-1 left, 1 right)."""
     left, right = _pan_gains(pan)
-    _add_stereo(buffer, start, sound * left, sound * right, gain)
+    return np.stack([sound * left, sound * right], axis=-1).astype(np.float32)
 
 
-def _add_stereo(
-    buffer: np.ndarray, start: int, left: np.ndarray, right: np.ndarray, gain: float
-) -> None:
-    if start >= len(buffer) or start + len(left) <= 0:
+def _add_at(buffer: np.ndarray, start: int, sound: np.ndarray, gain: float = 1.0) -> None:
+    """Add gain times a (length, 2) sound into a stereo buffer at ``start``, clipped to it.
+
+    Sounds are panned once and then only scaled: broadcasting a mono sound against
+    per-channel gains at every hit is an order of magnitude slower.
+    """
+    if start >= len(buffer) or start + len(sound) <= 0:
         return
     offset = max(0, -start)
     start = max(0, start)
-    end = min(len(buffer), start + len(left) - offset)
-    buffer[start:end, 0] += gain * left[offset : offset + end - start]
-    buffer[start:end, 1] += gain * right[offset : offset + end - start]
+    end = min(len(buffer), start + len(sound) - offset)
+    buffer[start:end] += sound[offset : offset + end - start] * np.float32(gain)
 
 
 _TABLE_SIZE = 2048
@@ -501,12 +530,20 @@ def _harmonic_table(amplitudes: np.ndarray) -> np.ndarray:
 
 
 def _lookup(table: np.ndarray, phase_cycles: np.ndarray) -> np.ndarray:
-    """Read a wavetable at a phase given in cycles, with linear interpolation."""
-    position = (phase_cycles % 1.0) * _TABLE_SIZE
-    index = position.astype(np.int64)
-    fraction = position - index
-    low = table[index]
-    return low + fraction * (table[index + 1] - low)
+    """Read a wavetable at a non-negative phase in cycles, with linear interpolation."""
+    position = phase_cycles * _TABLE_SIZE
+    whole = position.astype(np.int64)
+    fraction = position - whole
+    whole &= _TABLE_SIZE - 1  # the table size is a power of two: this wraps the phase
+    low = table[whole]
+    return low + fraction * (table[whole + 1] - low)
+
+
+def _upsample_linear(values: np.ndarray, hop: int, n: int) -> np.ndarray:
+    """Linear interpolation of control values, one every ``hop`` samples, to ``n`` samples."""
+    ramp = np.arange(hop) / hop
+    steps = np.diff(values)
+    return (values[:-1, None] + steps[:, None] * ramp).ravel()[:n]
 
 
 def _lowpassed_saw(frequency: float, cutoff_hz: float, sample_rate: int, odd_only=False):
@@ -567,8 +604,10 @@ def _build_kit(style: GenreStyle, sample_rate: int, rng: np.random.Generator) ->
     ]
 
     high = _noise_filter("highpass", 7000, sample_rate)
-    t = times(0.08)
-    hats = [signal.sosfilt(high, noise(t)) * np.exp(-t / rng.uniform(0.012, 0.02)) for _ in range(3)]
+    t = times(0.12)
+    hats = [
+        signal.sosfilt(high, noise(t)) * np.exp(-t / rng.uniform(0.015, 0.025)) for _ in range(3)
+    ]
     t = times(0.4)
     open_hat = signal.sosfilt(high, noise(t)) * np.exp(-t / 0.12)
 
@@ -585,15 +624,20 @@ def _build_kit(style: GenreStyle, sample_rate: int, rng: np.random.Generator) ->
 
     t = times(0.45)
     toms = [swept_sine(t, hz * 1.4, hz, 0.04, 0.2) for hz in (200.0, 150.0, 100.0)]
-    as32 = [np.asarray(x, dtype=np.float32) for x in (kick, open_hat, crash)]
+
+    def finished(sound: np.ndarray) -> np.ndarray:
+        # A 10 ms fade-out: cutting a still-ringing sound would click.
+        fade = np.clip(np.arange(len(sound))[::-1] / (0.01 * sample_rate), 0, 1)
+        return (sound * fade).astype(np.float32)
+
     return _DrumKit(
-        kick=as32[0],
-        snares=[s.astype(np.float32) for s in snares],
-        hats=[h.astype(np.float32) for h in hats],
-        open_hat=as32[1],
-        rides=[r.astype(np.float32) for r in rides],
-        crash=as32[2],
-        toms=[x.astype(np.float32) for x in toms],
+        kick=finished(kick),
+        snares=[finished(snare) for snare in snares],
+        hats=[finished(hat) for hat in hats],
+        open_hat=finished(open_hat),
+        rides=[finished(ride) for ride in rides],
+        crash=finished(crash),
+        toms=[finished(tom) for tom in toms],
     )
 
 
@@ -601,14 +645,28 @@ def _render_drums(arrangement: _Arrangement, rng: np.random.Generator) -> np.nda
     style = arrangement.style
     sample_rate = arrangement.sample_rate
     kit = _build_kit(style, sample_rate, rng)
-    buffer = np.zeros((arrangement.n_samples, 2), dtype=np.float32)
+    buffer = _silence(arrangement)
     hat_pan = float(rng.choice([-0.35, 0.35]))
     jitter_s = style.humanize_ms / 1000
+
+    stereo_sounds: dict[tuple[int, float], np.ndarray] = {}
 
     def hit(bar: int, step: float, sound: np.ndarray, gain: float, pan: float) -> None:
         seconds = arrangement.step_time(bar, step) + (rng.normal(0, jitter_s) if jitter_s else 0)
         velocity = float(np.clip(1 + rng.normal(0, 0.08), 0.7, 1.25))
-        _add_mono(buffer, arrangement.sample(max(seconds, 0.0)), sound, gain * velocity, pan)
+        key = (id(sound), pan)  # the kit's sounds outlive this render
+        if key not in stereo_sounds:
+            stereo_sounds[key] = _panned(sound, pan)
+        start = arrangement.sample(max(seconds, 0.0))
+        _add_at(buffer, start, stereo_sounds[key], gain * velocity)
+
+    # At slow tempos a drummer fills the gaps between eighth-note hats with soft sixteenths;
+    # it also keeps the drum stem free of near-silent quarter seconds.
+    ghost_hat_steps = ()
+    if 2 * arrangement.step_seconds > 0.22:
+        hats = set(style.hat_steps)
+        ghost_hat_steps = tuple(s + 1 for s in sorted(hats) if s + 1 not in hats and s + 2 in hats)
+        ghost_hat_steps += (15,) if {14, 0} <= hats and 15 not in hats else ()
 
     previous_was_fill = False
     for bar in range(arrangement.n_bars):
@@ -634,7 +692,10 @@ def _render_drums(arrangement: _Arrangement, rng: np.random.Generator) -> np.nda
         for step in style.hat_steps:
             if step < last_step:
                 accent = 1.0 if step % 4 == 0 else 0.7
-                hit(bar, step, kit.hats[int(rng.integers(3))], 0.35 * accent, hat_pan)
+                hit(bar, step, kit.hats[int(rng.integers(3))], 0.4 * accent, hat_pan)
+        for step in ghost_hat_steps:
+            if step < last_step:
+                hit(bar, step, kit.hats[int(rng.integers(3))], 0.18, hat_pan)
         for step in style.open_hat_steps:
             if step < last_step:
                 hit(bar, step, kit.open_hat, 0.25, hat_pan)
@@ -674,7 +735,9 @@ def _bass_midi(root_pc: int, interval: int) -> int:
     return midi
 
 
-def _bass_events(arrangement: _Arrangement, rng) -> list[tuple[float, float, int, float]]:
+def _bass_events(
+    arrangement: _Arrangement, rng: np.random.Generator
+) -> list[tuple[float, float, int, float]]:
     """(onset s, duration s, MIDI note, velocity) for every bass note after the intro."""
     style = arrangement.style
     step_s = arrangement.step_seconds
@@ -692,7 +755,9 @@ def _bass_events(arrangement: _Arrangement, rng) -> list[tuple[float, float, int
             ]
             pattern = [(beat * 4, 4, tone) for beat, tone in enumerate(tones)]
         else:
-            pattern = [(step, length, _bass_midi(root, iv)) for step, length, iv in style.bass_steps]
+            pattern = [
+                (step, length, _bass_midi(root, iv)) for step, length, iv in style.bass_steps
+            ]
         for step, length, midi in pattern:
             onset = arrangement.step_time(bar, step)
             velocity = float(np.clip(1 + rng.normal(0, 0.07), 0.8, 1.2))
@@ -703,7 +768,7 @@ def _bass_events(arrangement: _Arrangement, rng) -> list[tuple[float, float, int
 def _render_bass(arrangement: _Arrangement, rng: np.random.Generator) -> np.ndarray:
     style = arrangement.style
     sample_rate = arrangement.sample_rate
-    buffer = np.zeros((arrangement.n_samples, 2), dtype=np.float32)
+    buffer = _silence(arrangement)
     decay_s = {"sub": 0.9, "round": 0.5, "saw": 0.35, "square": 0.3}[style.bass_timbre]
     notes: dict[tuple[int, int], np.ndarray] = {}
 
@@ -721,14 +786,14 @@ def _render_bass(arrangement: _Arrangement, rng: np.random.Generator) -> np.ndar
         envelope *= np.clip((t[-1] - t) / 0.015, 0, 1)
         if style.bass_timbre == "sub":
             wave = np.tanh(1.5 * wave)
-        return (wave * envelope).astype(np.float32)
+        return _panned(wave * envelope, 0.0)
 
     for onset, duration, midi, velocity in _bass_events(arrangement, rng):
         n = max(int(duration * sample_rate), 16)
         key = (midi, n)
         if key not in notes:
             notes[key] = render(midi, n)
-        _add_mono(buffer, arrangement.sample(onset), notes[key], velocity, 0.0)
+        _add_at(buffer, arrangement.sample(onset), notes[key], velocity)
     return buffer
 
 
@@ -747,76 +812,80 @@ def _voicing(root_pc: int, intervals: Sequence[int], power: bool) -> tuple[int, 
 def _render_other(arrangement: _Arrangement, rng: np.random.Generator) -> np.ndarray:
     style = arrangement.style
     sample_rate = arrangement.sample_rate
-    buffer = np.zeros((arrangement.n_samples, 2), dtype=np.float32)
-    chord_style = style.chord_style
+    buffer = _silence(arrangement)
     spread = float(rng.uniform(0.4, 0.7))
     detune_cents = float(rng.uniform(4, 9))
-    cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    cache: dict[tuple, np.ndarray] = {}
 
-    def render(notes: tuple[int, ...], n: int, upstroke: bool) -> tuple[np.ndarray, np.ndarray]:
+    def render(kind: str, notes: tuple[int, ...], n: int, upstroke: bool) -> np.ndarray:
         t = np.arange(n) / sample_rate
         left = np.zeros(n)
         right = np.zeros(n)
-        strum_gap_s = 0.012 if chord_style == "strum" else 0.0
+        strum_gap_s = 0.012 if kind == "strum" else 0.0
         order = notes[::-1] if upstroke else notes
         for index, midi in enumerate(order):
             frequency = float(_midi_to_hz(midi))
             table = _lowpassed_saw(frequency, style.chord_brightness_hz, sample_rate)
             delay = index * strum_gap_s
             local = np.maximum(t - delay, 0)
-            if chord_style == "pad":
+            if kind == "pad":
                 envelope = np.minimum(t / 0.15, 1) * np.clip((t[-1] - t) / 0.25, 0, 1)
-            elif chord_style == "power":
+            elif kind == "power":
                 envelope = np.minimum(t / 0.003, 1) * np.exp(-t / 0.25)
                 envelope *= np.clip((t[-1] - t) / 0.01, 0, 1)
-            else:  # plucked strums and piano-like stabs
-                decay = 0.7 if chord_style == "strum" else 0.3
+            else:  # plucked strums and piano-like stabs; long stabs ring longer
+                decay = 0.7 if kind == "strum" else max(0.3, 0.5 * t[-1])
                 envelope = (t >= delay) * np.minimum(local / 0.003, 1) * np.exp(-local / decay)
                 envelope *= np.clip((t[-1] - t) / 0.03, 0, 1)
             # Two detuned voices per note, one each side, widen the image.
             for side, cents in ((left, -detune_cents), (right, detune_cents)):
                 phase = frequency * 2 ** (cents / 1200) * t + rng.random()
                 side += _lookup(table, phase) * envelope
-        if chord_style == "power":
+        if kind == "power":
             left, right = np.tanh(4 * left), np.tanh(4 * right)
         mix = 0.5 + 0.5 * spread
-        return (
-            (mix * left + (1 - mix) * right).astype(np.float32),
-            (mix * right + (1 - mix) * left).astype(np.float32),
-        )
+        stereo = np.stack([mix * left + (1 - mix) * right, mix * right + (1 - mix) * left], axis=-1)
+        return stereo.astype(np.float32)
 
-    def play(onset: float, seconds: float, bar: int, gain: float, upstroke: bool) -> None:
+    def play(kind: str, onset: float, seconds: float, bar: int, gain: float, upstroke=False):
         root, intervals = arrangement.chord(bar)
-        if chord_style == "power":
+        if kind == "power":
             intervals = _CHORD_INTERVALS["5"]
-        notes = _voicing(root, intervals, chord_style == "power")
+        notes = _voicing(root, intervals, kind == "power")
         n = max(int(seconds * sample_rate), 16)
-        key = (notes, n, upstroke)
+        key = (kind, notes, n, upstroke)
         if key not in cache:
-            cache[key] = render(notes, n, upstroke)
-        left, right = cache[key]
+            cache[key] = render(kind, notes, n, upstroke)
         velocity = float(np.clip(1 + rng.normal(0, 0.06), 0.8, 1.2))
-        _add_stereo(buffer, arrangement.sample(max(onset, 0.0)), left, right, gain * velocity)
+        _add_at(buffer, arrangement.sample(max(onset, 0.0)), cache[key], gain * velocity)
 
+    chord_span_s = style.bars_per_chord * _BEATS_PER_BAR * arrangement.beat_seconds
     for bar in range(arrangement.n_bars):
         gain = 1.2 if arrangement.is_chorus(bar) else 1.0
-        if chord_style == "pad":
-            if bar % style.bars_per_chord == 0:
-                span = style.bars_per_chord * _BEATS_PER_BAR * arrangement.beat_seconds
-                play(arrangement.step_time(bar, 0), span + 0.1, bar, gain, False)
+        chord_starts = bar % style.bars_per_chord == 0
+        if style.chord_style == "pad":
+            if chord_starts:
+                play("pad", arrangement.step_time(bar, 0), chord_span_s + 0.1, bar, gain)
             continue
-        for index, step in enumerate(style.chord_steps):
+        if style.pad_level > 0 and chord_starts:  # e.g. the organ under a reggae skank
+            pad_gain = gain * style.pad_level
+            play("pad", arrangement.step_time(bar, 0), chord_span_s + 0.1, bar, pad_gain)
+        for step in style.chord_steps:
             onset = arrangement.step_time(bar, step)
             seconds = style.chord_length_steps * arrangement.step_seconds
-            upstroke = chord_style == "strum" and step % 4 != 0
-            play(onset, seconds, bar, gain * (0.75 if upstroke else 1.0), upstroke)
+            upstroke = style.chord_style == "strum" and step % 4 != 0
+            step_gain = gain * (0.75 if upstroke else 1.0)
+            play(style.chord_style, onset, seconds, bar, step_gain, upstroke)
 
     if style.sidechain_depth > 0:
         # Duck the chords after each beat, the "pumping" of a side-chained compressor.
-        t = np.arange(arrangement.n_samples) / sample_rate
-        since_beat = t % arrangement.beat_seconds
-        duck = 1 - style.sidechain_depth * np.exp(-since_beat / 0.09)
-        buffer *= duck[:, None].astype(np.float32)
+        beat_n = int(math.ceil(arrangement.beat_seconds * sample_rate))
+        since_beat = np.arange(beat_n) / sample_rate
+        duck = (1 - style.sidechain_depth * np.exp(-since_beat / 0.09)).astype(np.float32)
+        for beat in range(int(arrangement.n_samples / sample_rate / arrangement.beat_seconds) + 1):
+            first = arrangement.sample(beat * arrangement.beat_seconds)
+            segment = buffer[first : first + beat_n]
+            segment *= duck[: len(segment), None]
     return buffer
 
 
@@ -843,9 +912,7 @@ def _glottal_spectrum() -> np.ndarray:
     flow = np.where(
         phase < opening,
         0.5 * (1 - np.cos(np.pi * phase / opening)),
-        np.where(
-            phase < opening + closing, np.cos(np.pi * (phase - opening) / (2 * closing)), 0.0
-        ),
+        np.where(phase < opening + closing, np.cos(np.pi * (phase - opening) / (2 * closing)), 0.0),
     )
     derivative = np.roll(flow, -1) - flow
     spectrum = np.fft.rfft(derivative)
@@ -885,7 +952,18 @@ class _Note:
     consonant: bool
 
 
-def _vocal_phrases(arrangement: _Arrangement, rng, low: int, high: int) -> list[list[_Note]]:
+@dataclass(frozen=True)
+class _Voice:
+    vibrato_semitones: float
+    vibrato_hz: float
+    breath: float  # level of the breath noise relative to the glottal pulses
+    formant_shift: float  # higher voices have shorter vocal tracts, so higher formants
+    noise_bank: np.ndarray
+
+
+def _vocal_phrases(
+    arrangement: _Arrangement, rng: np.random.Generator, low: int, high: int
+) -> list[list[_Note]]:
     """Phrases of chord-tone notes, separated by rests of at least 0.7 s."""
     style = arrangement.style
     beat_s = arrangement.beat_seconds
@@ -931,9 +1009,9 @@ def _vocal_phrases(arrangement: _Arrangement, rng, low: int, high: int) -> list[
 
 
 def _render_phrase(
-    notes: list[_Note], sample_rate: int, voice: dict, rng: np.random.Generator
+    notes: list[_Note], sample_rate: int, voice: _Voice, rng: np.random.Generator
 ) -> tuple[int, np.ndarray]:
-    """Render one phrase; returns its first sample and its mono signal."""
+    """Render one phrase; returns its first sample and its mono float32 signal."""
     attack_s, release_s, crossfade_s = 0.04, 0.06, 0.025
     start = int(round(notes[0].onset * sample_rate))
     onsets = np.array([int(round(note.onset * sample_rate)) - start for note in notes])
@@ -941,76 +1019,93 @@ def _render_phrase(
         [int(round((note.onset + note.duration) * sample_rate)) - start for note in notes]
     )
     n = int(ends[-1] + release_s * sample_rate)
-    index = np.arange(n)
-    # Which note each sample belongs to: a note holds its pitch through the gap after it.
-    owner = np.searchsorted(onsets, index, side="right") - 1
-    since_onset = (index - onsets[owner]) / sample_rate
-    until_end = (ends[owner] - index) / sample_rate
+
+    # Pitch and loudness contours change slowly: compute them about every millisecond.
+    hop = max(1, sample_rate // 1000)
+    control = np.arange(0, n + 2 * hop, hop)
+    # A note owns the samples up to the next onset, holding its pitch through any gap.
+    owner = np.searchsorted(onsets, control, side="right") - 1
+    since_onset = (control - onsets[owner]) / sample_rate
+    until_end = (ends[owner] - control) / sample_rate
 
     midi = np.array([note.midi for note in notes])[owner]
-    midi = uniform_filter1d(midi, max(1, int(0.04 * sample_rate)), mode="nearest")  # glides
+    midi = uniform_filter1d(midi, max(1, round(0.04 * sample_rate / hop)), mode="nearest")
     midi -= 0.5 * np.exp(-since_onset / 0.05)  # singers scoop up into a note
-    vibrato_depth = voice["vibrato"] * np.clip((since_onset - 0.15) / 0.25, 0, 1)
-    midi += vibrato_depth * np.sin(2 * np.pi * voice["vibrato_hz"] * index / sample_rate)
+    vibrato_depth = voice.vibrato_semitones * np.clip((since_onset - 0.15) / 0.25, 0, 1)
+    midi += vibrato_depth * np.sin(2 * np.pi * voice.vibrato_hz * control / sample_rate)
     frequency = _midi_to_hz(midi)
-    phase = np.cumsum(frequency) / sample_rate + rng.random()
-    source = _lookup(_glottal_table(float(frequency.max()), sample_rate), phase)
-    source += voice["breath"] * rng.standard_normal(n)
+    phase = np.concatenate([[0.0], np.cumsum(frequency[:-1]) * hop / sample_rate])
 
-    velocity = np.array([note.velocity for note in notes])[owner]
-    # A legato note (no gap before it) starts from part of the level instead of from silence.
+    # A legato note (no gap before it) starts from part of the level instead of silence.
     legato = np.array([0.0] + [0.5 * (ends[i] >= onsets[i + 1]) for i in range(len(notes) - 1)])
     attack = legato[owner] + (1 - legato[owner]) * np.minimum(since_onset / attack_s, 1)
     release = np.clip(1 + until_end / release_s, 0, 1)  # fades out after the note ends
-    envelope = attack * release * velocity
+    velocity = np.array([note.velocity for note in notes])[owner]
+    envelope = _upsample_linear(attack * release * velocity, hop, n)
+
+    table = _glottal_table(float(frequency.max()), sample_rate)
+    source = _lookup(table, _upsample_linear(phase, hop, n) + rng.random())
+    source += voice.breath * _noise(voice.noise_bank, n, rng)
     excitation = source * envelope
 
     # Each note through its own vowel filter, cross-faded into its neighbours.
-    out = np.zeros(n)
+    out = np.zeros(n, dtype=np.float32)
     margin = int(crossfade_s * sample_rate)
     for number, note in enumerate(notes):
         first = max(onsets[number] - margin, 0)
         last = n if number == len(notes) - 1 else min(onsets[number + 1] + margin, n)
-        segment = signal.sosfilt(
-            _formant_filter(note.vowel, voice["formant_shift"], sample_rate), excitation[first:last]
-        )
-        weight = np.ones(last - first)
+        formants = _formant_filter(note.vowel, voice.formant_shift, sample_rate)
+        segment = signal.sosfilt(formants, excitation[first:last])
         if number > 0:
-            weight *= np.clip((index[first:last] - onsets[number] + margin) / (2 * margin), 0, 1)
+            head = np.arange(first, min(first + 2 * margin, last))
+            segment[: len(head)] *= np.clip((head - onsets[number] + margin) / (2 * margin), 0, 1)
         if number < len(notes) - 1:
-            weight *= np.clip((onsets[number + 1] + margin - index[first:last]) / (2 * margin), 0, 1)
-        out[first:last] += segment * weight
+            tail = np.arange(max(last - 2 * margin, first), last)
+            fade = np.clip((onsets[number + 1] + margin - tail) / (2 * margin), 0, 1)
+            segment[len(segment) - len(tail) :] *= fade
+        out[first:last] += segment
         if note.consonant:
-            # A short sibilant before the vowel ("s", "t"): high-passed noise burst.
+            # A short sibilant before the vowel ("s", "t"): a high-passed noise burst.
             burst_n = int(0.05 * sample_rate)
             burst_start = max(onsets[number] - burst_n // 2, 0)
-            burst = np.diff(rng.standard_normal(burst_n + 1)) * np.hanning(burst_n)
+            burst = np.diff(_noise(voice.noise_bank, burst_n + 1, rng)) * np.hanning(burst_n)
             stop = min(burst_start + burst_n, n)
             out[burst_start:stop] += 0.25 * note.velocity * burst[: stop - burst_start]
     return start, out
 
 
+def _noise(bank: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of white noise read from a random place in a pre-drawn bank.
+
+    Drawing fresh normal deviates for every vocal sample would dominate the render time.
+    """
+    offset = int(rng.integers(len(bank)))
+    repeats = -(-(offset + n) // len(bank))
+    return np.tile(bank, repeats)[offset : offset + n] if repeats > 1 else bank[offset : offset + n]
+
+
 def _render_vocals(arrangement: _Arrangement, rng: np.random.Generator) -> np.ndarray:
     style = arrangement.style
     sample_rate = arrangement.sample_rate
-    buffer = np.zeros((arrangement.n_samples, 2), dtype=np.float32)
+    buffer = _silence(arrangement)
     high_voice = rng.random() < 0.5
     # A low voice spans about D3-G4 (147-392 Hz), a high one A3-E5 (220-659 Hz).
     low, high = (57, 76) if high_voice else (50, 67)
     centre = (low + high) // 2
     half_range = max(style.vocal_range_semitones // 2, 3)
     low, high = max(low, centre - half_range - 2), min(high, centre + half_range + 2)
-    voice = {
-        "vibrato": style.vibrato_semitones * rng.uniform(0.8, 1.2),
-        "vibrato_hz": rng.uniform(4.8, 6.2),
-        "breath": rng.uniform(0.03, 0.08),
-        "formant_shift": 1.12 if high_voice else 1.0,
-    }
+    voice = _Voice(
+        vibrato_semitones=style.vibrato_semitones * rng.uniform(0.8, 1.2),
+        vibrato_hz=rng.uniform(4.8, 6.2),
+        breath=rng.uniform(0.03, 0.08),
+        formant_shift=1.12 if high_voice else 1.0,
+        noise_bank=rng.standard_normal(3 * sample_rate),
+    )
     for notes in _vocal_phrases(arrangement, rng, low, high):
         if notes:
             start, phrase = _render_phrase(notes, sample_rate, voice, rng)
-            mono = phrase.astype(np.float32)
-            _add_stereo(buffer, start, mono, mono, 1.0)  # the lead voice sits in the centre
+            centred = np.repeat(phrase[:, None], 2, axis=1)  # the lead voice sits in the middle
+            _add_at(buffer, start, centred)
     return buffer
 
 
@@ -1018,11 +1113,13 @@ def _render_vocals(arrangement: _Arrangement, rng: np.random.Generator) -> np.nd
 # Levels
 
 
-def _integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770-4 integrated loudness, computed exactly as pyloudnorm's Meter does.
+def _block_mean_squares(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """K-weighted mean square of each 400 ms gating block of (n, channels) audio.
 
-    pyloudnorm loops over gating blocks in Python; this vectorised version keeps a 4-minute
-    song fast. The K-weighting coefficients are pyloudnorm's own.
+    Blocks, K-weighting coefficients and boundaries are exactly pyloudnorm's (ITU-R
+    BS.1770-4), summed over channels (both channel weights are 1). pyloudnorm filters whole
+    channels and loops over blocks in Python; filtering cache-sized chunks and keeping only
+    the block sums keeps a 4-minute song fast.
     """
     import pyloudnorm
 
@@ -1033,25 +1130,64 @@ def _integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
             for stage in meter._filters.values()
         ]
     )
-    weighted = signal.sosfilt(sos, audio.astype(np.float64), axis=0)
-    block_s, step = meter.block_size, 1.0 - meter.overlap
     n = len(audio)
+    block_s, step = meter.block_size, 1.0 - meter.overlap
     n_blocks = int(np.round((n / sample_rate - block_s) / (block_s * step))) + 1
     blocks = np.arange(n_blocks)
     lower = (block_s * (blocks * step) * sample_rate).astype(np.int64)
     upper = np.minimum((block_s * (blocks * step + 1) * sample_rate).astype(np.int64), n)
-    energy = np.concatenate([np.zeros((1, audio.shape[1])), np.cumsum(weighted**2, axis=0)])
-    mean_square = (energy[upper] - energy[lower]) / (block_s * sample_rate)
+
+    # energy_before[i]: K-weighted energy of samples [0, i), needed only at block boundaries.
+    boundaries = np.unique(np.concatenate([lower, upper]))
+    energy_before = np.zeros(len(boundaries))
+    state = np.zeros((len(sos), audio.shape[1], 2))
+    running = 0.0
+    for first in range(0, n, _LOUDNESS_CHUNK):
+        chunk = audio[first : first + _LOUDNESS_CHUNK].T
+        weighted, state = signal.sosfilt(sos, chunk, axis=-1, zi=state)
+        cumulative = np.cumsum(np.einsum("ij,ij->j", weighted, weighted)) + running
+        inside = (boundaries > first) & (boundaries <= first + chunk.shape[1])
+        energy_before[inside] = cumulative[boundaries[inside] - first - 1]
+        running = cumulative[-1]
+    position = {boundary: index for index, boundary in enumerate(boundaries.tolist())}
+    high = energy_before[[position[b] for b in upper.tolist()]]
+    low = energy_before[[position[b] for b in lower.tolist()]]
+    return (high - low) / (block_s * sample_rate)
+
+
+def _gated_loudness(mean_squares: np.ndarray, gain: float = 1.0) -> float:
+    """Integrated loudness (LUFS) from block mean squares, after scaling the audio by gain."""
+    mean_squares = mean_squares * gain**2
     with np.errstate(divide="ignore"):
-        block_loudness = -0.691 + 10 * np.log10(mean_square.sum(axis=1))
-        above_absolute = block_loudness >= -70.0
-        if not above_absolute.any():
-            return -math.inf
-        relative_gate = -0.691 + 10 * np.log10(mean_square[above_absolute].mean(axis=0).sum()) - 10
-        gated = (block_loudness > relative_gate) & (block_loudness > -70.0)
-        if not gated.any():
-            return -math.inf
-        return float(-0.691 + 10 * np.log10(mean_square[gated].mean(axis=0).sum()))
+        block_loudness = -0.691 + 10 * np.log10(mean_squares)
+    above_absolute = block_loudness >= -70.0
+    if not above_absolute.any():
+        return -math.inf
+    relative_gate = -0.691 + 10 * math.log10(mean_squares[above_absolute].mean()) - 10
+    gated = (block_loudness > relative_gate) & above_absolute
+    if not gated.any():
+        return -math.inf
+    return float(-0.691 + 10 * math.log10(mean_squares[gated].mean()))
+
+
+def _integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness of (n, channels) audio, equal to pyloudnorm's."""
+    return _gated_loudness(_block_mean_squares(audio, sample_rate))
+
+
+def _gain_for_loudness(mean_squares: np.ndarray, target_lufs: float, gain: float = 1.0) -> float:
+    """The gain that brings audio to ``target_lufs``.
+
+    Loudness is not exactly scale-invariant: the -70 LUFS absolute gate lets quiet blocks
+    (a voice's fading tail) in or out, which moves the relative gate. A few fixed-point steps
+    on the block energies settle that without filtering the audio again.
+    """
+    for _ in range(8):
+        error = target_lufs - _gated_loudness(mean_squares, gain)
+        if abs(error) < 1e-4:
+            break
+        gain *= 10 ** (error / 20)
+    return gain
 
 
 def synthesize_song(
@@ -1062,10 +1198,12 @@ def synthesize_song(
 ) -> dict[str, np.ndarray]:
     """Render the four stems of ``plan`` as float32 arrays of shape (n_samples, 2).
 
-    The drums are set to ``drums_lufs`` integrated loudness and every other stem so that its
+    The drums are set to ``drums_lufs`` integrated loudness (ITU-R BS.1770, as measured by
+    ``pyloudnorm.Meter(sample_rate).integrated_loudness``) and every other stem so that its
     loudness minus the drums' equals :func:`drawn_relative_lufs`. If any stem would peak
-    above 0.99, the whole song is turned down, which keeps the relative levels. The vocals
-    of an instrumental song are digital silence. The same plan gives bit-identical stems.
+    above 0.99, the whole song is turned down (the drums then sit below ``drums_lufs``) and
+    the relative levels are kept. The vocals of an instrumental song are digital silence.
+    The same plan gives bit-identical stems.
     """
     _check_genre(plan.genre, styles)
     _check_seconds(plan.seconds)
@@ -1073,6 +1211,8 @@ def synthesize_song(
         raise ValueError(f"sample_rate must be an integer, got {sample_rate!r}")
     if sample_rate < MIN_SAMPLE_RATE:
         raise ValueError(f"sample_rate must be >= {MIN_SAMPLE_RATE} Hz, got {sample_rate!r}")
+    if not math.isfinite(drums_lufs):
+        raise ValueError(f"drums_lufs must be a finite loudness in LUFS, got {drums_lufs!r}")
     sample_rate = int(sample_rate)
     style = styles[plan.genre]
     arrangement = _plan_arrangement(plan, style, sample_rate)
@@ -1085,25 +1225,35 @@ def synthesize_song(
         "bass": _render_bass(arrangement, stream(_BASS_STREAM)),
         "other": _render_other(arrangement, stream(_CHORDS_STREAM)),
         "vocals": (
-            np.zeros((arrangement.n_samples, 2), dtype=np.float32)
+            _silence(arrangement)
             if plan.instrumental
             else _render_vocals(arrangement, stream(_VOCALS_STREAM))
         ),
     }
 
-    targets = {"drums": drums_lufs}
-    targets.update(
-        {stem: drums_lufs + level for stem, level in drawn_relative_lufs(plan, styles).items()}
-    )
-    for stem, audio in stems.items():
-        if not math.isfinite(targets[stem]):
-            continue  # an instrumental song's silent vocals
-        measured = _integrated_loudness(audio, sample_rate)
-        if not math.isfinite(measured):
+    drawn = drawn_relative_lufs(plan, styles)
+    audible = [stem for stem in STEM_NAMES if stem == "drums" or math.isfinite(drawn[stem])]
+    mean_squares = {stem: _block_mean_squares(stems[stem], sample_rate) for stem in audible}
+    for stem in audible:
+        if not math.isfinite(_gated_loudness(mean_squares[stem])):
             raise RuntimeError(f"{plan.name}: the {stem} stem came out silent")
-        audio *= np.float32(10 ** ((targets[stem] - measured) / 20))
-    peak = max(float(np.abs(audio).max()) for audio in stems.values())
-    if peak > _PEAK_TARGET:
-        for audio in stems.values():
-            audio *= np.float32(_PEAK_TARGET / peak)
+    peaks = {stem: max(float(audio.max()), -float(audio.min())) for stem, audio in stems.items()}
+
+    def balance(drums_gain: float) -> dict[str, float]:
+        drums = _gated_loudness(mean_squares["drums"], drums_gain)
+        gains = {stem: 0.0 for stem in STEM_NAMES}  # an instrumental's vocals stay silent
+        gains["drums"] = drums_gain
+        for stem in audible[1:]:
+            gains[stem] = _gain_for_loudness(mean_squares[stem], drums + drawn[stem])
+        return gains
+
+    gains = balance(_gain_for_loudness(mean_squares["drums"], drums_lufs))
+    for _ in range(4):
+        peak = max(gains[stem] * peaks[stem] for stem in STEM_NAMES)
+        if peak <= _PEAK_TARGET:
+            break
+        # Turn the whole song down, then re-balance at the new level (the gates may move).
+        gains = balance(gains["drums"] * _PEAK_TARGET / peak)
+    for stem, audio in stems.items():
+        audio *= np.float32(gains[stem])
     return stems

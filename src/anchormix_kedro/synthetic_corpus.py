@@ -52,7 +52,9 @@ class SyntheticCorpusSpec:
     def fingerprint(self) -> str:
         """Changes whenever the rendered audio would change."""
         settings = {k: v for k, v in asdict(self).items() if k != "plans"}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=list).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps(settings, sort_keys=True, default=list).encode()
+        ).hexdigest()[:16]
 
     def render(self) -> Iterator[tuple[SongPlan, dict[str, np.ndarray]]]:
         """Yield each song's stems in turn (one song in memory at a time)."""

@@ -40,7 +40,9 @@ class ExcerptDataset(AbstractVersionedDataset[ExcerptRecord, ExcerptRecord]):
         self._load_args = {**deepcopy(self.DEFAULT_LOAD_ARGS), **(load_args or {})}
         self._save_args = {**deepcopy(self.DEFAULT_SAVE_ARGS), **(save_args or {})}
         self.metadata = metadata
-        super().__init__(filepath=PurePosixPath(filepath), version=version, exists_function=self._file_exists)
+        super().__init__(
+            filepath=PurePosixPath(filepath), version=version, exists_function=self._file_exists
+        )
 
     @staticmethod
     def _file_exists(path: str) -> bool:
@@ -55,21 +57,30 @@ class ExcerptDataset(AbstractVersionedDataset[ExcerptRecord, ExcerptRecord]):
             with np.load(path, allow_pickle=False) as archive:
                 meta = json.loads(str(archive["meta"]))
                 audio = (
-                    {key.removeprefix("audio/"): archive[key] for key in archive.files if key.startswith("audio/")}
+                    {
+                        key.removeprefix("audio/"): archive[key]
+                        for key in archive.files
+                        if key.startswith("audio/")
+                    }
                     if self._load_args["audio"]
                     else {}
                 )
         except (OSError, ValueError, KeyError) as exc:
-            raise DatasetError(f"{path}: not a readable excerpt file ({exc}); re-run the ingestion pipeline") from exc
+            raise DatasetError(
+                f"{path}: not a readable excerpt file ({exc}); re-run the ingestion pipeline"
+            ) from exc
         return {"meta": meta, "audio": audio}
 
     def save(self, data: ExcerptRecord) -> None:
         path = Path(get_filepath_str(self._get_save_path(), "file"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"audio/{stem}": np.asarray(clip, dtype=np.float32) for stem, clip in data.get("audio", {}).items()}
+        arrays = {
+            f"audio/{stem}": np.asarray(clip, dtype=np.float32)
+            for stem, clip in data.get("audio", {}).items()
+        }
         # Write next to the target and rename, so a run killed mid-write leaves no half file.
         partial = path.with_name(path.name + ".partial")
         with open(partial, "wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(data["meta"])), **arrays)
         partial.replace(path)
-        self._invalidate_cache()
+        self._clear_version_cache()

@@ -23,7 +23,9 @@ LOUDNESS_COLUMNS = [
 ]  # fmt: skip
 
 
-def _source_corpus(musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus) -> tuple[str, MusdbCorpus]:
+def _source_corpus(
+    musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus
+) -> tuple[str, MusdbCorpus]:
     return ("musdb", musdb_corpus) if musdb_corpus.configured else ("synthetic", synthetic_corpus)
 
 
@@ -35,7 +37,11 @@ def excerpt_id_for(song: str) -> str:
 def plan_synthetic_corpus(musdb_corpus: MusdbCorpus, synthetic: dict) -> SyntheticCorpusSpec:
     """The synthetic corpus to render: none when a MUSDB18 root is configured."""
     if musdb_corpus.configured:
-        logger.info("Using MUSDB18 at %s (%d songs); no synthetic corpus needed", musdb_corpus.root, len(musdb_corpus))
+        logger.info(
+            "Using MUSDB18 at %s (%d songs); no synthetic corpus needed",
+            musdb_corpus.root,
+            len(musdb_corpus),
+        )
         return SyntheticCorpusSpec()
     logger.info(
         "No MUSDB18 root configured (set MUSDB_PATH or --params musdb_root=...): "
@@ -46,7 +52,9 @@ def plan_synthetic_corpus(musdb_corpus: MusdbCorpus, synthetic: dict) -> Synthet
     return SyntheticCorpusSpec.from_params(synthetic)
 
 
-def list_tracks(musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus, splits: dict) -> pd.DataFrame:
+def list_tracks(
+    musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus, splits: dict
+) -> pd.DataFrame:
     """One row per song: its split (MUSDB18's), genre, folder and layout."""
     source, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
     assigned = assign_splits(
@@ -70,14 +78,25 @@ def list_tracks(musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus, splits
     tracks = pd.DataFrame(rows, columns=TRACK_COLUMNS)
     clashes = tracks[tracks["excerpt_id"].duplicated(keep=False)]
     if len(clashes):
-        raise ValueError(f"song names collide after making them file-safe: {clashes['song'].tolist()}; rename one")
+        raise ValueError(
+            f"song names collide after making them file-safe: {clashes['song'].tolist()}; rename one"
+        )
     counts = tracks["split"].value_counts().to_dict()
-    logger.info("Tracks: %d (%s) from %s", len(tracks), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), source)
+    logger.info(
+        "Tracks: %d (%s) from %s",
+        len(tracks),
+        ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        source,
+    )
     return tracks
 
 
 def extract_excerpts(
-    musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus, tracks: pd.DataFrame, excerpt: dict, pairs: dict
+    musdb_corpus: MusdbCorpus,
+    synthetic_corpus: MusdbCorpus,
+    tracks: pd.DataFrame,
+    excerpt: dict,
+    pairs: dict,
 ) -> dict[str, Callable[[], dict]]:
     """One excerpt record per song, computed lazily so only one song is in memory at a time.
 
@@ -93,7 +112,12 @@ def extract_excerpts(
     def make_record(position: int, row: pd.Series) -> Callable[[], dict]:
         def record() -> dict:
             track = corpus.track(row["song"])
-            meta = {"excerpt_id": row["excerpt_id"], "song": row["song"], "error": None, "warnings": []}
+            meta = {
+                "excerpt_id": row["excerpt_id"],
+                "song": row["song"],
+                "error": None,
+                "warnings": [],
+            }
             try:
                 stem_set = corpus.load_stems(track, STEM_NAMES)
                 chosen = extract_excerpt(stem_set, anchors, targets, settings)
@@ -120,13 +144,18 @@ def extract_excerpts(
                 row["song"],
                 chosen.seconds,
                 chosen.start_s,
-                ", ".join(f"{s} {chosen.lufs[s]:.1f} LUFS ({chosen.status[s]})" for s in STEM_NAMES),
+                ", ".join(
+                    f"{s} {chosen.lufs[s]:.1f} LUFS ({chosen.status[s]})" for s in STEM_NAMES
+                ),
             )
             return {"meta": meta, "audio": chosen.audio}
 
         return record
 
-    return {row["excerpt_id"]: make_record(i, row) for i, (_, row) in enumerate(tracks.iterrows(), start=1)}
+    return {
+        row["excerpt_id"]: make_record(i, row)
+        for i, (_, row) in enumerate(tracks.iterrows(), start=1)
+    }
 
 
 def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataFrame, dict]:
@@ -169,6 +198,9 @@ def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataF
         "warnings": warnings_,
     }
     logger.info(
-        "Ingested %d of %d songs (%d skipped)", summary["songs_ingested"], summary["songs_listed"], len(failures)
+        "Ingested %d of %d songs (%d skipped)",
+        summary["songs_ingested"],
+        summary["songs_listed"],
+        len(failures),
     )
     return loudness, summary

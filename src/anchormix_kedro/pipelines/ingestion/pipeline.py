@@ -22,7 +22,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 extract_excerpts,
-                inputs=["musdb_corpus", "synthetic_corpus", "tracks", "params:ingestion.excerpt", "params:pairs"],
+                inputs=[
+                    "musdb_corpus",
+                    "synthetic_corpus",
+                    "tracks",
+                    "params:ingestion.excerpt",
+                    "params:pairs",
+                ],
                 outputs="excerpts",
                 name="extract_excerpts",
             ),

@@ -11,7 +11,9 @@ from anchormix_kedro.perturbation import GainOffsets, anchor_target_pairs, make_
 logger = logging.getLogger(__name__)
 
 
-def perturb_gains(loudness: pd.DataFrame, tracks: pd.DataFrame, pairs: dict, perturbation: dict) -> tuple[pd.DataFrame, dict]:
+def perturb_gains(
+    loudness: pd.DataFrame, tracks: pd.DataFrame, pairs: dict, perturbation: dict
+) -> tuple[pd.DataFrame, dict]:
     """The examples table (reference and perturbed relative levels, labels) and skipped pairs."""
     examples, summary = make_examples(
         loudness,

@@ -21,7 +21,12 @@ from anchormix_kedro.advice import (
     example_rng,
     instruction_text,
 )
-from anchormix_kedro.conventions import ALL_GENRES, lookup_convention, measure_genre_conventions
+from anchormix_kedro.conventions import (
+    ALL_GENRES,
+    convention_index,
+    lookup_convention,
+    measure_genre_conventions,
+)
 from anchormix_kedro.musdb import SPLITS, UNKNOWN_GENRE
 
 logger = logging.getLogger(__name__)
@@ -30,7 +35,9 @@ logger = logging.getLogger(__name__)
 def measure_conventions(examples: pd.DataFrame) -> pd.DataFrame:
     """Genre conventions (median, spread of each pair's reference level) of the training split."""
     conventions = measure_genre_conventions(examples, split="train")
-    logger.info("Genre conventions: %d (genre, pair) rows from the training split", len(conventions))
+    logger.info(
+        "Genre conventions: %d (genre, pair) rows from the training split", len(conventions)
+    )
     return conventions
 
 
@@ -39,13 +46,17 @@ def check_song_splits(examples: pd.DataFrame) -> None:
     per_song = examples.groupby("song")["split"].nunique()
     leaking = per_song[per_song > 1].index.tolist()
     if leaking:
-        raise ValueError(f"songs in more than one split: {leaking}; splits must be assigned per song")
+        raise ValueError(
+            f"songs in more than one split: {leaking}; splits must be assigned per song"
+        )
     unknown = sorted(set(examples["split"]) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown split names {unknown}; expected {', '.join(SPLITS)}")
 
 
-def build_instruction_dataset(examples: pd.DataFrame, conventions: pd.DataFrame, templating: dict) -> pd.DataFrame:
+def build_instruction_dataset(
+    examples: pd.DataFrame, conventions: pd.DataFrame, templating: dict
+) -> pd.DataFrame:
     """One chat conversation per example (anchor+target), plus its target-only variant.
 
     The assistant turn is the reference advice: relation, direction, amount in dB and the
@@ -57,23 +68,34 @@ def build_instruction_dataset(examples: pd.DataFrame, conventions: pd.DataFrame,
     system_prompt = templating["system_prompt"]
     probability = float(templating["convention_sentence_probability"])
     min_songs = int(templating["convention_min_songs"])
+    index = convention_index(conventions)
     rows = []
     for ex in examples.itertuples(index=False):
         rng_advice = example_rng(seed, ex.example_id, "advice")
         rng_prompt = example_rng(seed, ex.example_id, "instruction")
         convention = None
         if example_rng(seed, ex.example_id, "convention").random() < probability:
-            found = lookup_convention(conventions, ex.genre, ex.anchor, ex.target, min_songs)
+            found = lookup_convention(index, ex.genre, ex.anchor, ex.target, min_songs)
             if found is not None:
                 convention = convention_sentence(
-                    ex.genre, ex.anchor, ex.target, float(found["median_db"]), pooled=found["genre"] == ALL_GENRES
+                    ex.genre,
+                    ex.anchor,
+                    ex.target,
+                    float(found["median_db"]),
+                    pooled=found["genre"] == ALL_GENRES,
                 )
-        genre = ex.genre if templating["mention_genre_in_prompt"] and ex.genre != UNKNOWN_GENRE else None
+        genre = (
+            ex.genre
+            if templating["mention_genre_in_prompt"] and ex.genre != UNKNOWN_GENRE
+            else None
+        )
         # The amount the advice names undoes the perturbation: a fader move of -gain_db.
         advice = advice_text(ex.label, ex.target, ex.anchor, ex.gain_db, rng_advice, convention)
         advice_target_only = advice_text(ex.label, ex.target, None, ex.gain_db, rng_advice)
         instruction = instruction_text(ANCHOR_TARGET, ex.anchor, ex.target, rng_prompt, genre)
-        instruction_target_only = instruction_text(TARGET_ONLY, ex.anchor, ex.target, rng_prompt, genre)
+        instruction_target_only = instruction_text(
+            TARGET_ONLY, ex.anchor, ex.target, rng_prompt, genre
+        )
         anchor_clip = audio_uri(ex.excerpt_id, ex.anchor)
         target_clip = audio_uri(ex.excerpt_id, ex.target, ex.gain_db)
         rows.append(
@@ -81,9 +103,13 @@ def build_instruction_dataset(examples: pd.DataFrame, conventions: pd.DataFrame,
                 **ex._asdict(),
                 "instruction": instruction,
                 "advice": advice,
-                "messages": json.dumps(conversation(system_prompt, [anchor_clip, target_clip], instruction, advice)),
+                "messages": json.dumps(
+                    conversation(system_prompt, [anchor_clip, target_clip], instruction, advice)
+                ),
                 "messages_target_only": json.dumps(
-                    conversation(system_prompt, [target_clip], instruction_target_only, advice_target_only)
+                    conversation(
+                        system_prompt, [target_clip], instruction_target_only, advice_target_only
+                    )
                 ),
             }
         )
@@ -100,7 +126,9 @@ def _count_table(frame: pd.DataFrame, by: list[str]) -> str:
     counts = frame.groupby(by).size().rename("examples").reset_index()
     header = "| " + " | ".join([*by, "examples"]) + " |"
     rule = "|" + "---|" * (len(by) + 1)
-    lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in counts.itertuples(index=False)]
+    lines = [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in counts.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *lines])
 
 
@@ -111,7 +139,9 @@ def make_dataset_card(
     perturbation_summary: dict,
 ) -> str:
     """A Markdown card: sizes by split, label, pair and genre; conventions; what was skipped."""
-    data = instruction_dataset.assign(pair=instruction_dataset["anchor"] + " > " + instruction_dataset["target"])
+    data = instruction_dataset.assign(
+        pair=instruction_dataset["anchor"] + " > " + instruction_dataset["target"]
+    )
     songs_per_split = data.groupby("split")["song"].nunique()
     skipped_songs = ingestion_summary["songs_skipped"]
     lines = [
@@ -159,16 +189,20 @@ def plot_reference_levels(examples: pd.DataFrame) -> plt.Figure:
     pairs = references[["anchor", "target"]].drop_duplicates().itertuples(index=False)
     pairs = list(pairs)
     genres = sorted(references["genre"].unique())
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 4.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(pairs), figsize=(4.5 * len(pairs), 4.5), sharey=True, squeeze=False
+    )
     for ax, (anchor, target) in zip(axes[0], pairs, strict=True):
         subset = references[(references["anchor"] == anchor) & (references["target"] == target)]
-        data = [subset.loc[subset["genre"] == g, "reference_relative_db"].to_numpy() for g in genres]
+        data = [
+            subset.loc[subset["genre"] == g, "reference_relative_db"].to_numpy() for g in genres
+        ]
         ax.boxplot(data, tick_labels=genres, showfliers=False)
         for i, values in enumerate(data, start=1):
             ax.scatter([i] * len(values), values, s=10, alpha=0.6)
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(f"{target} relative to {anchor}")
-        ax.tick_params(axis="x", rotation=45)
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right")
     axes[0][0].set_ylabel("reference level, target - anchor (dB LUFS)")
     fig.suptitle("Balance in the professional mixes, by genre")
     fig.tight_layout()

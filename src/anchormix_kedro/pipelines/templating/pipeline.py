@@ -2,13 +2,23 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_instruction_dataset, make_dataset_card, measure_conventions, plot_reference_levels
+from .nodes import (
+    build_instruction_dataset,
+    make_dataset_card,
+    measure_conventions,
+    plot_reference_levels,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(measure_conventions, inputs="examples", outputs="genre_conventions", name="measure_conventions"),
+            Node(
+                measure_conventions,
+                inputs="examples",
+                outputs="genre_conventions",
+                name="measure_conventions",
+            ),
             Node(
                 build_instruction_dataset,
                 inputs=["examples", "genre_conventions", "params:templating"],
@@ -17,10 +27,20 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 make_dataset_card,
-                inputs=["instruction_dataset", "genre_conventions", "ingestion_summary", "perturbation_summary"],
+                inputs=[
+                    "instruction_dataset",
+                    "genre_conventions",
+                    "ingestion_summary",
+                    "perturbation_summary",
+                ],
                 outputs="dataset_card",
                 name="make_dataset_card",
             ),
-            Node(plot_reference_levels, inputs="examples", outputs="reference_levels_plot", name="plot_reference_levels"),
+            Node(
+                plot_reference_levels,
+                inputs="examples",
+                outputs="reference_levels_plot",
+                name="plot_reference_levels",
+            ),
         ]
     )

@@ -1,0 +1,44 @@
+# AnchorMix: `make run` (environment if needed, then `kedro run`) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Offline and telemetry-free by default (users may override any of these).
+export DO_NOT_TRACK ?= true
+export KEDRO_DISABLE_TELEMETRY ?= true
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+
+.PHONY: run test lint viz mlflow-ui benchmark clean-env
+
+$(BIN)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: a CPU wheel where one is available, instead of a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/kedro run $(ARGS)
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/python -m pytest $(ARGS)
+
+viz: $(BIN)/.installed
+	$(BIN)/kedro viz run --host 127.0.0.1
+
+mlflow-ui: $(BIN)/.installed
+	$(BIN)/kedro mlflow ui
+
+benchmark: $(BIN)/.installed
+	$(BIN)/python scripts/benchmark_data.py $(ARGS)
+
+clean-env:
+	rm -rf $(VENV)
