@@ -9,6 +9,7 @@ import pytest
 
 from anchormix_kedro.advice import (
     ANCHOR_TARGET,
+    SINGLE_CLIP,
     TARGET_ONLY,
     advice_text,
     audio_uri,
@@ -86,6 +87,8 @@ def test_instructions_name_both_roles_or_only_the_target():
         assert "Audio 1" in text and "Audio 2" in text
         only = instruction_text(TARGET_ONLY, "drums", "vocals", rng)
         assert "the drums" not in only and "Audio 2" not in only and "the vocal" in only
+        single = instruction_text(SINGLE_CLIP, "drums", "vocals", rng)
+        assert "the drums" in single and "the vocal" in single and "Audio 2" not in single
     with pytest.raises(ValueError, match="unknown formulation 'stereo'"):
         instruction_text("stereo", "drums", "vocals", rng)
 
@@ -93,8 +96,11 @@ def test_instructions_name_both_roles_or_only_the_target():
 def test_audio_uri_round_trip_and_conversation_shape():
     uri = audio_uri("Song_A", "vocals", -3.0)
     assert uri == "excerpt://Song_A/vocals?gain_db=-3.0"
-    assert parse_audio_uri(uri) == ("Song_A", "vocals", -3.0)
-    assert parse_audio_uri(audio_uri("Song_A", "drums")) == ("Song_A", "drums", 0.0)
+    assert parse_audio_uri(uri) == ("Song_A", ["vocals"], -3.0)
+    assert parse_audio_uri(audio_uri("Song_A", "drums")) == ("Song_A", ["drums"], 0.0)
+    joined = audio_uri("Song_A", ["drums", "vocals"], 4.0)
+    assert joined == "excerpt://Song_A/drums+vocals?gain_db=+4.0"
+    assert parse_audio_uri(joined) == ("Song_A", ["drums", "vocals"], 4.0)
     messages = conversation("sys", [audio_uri("S", "drums"), uri], "question", "answer")
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert [c["type"] for c in messages[1]["content"]] == ["audio", "audio", "text"]

@@ -74,11 +74,13 @@ def test_data_pipeline_on_a_small_synthetic_corpus(project):
     assert len(dataset) == len(examples) > 0
     assert dataset.groupby("song")["split"].nunique().max() == 1
     first = dataset.iloc[0]
-    messages = json.loads(first["messages"])
+    messages = json.loads(first["messages_anchor_target"])
     assert messages[-1]["content"] == first["advice"]
     audio = [c["audio_url"] for c in messages[1]["content"] if c["type"] == "audio"]
     assert audio[0] == f"excerpt://{first['excerpt_id']}/drums"
     assert len(json.loads(first["messages_target_only"])[1]["content"]) == 2  # one clip + text
+    single = json.loads(first["messages_single_clip"])[1]["content"][0]["audio_url"]
+    assert single.startswith(f"excerpt://{first['excerpt_id']}/drums+")
 
     excerpts = catalog.load("excerpts")
     record = excerpts[first["excerpt_id"]]()

@@ -9,6 +9,7 @@ import pytest
 from anchormix_kedro.synthetic import (
     DEFAULT_GENRES,
     STEM_NAMES,
+    GenreStyle,
     SongPlan,
     drawn_relative_lufs,
     plan_corpus,
@@ -216,6 +217,24 @@ def test_drums_never_fall_silent(songs_by_genre):
         assert rms.min() > np.median(rms) * 10 ** (-40 / 20), genre
 
 
+def estimated_tempo_bpm(drums, sample_rate=SAMPLE_RATE):
+    """Tempo from the autocorrelation of the drums' onset strength (86-200 BPM)."""
+    mono = drums.mean(axis=1).astype(np.float64)
+    hop = sample_rate // 100
+    energy = (mono[: len(mono) // hop * hop].reshape(-1, hop) ** 2).sum(axis=1)
+    onsets = np.maximum(np.diff(np.log(energy + 1e-9)), 0)
+    onsets -= onsets.mean()
+    autocorrelation = np.correlate(onsets, onsets, "full")[len(onsets) - 1 :]
+    lags = np.arange(30, 71)  # hops of 10 ms
+    return 6000 / lags[np.argmax(autocorrelation[lags])]
+
+
+@pytest.mark.parametrize("genre", ["Electronic", "Country"])
+def test_drum_onsets_repeat_at_the_genre_tempo(songs_by_genre, genre):
+    slowest, fastest = DEFAULT_GENRES[genre].tempo_bpm
+    assert slowest - 3 <= estimated_tempo_bpm(songs_by_genre[genre]["drums"]) <= fastest + 3
+
+
 @pytest.mark.parametrize("genre", list(DEFAULT_GENRES))
 def test_every_stem_plays_most_of_a_longer_song_after_a_short_intro(genre):
     # 48 s is at least 12 bars at every genre's slowest tempo, long enough for an intro.
@@ -290,6 +309,31 @@ def test_plan_corpus_rejects_bad_values(arguments, message):
         plan_corpus(**call)
 
 
-def test_synthesize_song_rejects_an_unknown_genre():
+def test_synthesize_song_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"'Polka'.*known genres"):
         synthesize_song(make_plan("Polka", seconds=2.0), SAMPLE_RATE)
+    with pytest.raises(ValueError, match=r"sample_rate.*4000"):
+        synthesize_song(make_plan(seconds=2.0), 4000)
+
+
+def test_custom_styles_set_the_level_conventions():
+    rock = GenreStyle(
+        name="Rock",
+        tempo_bpm=(110.0, 120.0),
+        relative_lufs={"vocals": 0.0, "bass": -8.0, "other": 5.0},
+        spread_lu=0.0,
+        chord_style="power",
+        chord_steps=(0, 2, 4, 6, 8, 10, 12, 14),
+        chord_length_steps=2,
+    )
+    styles = {"Rock": rock}
+    (plan,) = plan_corpus(1, 3.0, seed=3, styles=styles)
+    assert plan.genre == "Rock"
+    assert drawn_relative_lufs(plan, styles) == {"bass": -8.0, "other": 5.0, "vocals": 0.0}
+    measured = relative_loudness(synthesize_song(plan, SAMPLE_RATE, styles=styles))
+    for stem, level in rock.relative_lufs.items():
+        assert measured[stem] == pytest.approx(level, abs=LEVEL_TOLERANCE_LU)
+    with pytest.raises(ValueError, match="chord_style"):
+        GenreStyle(
+            "Odd", (100.0, 110.0), {"vocals": 0.0, "bass": 0.0, "other": 0.0}, 1.0, chord_style="x"
+        )

@@ -14,8 +14,10 @@ from urllib.parse import parse_qs, urlparse
 
 from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
-ANCHOR_TARGET, TARGET_ONLY = "anchor_target", "target_only"
-FORMULATIONS: tuple[str, ...] = (ANCHOR_TARGET, TARGET_ONLY)
+# How the stems reach the model: anchor and target as two clips (the method), the target
+# alone (the no-anchor ablation), or one clip playing the anchor, a pause, then the target.
+ANCHOR_TARGET, TARGET_ONLY, SINGLE_CLIP = "anchor_target", "target_only", "single_clip"
+FORMULATIONS: tuple[str, ...] = (ANCHOR_TARGET, TARGET_ONLY, SINGLE_CLIP)
 DEFAULT_SYSTEM_PROMPT = (
     "You are an experienced mixing engineer. You listen to stems of a multitrack mix and "
     "give short, actionable gain-balancing advice."
@@ -167,6 +169,14 @@ INSTRUCTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "Audio 1: {anchor} (anchor). Audio 2: {target} (target). Is the target balanced against the anchor? "
         "If not, by how many dB should I move the {fader}?",
     ),
+    SINGLE_CLIP: (
+        "Audio 1 plays {anchor} (the anchor), then, after a short pause, {target} (the target) from the same mix. "
+        "Relative to {anchor}, is {target} too loud, too soft or balanced? Give gain advice for {target}.",
+        "First you hear {anchor}, the anchor, then {target}, the target. "
+        "How should the {fader} move to balance {target} against {anchor}?",
+        "Audio 1: {anchor} (anchor), a pause, then {target} (target). Is the target balanced against the anchor? "
+        "If not, by how many dB should I move the {fader}?",
+    ),
     TARGET_ONLY: (
         "Audio 1 is {target} from a mix. Is {target} too loud, too soft or balanced? Give gain advice for {target}.",
         "Listen to {target} in Audio 1. How should the {fader} move to balance {it} in the mix?",
@@ -192,18 +202,23 @@ def instruction_text(
 # --------------------------------------------------------------------------- conversations
 
 
-def audio_uri(excerpt_id: str, stem: str, gain_db: float = 0.0) -> str:
-    """Where a clip of a conversation comes from: ``excerpt://<excerpt>/<stem>?gain_db=+4.0``."""
-    return f"excerpt://{excerpt_id}/{stem}" + (f"?gain_db={gain_db:+.1f}" if gain_db else "")
+def audio_uri(excerpt_id: str, stems: str | list[str], gain_db: float = 0.0) -> str:
+    """Where a clip of a conversation comes from: ``excerpt://<excerpt>/<stem>?gain_db=+4.0``.
+
+    Several stems (``drums+vocals``) make one clip played one after the other; the gain
+    applies to the last one (the target).
+    """
+    joined = stems if isinstance(stems, str) else "+".join(stems)
+    return f"excerpt://{excerpt_id}/{joined}" + (f"?gain_db={gain_db:+.1f}" if gain_db else "")
 
 
-def parse_audio_uri(uri: str) -> tuple[str, str, float]:
-    """Inverse of :func:`audio_uri`: ``(excerpt_id, stem, gain_db)``."""
+def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:
+    """Inverse of :func:`audio_uri`: ``(excerpt_id, stems, gain_db of the last stem)``."""
     parsed = urlparse(uri)
     if parsed.scheme != "excerpt" or not parsed.path.strip("/"):
         raise ValueError(f"not an excerpt audio URI: {uri!r}")
     gain = parse_qs(parsed.query).get("gain_db", ["0"])[0]
-    return parsed.netloc, parsed.path.strip("/"), float(gain)
+    return parsed.netloc, parsed.path.strip("/").split("+"), float(gain)
 
 
 def conversation(

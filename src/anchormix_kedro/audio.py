@@ -6,6 +6,7 @@ pyloudnorm's convention) unless a docstring says otherwise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -205,14 +206,13 @@ def _k_weighting_sos(sample_rate: int) -> tuple[np.ndarray, float]:
     return np.array(sections), gain
 
 
-def integrated_loudness(data: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770-4 integrated loudness in LUFS, ``SILENCE_LUFS`` for silence.
+def gating_block_powers(data: np.ndarray, sample_rate: int) -> np.ndarray:
+    """K-weighted mean square of each BS.1770 gating block (400 ms, every 100 ms), channels summed.
 
-    Same filters, 400 ms blocks with 75 % overlap and the same absolute (-70 LUFS) and
-    relative (-10 LU) gates as ``pyloudnorm.Meter.integrated_loudness``; the gating is
-    vectorised (pyloudnorm loops over blocks in Python), which makes it about 10x faster.
-    The tests check both agree. ``data`` is ``(samples,)`` or ``(samples, channels)``, up to
-    two channels (L, R: channel weights 1.0), at least 0.4 s long.
+    Same filters (pyloudnorm's own design) and block boundaries as
+    ``pyloudnorm.Meter.integrated_loudness``; vectorised, where pyloudnorm loops over blocks
+    in Python. ``data`` is ``(samples,)`` or ``(samples, channels)`` with up to two channels
+    (L, R: channel weights 1.0), at least 0.4 s long.
     """
     block = int(round(0.4 * sample_rate))
     if data.shape[0] < block:
@@ -226,23 +226,41 @@ def integrated_loudness(data: np.ndarray, sample_rate: int) -> float:
     # All channel weights are 1.0, so the channels' mean squares can be summed sample-wise first.
     energy = np.einsum("ij,ij->j", weighted, weighted) * gain**2
     cumulative = np.concatenate([[0.0], np.cumsum(energy)])
-    # Mean square per 400 ms block, blocks every 100 ms (pyloudnorm's block boundaries).
     n_samples = channels.shape[1]
     n_blocks = int(np.round((n_samples / sample_rate - 0.4) / (0.4 * 0.25))) + 1
     steps = np.arange(n_blocks) * 0.25
     lower = (0.4 * steps * sample_rate).astype(np.int64)
     upper = np.minimum((0.4 * (steps + 1) * sample_rate).astype(np.int64), n_samples)
-    power = (cumulative[upper] - cumulative[lower]) / block
+    return (cumulative[upper] - cumulative[lower]) / block
+
+
+def gated_loudness(block_powers: np.ndarray, gain: float = 1.0) -> float:
+    """BS.1770 integrated loudness (LUFS) from gating block powers, of the audio scaled by ``gain``.
+
+    Applies the absolute (-70 LUFS) and relative (-10 LU) gates; ``-inf`` when nothing passes.
+    Scaling the block powers instead of the audio lets callers solve for a gain cheaply.
+    """
+    power = block_powers * gain**2
     with np.errstate(divide="ignore"):
         block_loudness = -0.691 + 10.0 * np.log10(power)
     above_absolute = block_loudness >= -70.0
     if not above_absolute.any():
-        return SILENCE_LUFS
+        return -math.inf
     relative_gate = -0.691 + 10.0 * np.log10(power[above_absolute].mean()) - 10.0
     gated = power[(block_loudness > relative_gate) & above_absolute]
     if gated.size == 0:
-        return SILENCE_LUFS
+        return -math.inf
     return float(-0.691 + 10.0 * np.log10(gated.mean()))
+
+
+def integrated_loudness(data: np.ndarray, sample_rate: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS, ``SILENCE_LUFS`` for silence.
+
+    Agrees with ``pyloudnorm.Meter(sample_rate).integrated_loudness`` (the tests check it)
+    and is about ten times faster.
+    """
+    value = gated_loudness(gating_block_powers(data, sample_rate))
+    return value if math.isfinite(value) else SILENCE_LUFS
 
 
 def frame_rms_db(data: np.ndarray, sample_rate: int, frame_s: float = 0.1) -> np.ndarray:

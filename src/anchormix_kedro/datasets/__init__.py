@@ -1,6 +1,7 @@
-"""Kedro datasets for AnchorMix's own formats (audio corpora, excerpts)."""
+"""Kedro datasets for AnchorMix's own formats (audio corpora, array records, model packages)."""
 
-from anchormix_kedro.datasets.excerpt_dataset import ExcerptDataset
+from anchormix_kedro.datasets.model_package_dataset import ModelPackageDataset
 from anchormix_kedro.datasets.musdb_dataset import MusdbCorpusDataset
+from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset
 
-__all__ = ["ExcerptDataset", "MusdbCorpusDataset"]
+__all__ = ["ModelPackageDataset", "MusdbCorpusDataset", "NpzRecordDataset"]

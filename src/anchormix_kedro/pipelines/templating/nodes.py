@@ -13,6 +13,8 @@ import pandas as pd
 
 from anchormix_kedro.advice import (
     ANCHOR_TARGET,
+    FORMULATIONS,
+    SINGLE_CLIP,
     TARGET_ONLY,
     advice_text,
     audio_uri,
@@ -57,7 +59,11 @@ def check_song_splits(examples: pd.DataFrame) -> None:
 def build_instruction_dataset(
     examples: pd.DataFrame, conventions: pd.DataFrame, templating: dict
 ) -> pd.DataFrame:
-    """One chat conversation per example (anchor+target), plus its target-only variant.
+    """One chat conversation per example and input formulation (``messages_<formulation>``).
+
+    ``anchor_target`` (the method: anchor clip, target clip), ``target_only`` (the no-anchor
+    ablation, advice phrased against the mix) and ``single_clip`` (the anchor, a pause and
+    the target in one clip).
 
     The assistant turn is the reference advice: relation, direction, amount in dB and the
     fader move; with probability ``convention_sentence_probability`` it adds the genre's
@@ -72,7 +78,6 @@ def build_instruction_dataset(
     rows = []
     for ex in examples.itertuples(index=False):
         rng_advice = example_rng(seed, ex.example_id, "advice")
-        rng_prompt = example_rng(seed, ex.example_id, "instruction")
         convention = None
         if example_rng(seed, ex.example_id, "convention").random() < probability:
             found = lookup_convention(index, ex.genre, ex.anchor, ex.target, min_songs)
@@ -92,27 +97,24 @@ def build_instruction_dataset(
         # The amount the advice names undoes the perturbation: a fader move of -gain_db.
         advice = advice_text(ex.label, ex.target, ex.anchor, ex.gain_db, rng_advice, convention)
         advice_target_only = advice_text(ex.label, ex.target, None, ex.gain_db, rng_advice)
-        instruction = instruction_text(ANCHOR_TARGET, ex.anchor, ex.target, rng_prompt, genre)
-        instruction_target_only = instruction_text(
-            TARGET_ONLY, ex.anchor, ex.target, rng_prompt, genre
-        )
-        anchor_clip = audio_uri(ex.excerpt_id, ex.anchor)
-        target_clip = audio_uri(ex.excerpt_id, ex.target, ex.gain_db)
-        rows.append(
-            {
-                **ex._asdict(),
-                "instruction": instruction,
-                "advice": advice,
-                "messages": json.dumps(
-                    conversation(system_prompt, [anchor_clip, target_clip], instruction, advice)
-                ),
-                "messages_target_only": json.dumps(
-                    conversation(
-                        system_prompt, [target_clip], instruction_target_only, advice_target_only
-                    )
-                ),
-            }
-        )
+        clips = {
+            ANCHOR_TARGET: [
+                audio_uri(ex.excerpt_id, ex.anchor),
+                audio_uri(ex.excerpt_id, ex.target, ex.gain_db),
+            ],
+            TARGET_ONLY: [audio_uri(ex.excerpt_id, ex.target, ex.gain_db)],
+            SINGLE_CLIP: [audio_uri(ex.excerpt_id, [ex.anchor, ex.target], ex.gain_db)],
+        }
+        row = {**ex._asdict(), "advice": advice}
+        for formulation in FORMULATIONS:
+            # The same draw for every formulation: they differ only in what they must convey.
+            rng_prompt = example_rng(seed, ex.example_id, "instruction")
+            instruction = instruction_text(formulation, ex.anchor, ex.target, rng_prompt, genre)
+            answer = advice_target_only if formulation == TARGET_ONLY else advice
+            row[f"messages_{formulation}"] = json.dumps(
+                conversation(system_prompt, clips[formulation], instruction, answer)
+            )
+        rows.append(row)
     dataset = pd.DataFrame(rows)
     logger.info(
         "Instruction dataset: %d conversations (%s)",

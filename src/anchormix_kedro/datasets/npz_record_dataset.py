@@ -1,4 +1,8 @@
-"""``ExcerptDataset``: one song's excerpt (16 kHz stems and measurements) as a ``.npz`` file."""
+"""``NpzRecordDataset``: named arrays plus JSON metadata in one ``.npz`` file.
+
+Used one file per song for the excerpts (16 kHz stems and their measurements) and for
+the cached log-mel features.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,19 @@ from typing import Any
 import numpy as np
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str
 
-#: Stored record: ``{"meta": JSON-able dict, "audio": {stem: (samples,) float32}}``.
-ExcerptRecord = dict[str, Any]
+#: Stored record: ``{"meta": JSON-able dict, "audio": {name: float32 array}}``.
+ArrayRecord = dict[str, Any]
 
 
-class ExcerptDataset(AbstractVersionedDataset[ExcerptRecord, ExcerptRecord]):
-    """Loads and saves an excerpt record as a compressed-free ``.npz`` (fast to read back).
+class NpzRecordDataset(AbstractVersionedDataset[ArrayRecord, ArrayRecord]):
+    """Loads and saves a record as an uncompressed ``.npz`` (fast to read back).
 
     Example catalog entry, usually inside a ``PartitionedDataset`` (one file per song)::
 
         excerpts:
           type: partitions.PartitionedDataset
           path: data/02_intermediate/excerpts
-          dataset: anchormix_kedro.datasets.ExcerptDataset
+          dataset: anchormix_kedro.datasets.NpzRecordDataset
           filename_suffix: .npz
     """
 
@@ -51,7 +55,7 @@ class ExcerptDataset(AbstractVersionedDataset[ExcerptRecord, ExcerptRecord]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "version": self._version, "load_args": self._load_args}
 
-    def load(self) -> ExcerptRecord:
+    def load(self) -> ArrayRecord:
         path = get_filepath_str(self._get_load_path(), "file")
         try:
             with np.load(path, allow_pickle=False) as archive:
@@ -71,7 +75,7 @@ class ExcerptDataset(AbstractVersionedDataset[ExcerptRecord, ExcerptRecord]):
             ) from exc
         return {"meta": meta, "audio": audio}
 
-    def save(self, data: ExcerptRecord) -> None:
+    def save(self, data: ArrayRecord) -> None:
         path = Path(get_filepath_str(self._get_save_path(), "file"))
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {

@@ -1,0 +1,107 @@
+"""Measure the genre conventions shipped with the project (the DSP baseline's reference).
+
+For every MUSDB18 training song (the songs of ``train/`` minus the 14 validation songs of
+``musdb.MUSDB_VALIDATION_TRACKS``) it picks the excerpt and measures the stems exactly as
+the ingestion pipeline does, forms all 12 ordered (anchor, target) pairs of the four stems
+where both play, and summarises each pair's relative level per genre and over all genres
+with the templating pipeline's own function. The output holds statistics, not audio.
+
+    python scripts/measure_shipped_conventions.py [--musdb-root ../shared/data/musdb18-7s]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from anchormix_kedro.audio import AudioError
+from anchormix_kedro.conventions import measure_genre_conventions
+from anchormix_kedro.excerpts import ExcerptSettings, extract_excerpt
+from anchormix_kedro.musdb import (
+    MUSDB_VALIDATION_TRACKS,
+    STEM_NAMES,
+    assign_splits,
+    discover_corpus,
+)
+from anchormix_kedro.perturbation import GainOffsets, anchor_target_pairs, make_examples
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
+DEFAULT_OUTPUT = PROJECT_ROOT / "src" / "anchormix_kedro" / "resources" / "genre_conventions.csv"
+PARAMETERS = PROJECT_ROOT / "conf" / "base" / "parameters.yml"
+
+logger = logging.getLogger("measure_shipped_conventions")
+
+
+def pipeline_settings(parameters: Path) -> tuple[ExcerptSettings, float]:
+    """The excerpt settings and balance tolerance of the project's configuration."""
+    params = yaml.safe_load(parameters.read_text("utf-8"))
+    return (
+        ExcerptSettings(**params["ingestion"]["excerpt"]),
+        float(params["perturbation"]["balanced_tolerance_db"]),
+    )
+
+
+def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.DataFrame:
+    """Conventions of all 12 ordered stem pairs over the training songs under ``root``."""
+    corpus = discover_corpus(root)
+    # No carving: every song that is neither a validation nor a test song counts as training.
+    splits = assign_splits(corpus.tracks, MUSDB_VALIDATION_TRACKS, carve_missing={}, seed=0)
+    training = [t for t in corpus.tracks if splits[t.name] == "train"]
+    loudness_rows, track_rows = [], []
+    for position, track in enumerate(training, start=1):
+        try:
+            stem_set = corpus.load_stems(track, STEM_NAMES)
+        except AudioError as exc:
+            logger.warning("[%d/%d] skipped %s: %s", position, len(training), track.name, exc)
+            continue
+        excerpt = extract_excerpt(stem_set, STEM_NAMES, STEM_NAMES, settings)
+        track_rows.append({"song": track.name, "split": "train", "genre": track.genre})
+        loudness_rows.extend(
+            {
+                "excerpt_id": track.name,
+                "song": track.name,
+                "stem": stem,
+                "lufs": excerpt.lufs[stem],
+                "status": excerpt.status[stem],
+            }
+            for stem in STEM_NAMES
+        )
+        logger.info("[%d/%d] %s (%s)", position, len(training), track.name, track.genre)
+    # A single 0 dB offset turns the perturbation step into "the reference level of each
+    # pair whose two stems play", the quantity the conventions summarise.
+    examples, _ = make_examples(
+        pd.DataFrame(loudness_rows),
+        pd.DataFrame(track_rows),
+        anchor_target_pairs(STEM_NAMES, STEM_NAMES),
+        GainOffsets(values=(0.0,)),
+        tolerance_db,
+        seed=0,
+    )
+    return measure_genre_conventions(examples, split="train")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--musdb-root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--parameters", type=Path, default=PARAMETERS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings, tolerance_db = pipeline_settings(args.parameters)
+    conventions = measure(args.musdb_root, settings, tolerance_db)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    conventions.to_csv(args.output, index=False)
+    pooled = conventions[conventions["genre"] == "all"]
+    print(f"wrote {len(conventions)} rows ({len(pooled)} pairs over all genres) to {args.output}")
+    print(pooled.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

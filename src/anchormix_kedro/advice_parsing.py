@@ -1,0 +1,406 @@
+"""Read a judgement back out of gain advice text, and score it against the truth.
+
+:func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.advice`'s
+templates or freely by another model ("turn the vocals down 3dB", "sits well"), into a
+direction (``too_loud`` / ``too_soft`` / ``balanced``, or ``None`` when the text does not
+say) and an amount in dB (``None`` when no amount is given). :func:`truth_metrics` compares
+that with the label and gain of the example; whatever the text does not say stays missing.
+
+Directions come from cues: descriptions of the target ("too loud", "buried", "sits well")
+and fader moves ("pull ... down", "raise"). Moves weigh twice as much as descriptions,
+because a text may describe the anchor ("the drums are too loud, bring the vocal up") but
+its move is about the target. Negated cues ("without overpowering") do not count.
+Sentences quoting genre conventions ("In Rap mixes, the vocal usually sits about 3 dB above
+the drums.") describe a norm, not the advice, and are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+
+DIRECTIONS: tuple[str, ...] = (TOO_LOUD, TOO_SOFT, BALANCED)
+
+NUMBER_WORDS: dict[str, float] = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
+
+_NUMBER = r"\d+(?:\.\d+)?|\.\d+|half\s+an?|" + "|".join(NUMBER_WORDS)
+_DB = r"(?:db|decibels?)\b"
+_RANGE_AMOUNT = re.compile(
+    rf"(?<![\w.])(?P<low>{_NUMBER})\s*(?:-|–|to|or)\s*(?P<high>{_NUMBER})\s*-?\s*{_DB}",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(
+    rf"(?<![\w.])(?P<sign>[+\-−–]\s?)?(?P<value>{_NUMBER})\s*-?\s*{_DB}",
+    re.IGNORECASE,
+)
+
+# A fader move: verb, up to five words (the stem, "fader", "by about"), then the particle.
+_MOVE_VERBS = (
+    r"pull|bring|take|turn|push|move|drop|ease|nudge|knock|dial|roll|come|crank|bump|notch"
+)
+_PHRASAL_MOVE = re.compile(
+    rf"\b(?:{_MOVE_VERBS})(?:s|ed|ing)?\b(?:\s+[\w'-]+){{0,5}}?\s+(?P<particle>up|down)\b",
+    re.IGNORECASE,
+)
+
+_LOUD_MOVES = (
+    rf"\bdown\s+(?:by\s+)?(?:about\s+|around\s+|roughly\s+)?(?:{_NUMBER})\s*-?\s*{_DB}",
+    rf"(?:{_NUMBER})\s*-?\s*{_DB}\s+down\b",
+    # "4 dB lower than the drums" describes, it does not move.
+    r"\blower(?:s|ed|ing)?\b(?!\s+(?:than|end|mids?|frequenc\w*|register|octave)\b)",
+    r"\breduc(?:e|es|ed|ing)\b",
+    r"\bdrop(?:s|ped|ping)?\b(?!\s+out\b)",
+    r"\bcut(?:s|ting)?\b",
+    r"\bdecreas(?:e|es|ed|ing)\b",
+    r"\battenuat(?:e|es|ed|ing)\b",
+    r"\btrim(?:s|med|ming)?\b",
+    r"\btam(?:e|es|ed|ing)\b",
+    r"\bpull\s+back\b",
+    r"\bback\s+off\b",
+)
+_SOFT_MOVES = (
+    rf"\bup\s+(?:by\s+)?(?:about\s+|around\s+|roughly\s+)?(?:{_NUMBER})\s*-?\s*{_DB}",
+    rf"(?:{_NUMBER})\s*-?\s*{_DB}\s+up\b",
+    r"\brais(?:e|es|ed|ing)\b",
+    r"\blift(?:s|ed|ing)?\b",
+    r"\bboost(?:s|ed|ing)?\b",
+    r"\bincreas(?:e|es|ed|ing)\b",
+)
+_LOUD_DESCRIPTIONS = (
+    r"\btoo\s+(?:loud|hot|prominent|strong|forward|dominant|much)\b",
+    r"\b(?:a\s+(?:bit|little|touch)|slightly|rather|quite|very|way)\s+(?:loud|hot)\b",
+    r"\bhot\b",
+    r"\bloud\b",
+    r"\boverpower(?:s|ed|ing)?\b",
+    r"\bdominat(?:e|es|ed|ing)\b",
+    r"\bdrown(?:s|ing)?\s+out\b",
+    r"\bcrowd(?:s|ed|ing)?\b",
+    r"\bsticks?\s+out\b",
+    r"\bjumps?\s+out\b",
+    r"\babove\b",
+    r"\b(?:louder|hotter|higher)\s+than\s+(?:it|they)\s+should\b",
+)
+_SOFT_DESCRIPTIONS = (
+    r"\btoo\s+(?:soft|quiet|low|weak|faint|thin|far\s+back)\b",
+    r"\b(?:soft|quiet|faint|weak)\b",
+    r"\blow\b(?![\s-]*(?:end|mids?|frequenc\w*|register|octave|pass|shelf|cut)\b)",
+    r"\bburied\b",
+    r"\bdisappear(?:s|ed|ing)?\b",
+    r"\bget(?:s|ting)?\s+lost\b",
+    r"\blost\b",
+    r"\bmasked\b",
+    r"\bdrowned\b",
+    r"\bunder(?:neath)?\b",
+    r"\bbelow\b",
+    r"\b(?:lower|quieter|softer)\s+than\s+(?:it|they)\s+should\b",
+    r"\bhard\s+to\s+hear\b",
+    r"\bcan(?:'t|not)\s+(?:really\s+)?hear\b",
+)
+_BALANCED_CUES = (
+    r"\b(?:well[\s-])?balanced\b",
+    r"\bin\s+balance\b",
+    r"\bsits?\s+(?:right|well|nicely|fine|perfectly)\b",
+    r"\bsitting\s+(?:right|well|nicely|fine|perfectly)\b",
+    r"\b(?:leave|keep)\b(?:\s+[\w'-]+){0,4}?\s+(?:where\s+(?:it|they)\s+(?:is|are)|as\s+(?:it|they)\s+(?:is|are)|as\s+is|alone|unchanged)\b",
+    r"\b(?:good|fine|right)\s+as\s+(?:it\s+is|they\s+are|is)\b",
+    r"\bno\s+(?:\w+\s+){0,2}?(?:change|adjustment|move|correction)s?\b",
+    r"\bn(?:o|')t\s+need\s+(?:any\s+)?(?:\w+\s+)?(?:change|adjustment|move)s?\b",
+    r"\bnothing\s+to\s+(?:change|adjust|fix)\b",
+    r"\bneither\s+too\s+\w+\s+nor\s+too\s+\w+\b",
+    r"\b(?:the\s+)?(?:right|good)\s+level\b",
+    r"\bspot[\s-]on\b",
+    r"\bjust\s+right\b",
+)
+_NEGATORS = frozenset(
+    {"not", "no", "never", "without", "neither", "nor", "hardly", "barely", "isn't", "aren't"}
+)
+# A sentence quoting a genre convention describes a norm, not the advice.
+_CONVENTION_SENTENCE = re.compile(
+    r"^(?:in\s+[^,.]{1,60}\s+mixes,|across\s+genres,)|\busually\s+sits?\b", re.IGNORECASE
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(pattern, re.IGNORECASE) for pattern in patterns)
+
+
+_LOUD_MOVE_RES = _compile(_LOUD_MOVES)
+_SOFT_MOVE_RES = _compile(_SOFT_MOVES)
+_LOUD_DESCRIPTION_RES = _compile(_LOUD_DESCRIPTIONS)
+_SOFT_DESCRIPTION_RES = _compile(_SOFT_DESCRIPTIONS)
+_BALANCED_RES = _compile(_BALANCED_CUES)
+
+_MOVE_WEIGHT, _DESCRIPTION_WEIGHT = 2, 1
+
+
+@dataclass(frozen=True)
+class ParsedAdvice:
+    """What a piece of advice says: a direction and an amount, each ``None`` when unsaid."""
+
+    direction: str | None
+    amount_db: float | None
+
+    @property
+    def fader_move_db(self) -> float | None:
+        """The fader move the advice asks for: down is negative; 0 for "leave it"."""
+        if self.direction == BALANCED:
+            return 0.0
+        if self.direction is None or self.amount_db is None:
+            return None
+        return -self.amount_db if self.direction == TOO_LOUD else self.amount_db
+
+
+def _number(word: str) -> float:
+    word = word.lower().strip()
+    if word.startswith("half"):
+        return 0.5
+    return float(NUMBER_WORDS[word]) if word in NUMBER_WORDS else float(word)
+
+
+def _negated(text: str, start: int) -> bool:
+    """Whether one of the three words before ``start`` (same clause) negates the cue."""
+    clause = re.split(r"[.,;:!?]", text[max(0, start - 40) : start])[-1]
+    words = clause.lower().split()[-3:]
+    return any(w in _NEGATORS or w.endswith("n't") for w in words)
+
+
+def _without_overlaps(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Longest spans first, so "too loud" counts once and not again as "loud"."""
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(spans, key=lambda span: span[0] - span[1]):
+        if all(end <= s or start >= e for s, e in kept):
+            kept.append((start, end))
+    return sorted(kept)
+
+
+def _cue_spans(text: str, patterns: tuple[re.Pattern[str], ...]) -> list[tuple[int, int]]:
+    spans = []
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            if not _negated(text, match.start()):
+                spans.append(match.span())
+    return _without_overlaps(spans)
+
+
+def _advice_part(text: str) -> str:
+    sentences = _SENTENCE_END.split(text.strip())
+    return " ".join(s for s in sentences if not _CONVENTION_SENTENCE.search(s))
+
+
+def _amounts(text: str) -> list[tuple[int, float, int]]:
+    """``(position, amount, sign)`` of every dB amount; a range counts as its midpoint."""
+    found: list[tuple[int, float, int]] = []
+    taken: list[tuple[int, int]] = []
+    for match in _RANGE_AMOUNT.finditer(text):
+        low, high = _number(match["low"]), _number(match["high"])
+        found.append((match.start(), (low + high) / 2, 0))
+        taken.append(match.span())
+    for match in _AMOUNT.finditer(text):
+        if any(start <= match.start() < end for start, end in taken):
+            continue
+        sign = match["sign"].strip() if match["sign"] else ""
+        found.append(
+            (
+                match.start(),
+                _number(match["value"]),
+                -1 if sign and sign != "+" else 1 if sign else 0,
+            )
+        )
+    return sorted(found)
+
+
+def parse_advice(text: str | None) -> ParsedAdvice:
+    """The direction and dB amount that a piece of gain advice states.
+
+    Returns ``ParsedAdvice(None, None)`` for empty or unreadable text, and a ``None``
+    direction when the text's cues contradict each other evenly. The amount is the one
+    given with the fader move where the text names several ("too loud by 4 dB, pull it
+    down 3 dB" gives 3); a range ("3-4 dB") gives its midpoint; "balanced" has no amount.
+    """
+    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
+        return ParsedAdvice(None, None)
+    advice = _advice_part(str(text))
+
+    loud_moves = _cue_spans(advice, _LOUD_MOVE_RES)
+    soft_moves = _cue_spans(advice, _SOFT_MOVE_RES)
+    for match in _PHRASAL_MOVE.finditer(advice):
+        if _negated(advice, match.start()):
+            continue
+        (loud_moves if match["particle"].lower() == "down" else soft_moves).append(match.span())
+    loud_moves, soft_moves = _without_overlaps(loud_moves), _without_overlaps(soft_moves)
+    loud = _MOVE_WEIGHT * len(loud_moves) + _DESCRIPTION_WEIGHT * len(
+        _cue_spans(advice, _LOUD_DESCRIPTION_RES)
+    )
+    soft = _MOVE_WEIGHT * len(soft_moves) + _DESCRIPTION_WEIGHT * len(
+        _cue_spans(advice, _SOFT_DESCRIPTION_RES)
+    )
+    balanced = len(_cue_spans(advice, _BALANCED_RES))
+    amounts = _amounts(advice)
+
+    direction: str | None
+    if loud == soft:
+        # No direction, or an even contradiction: a signed fader amount ("-3 dB") may decide.
+        signed = [sign for _, _, sign in amounts if sign]
+        if loud == 0 and balanced:
+            direction = BALANCED
+        elif signed and len(set(signed)) == 1:
+            direction = TOO_LOUD if signed[0] < 0 else TOO_SOFT
+        else:
+            direction = None
+    else:
+        direction = TOO_LOUD if loud > soft else TOO_SOFT
+        # "Balanced, leave it" outweighs a stray cue unless the text names an amount to move.
+        if balanced and not any(amount > 0 for _, amount, _ in amounts):
+            direction = BALANCED
+
+    if direction in (None, BALANCED) or not amounts:
+        return ParsedAdvice(direction, None)
+    moves = sorted(start for start, _ in loud_moves + soft_moves)
+    after_move = [amount for start, amount, _ in amounts if moves and start >= moves[0]]
+    return ParsedAdvice(direction, after_move[0] if after_move else amounts[0][1])
+
+
+@dataclass(frozen=True)
+class TruthMetrics:
+    """How one piece of advice compares with the truth; ``None`` wherever it cannot be told.
+
+    - ``parsed``: the advice stated a direction.
+    - ``direction_correct``: the stated direction equals the label.
+    - ``balanced_outcome``: "balanced" detection, balanced being the positive class:
+      ``"tp"``, ``"fp"``, ``"fn"`` or ``"tn"``.
+    - ``fader_move_error_db``: ``|stated move - true move|`` where the true move undoes the
+      gain (``-gain_db``) and "balanced" states a move of 0 dB; a move in the wrong
+      direction adds up (4 dB down against a true 3 dB up is 7 dB off).
+    - ``amount_error_db``: ``|amount - |gain_db||`` when the direction is correct and not
+      balanced: how well the size of the imbalance was judged.
+    """
+
+    predicted_direction: str | None
+    predicted_amount_db: float | None
+    parsed: bool
+    direction_correct: bool | None
+    balanced_outcome: str | None
+    fader_move_error_db: float | None
+    amount_error_db: float | None
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def truth_metrics(
+    parsed: ParsedAdvice, true_label: str, true_gain_db: float | None
+) -> TruthMetrics:
+    """Compare parsed advice with the example's label and gain (the offset applied in dB)."""
+    if true_label not in DIRECTIONS:
+        raise ValueError(f"unknown label {true_label!r}; expected one of {', '.join(DIRECTIONS)}")
+    direction = parsed.direction
+    if direction is None:
+        return TruthMetrics(None, parsed.amount_db, False, None, None, None, None)
+
+    predicted_balanced, truly_balanced = direction == BALANCED, true_label == BALANCED
+    outcome = {
+        (True, True): "tp",
+        (True, False): "fp",
+        (False, True): "fn",
+        (False, False): "tn",
+    }[(predicted_balanced, truly_balanced)]
+
+    move_error = amount_error = None
+    if not _missing(true_gain_db):
+        gain = float(true_gain_db)
+        stated_move = parsed.fader_move_db
+        if stated_move is not None:
+            move_error = abs(stated_move - (-gain))
+        if direction == true_label and not truly_balanced and parsed.amount_db is not None:
+            amount_error = abs(parsed.amount_db - abs(gain))
+    return TruthMetrics(
+        direction,
+        parsed.amount_db,
+        True,
+        direction == true_label,
+        outcome,
+        move_error,
+        amount_error,
+    )
+
+
+def truth_metrics_frame(
+    texts: list[str | None], true_labels: list[str], true_gains_db: list[float | None]
+) -> pd.DataFrame:
+    """:func:`truth_metrics` of every text, one row each (columns of :class:`TruthMetrics`)."""
+    if not len(texts) == len(true_labels) == len(true_gains_db):
+        raise ValueError(
+            f"texts ({len(texts)}), labels ({len(true_labels)}) and gains "
+            f"({len(true_gains_db)}) differ in length"
+        )
+    rows = [
+        asdict(truth_metrics(parse_advice(text), label, gain))
+        for text, label, gain in zip(texts, true_labels, true_gains_db, strict=True)
+    ]
+    frame = pd.DataFrame(rows, columns=list(TruthMetrics.__dataclass_fields__))
+    for column in ("direction_correct", "parsed"):
+        frame[column] = frame[column].astype("boolean")
+    for column in ("predicted_amount_db", "fader_move_error_db", "amount_error_db"):
+        frame[column] = frame[column].astype("Float64")
+    return frame
+
+
+def summarize_truth_metrics(frame: pd.DataFrame) -> dict[str, float | int | None]:
+    """Rates over a :func:`truth_metrics_frame`; each says what it is computed over.
+
+    ``direction_accuracy`` counts unparsed advice as wrong; ``direction_accuracy_parsed``
+    leaves it out. Balanced precision, recall and F1 are over parsed advice. dB errors are
+    means and medians over the rows that have them (``n_fader_move_error``). A rate whose
+    denominator is zero is ``None``.
+    """
+
+    def ratio(numerator: float, denominator: float) -> float | None:
+        return float(numerator) / denominator if denominator else None
+
+    n = len(frame)
+    parsed = frame["parsed"].fillna(False).astype(bool)
+    correct = frame["direction_correct"].fillna(False).astype(bool)
+    outcomes = frame["balanced_outcome"].value_counts()
+    tp, fp, fn = (int(outcomes.get(k, 0)) for k in ("tp", "fp", "fn"))
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else None
+    )
+    move_errors = frame["fader_move_error_db"].dropna().astype(float)
+    amount_errors = frame["amount_error_db"].dropna().astype(float)
+    return {
+        "n": n,
+        "parse_rate": ratio(parsed.sum(), n),
+        "direction_accuracy": ratio(correct.sum(), n),
+        "direction_accuracy_parsed": ratio(correct.sum(), parsed.sum()),
+        "balanced_precision": precision,
+        "balanced_recall": recall,
+        "balanced_f1": f1,
+        "n_fader_move_error": len(move_errors),
+        "fader_move_mae_db": float(move_errors.mean()) if len(move_errors) else None,
+        "fader_move_median_error_db": float(move_errors.median()) if len(move_errors) else None,
+        "n_amount_error": len(amount_errors),
+        "amount_mae_db": float(amount_errors.mean()) if len(amount_errors) else None,
+    }

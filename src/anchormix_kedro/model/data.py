@@ -1,0 +1,158 @@
+"""From conversations and cached features to model inputs: encoding, label masking, batching."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from anchormix_kedro.advice import parse_audio_uri
+from anchormix_kedro.model.features import audio_token_count, concatenate_raw, features_for_clip
+
+IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding
+GAP_FRAMES = 50  # 0.5 s of silence between the anchor and the target in a single clip
+
+
+class FeatureStore:
+    """Cached raw log-mel frames per ``(excerpt, stem)``, loaded on first use and kept.
+
+    ``partitions`` maps an excerpt id to its record ``{"meta": {...}, "audio": {stem: raw}}``
+    or to a callable returning it (Kedro's lazy partitions).
+    """
+
+    def __init__(self, partitions: Mapping[str, Any]) -> None:
+        self._partitions = partitions
+        self._loaded: dict[str, dict] = {}
+
+    def raw(self, excerpt_id: str, stem: str) -> tuple[np.ndarray, int]:
+        if excerpt_id not in self._loaded:
+            if excerpt_id not in self._partitions:
+                raise KeyError(
+                    f"no cached features for excerpt {excerpt_id!r}; re-run the fine_tuning pipeline's feature node"
+                )
+            record = self._partitions[excerpt_id]
+            self._loaded[excerpt_id] = record() if callable(record) else record
+        record = self._loaded[excerpt_id]
+        return record["audio"][stem], int(record["meta"]["valid_frames"][stem])
+
+
+def clip_features(store: FeatureStore, uri: str, n_frames: int) -> tuple[np.ndarray, int]:
+    """Features ``(n_mels, n_frames)`` of one clip of a conversation and its valid frame count."""
+    excerpt_id, stems, gain_db = parse_audio_uri(uri)
+    if len(stems) == 1:
+        raw, valid = store.raw(excerpt_id, stems[0])
+        return features_for_clip(raw, gain_db, n_frames), min(valid, n_frames)
+    (first, first_valid), (second, second_valid) = (store.raw(excerpt_id, s) for s in stems)
+    joined = concatenate_raw(first, first_valid, second, GAP_FRAMES, gain_db)
+    return features_for_clip(joined, 0.0, n_frames), min(
+        first_valid + GAP_FRAMES + second_valid, n_frames
+    )
+
+
+def encode_conversation(
+    messages: Sequence[dict], processor, store: FeatureStore, with_answer: bool = True
+) -> dict[str, Any]:
+    """Token ids (audio placeholders expanded), labels masked to the answer, and clip features."""
+    tokenizer = processor.tokenizer
+    n_frames = processor.feature_extractor.nb_max_frames
+    prompt_messages = list(messages[:-1]) if messages[-1]["role"] == "assistant" else list(messages)
+    uris = [
+        c["audio_url"]
+        for m in prompt_messages
+        if isinstance(m["content"], list)
+        for c in m["content"]
+        if c["type"] == "audio"
+    ]
+    clips = [clip_features(store, uri, n_frames) for uri in uris]
+    prompt = processor.apply_chat_template(
+        prompt_messages, add_generation_prompt=True, tokenize=False
+    )
+    pieces = prompt.split(processor.audio_token)
+    if len(pieces) != len(clips) + 1:
+        raise ValueError(
+            f"the chat template placed {len(pieces) - 1} audio tokens for {len(clips)} clips"
+        )
+    # Expand each placeholder to the number of audio tokens its clip becomes in the model.
+    expanded = pieces[0] + "".join(
+        processor.audio_token * audio_token_count(v) + p
+        for (_, v), p in zip(clips, pieces[1:], strict=True)
+    )
+    prompt_ids = tokenizer(expanded, add_special_tokens=False)["input_ids"]
+    answer_ids: list[int] = []
+    if with_answer:
+        answer_ids = tokenizer(
+            messages[-1]["content"] + tokenizer.eos_token, add_special_tokens=False
+        )["input_ids"]
+    features = (
+        np.stack([f for f, _ in clips]) if clips else np.zeros((0, 128, n_frames), np.float32)
+    )
+    mask = np.zeros((len(clips), n_frames), dtype=np.int64)
+    for i, (_, valid) in enumerate(clips):
+        mask[i, :valid] = 1
+    return {
+        "input_ids": prompt_ids + answer_ids,
+        "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids,
+        "input_features": features,
+        "feature_attention_mask": mask,
+    }
+
+
+class ConversationDataset(torch.utils.data.Dataset):
+    """Conversations of one formulation, encoded on access (features come from the cache)."""
+
+    def __init__(
+        self,
+        conversations: Sequence[str | list],
+        processor,
+        store: FeatureStore,
+        with_answer: bool = True,
+    ):
+        self._conversations = conversations
+        self._processor = processor
+        self._store = store
+        self._with_answer = with_answer
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        messages = self._conversations[index]
+        if isinstance(messages, str):
+            messages = json.loads(messages)
+        return encode_conversation(messages, self._processor, self._store, self._with_answer)
+
+
+class AudioChatCollator:
+    """Pads token ids (left for generation, right for training) and stacks every clip's features."""
+
+    def __init__(self, pad_token_id: int, padding_side: str = "right") -> None:
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+
+    def __call__(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(item["input_ids"]) for item in batch)
+
+        def pad(values: list[int], fill: int) -> list[int]:
+            padding = [fill] * (longest - len(values))
+            return padding + values if self.padding_side == "left" else values + padding
+
+        input_ids = torch.tensor([pad(item["input_ids"], self.pad_token_id) for item in batch])
+        attention = torch.tensor([pad([1] * len(item["input_ids"]), 0) for item in batch])
+        inputs = {"input_ids": input_ids, "attention_mask": attention}
+        if "labels" in batch[0]:
+            inputs["labels"] = torch.tensor([pad(item["labels"], IGNORE_INDEX) for item in batch])
+        features = [item["input_features"] for item in batch if len(item["input_features"])]
+        if features:
+            inputs["input_features"] = torch.from_numpy(np.concatenate(features))
+            inputs["feature_attention_mask"] = torch.from_numpy(
+                np.concatenate([item["feature_attention_mask"] for item in batch])
+            )
+        return inputs
+
+
+def batches(items: Sequence[Any], size: int) -> Callable[[], Any]:
+    """Consecutive slices of ``items`` of at most ``size``."""
+    return (items[i : i + size] for i in range(0, len(items), size))

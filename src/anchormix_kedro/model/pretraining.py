@@ -1,0 +1,133 @@
+"""The tiny base's stand-in for pretraining: generic listening, not mixing advice.
+
+A real audio-language model arrives knowing what instruments sound like and which of two
+sounds is louder. The tiny model starts from random weights, so before LoRA it is trained
+fully on generic listening tasks built from the same clips: name a stem and its loudness,
+and say which of two clips is louder and by how much. It never sees what a good balance
+is, nor any advice, so the "generic base" ablation stays generic.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+
+import pandas as pd
+
+from anchormix_kedro.advice import STEM_WORDS, audio_uri, conversation
+
+COMPARE_PROMPTS = (
+    "Which clip is louder, and by how much?",
+    "Compare the loudness of Audio 1 and Audio 2.",
+)
+DESCRIBE_PROMPTS = (
+    "Describe this stem and its loudness.",
+    "What is playing in Audio 1, and how loud is it?",
+    "Name the instrument in Audio 1 and give its integrated loudness.",
+)
+
+
+def describe_clip(stem: str, lufs: float) -> str:
+    noun = STEM_WORDS[stem].noun
+    return f"{noun[0].upper()}{noun[1:]}, at about {lufs:.0f} LUFS."
+
+
+def description_conversations(examples: pd.DataFrame, system_prompt: str, seed: int) -> list[str]:
+    """One description per distinct clip of ``examples``: the anchor as mixed, the target as perturbed."""
+    rng = random.Random(seed)
+    clips: dict[str, tuple[str, float]] = {}
+    for row in examples.itertuples(index=False):
+        clips[audio_uri(row.excerpt_id, row.anchor)] = (row.anchor, row.anchor_lufs)
+        clips[audio_uri(row.excerpt_id, row.target, row.gain_db)] = (
+            row.target,
+            row.target_lufs + row.gain_db,
+        )
+    return [
+        json.dumps(
+            conversation(
+                system_prompt, [uri], rng.choice(DESCRIBE_PROMPTS), describe_clip(stem, lufs)
+            )
+        )
+        for uri, (stem, lufs) in sorted(clips.items())
+    ]
+
+
+def compare_clips(first: str, second: str, difference_db: float) -> str:
+    """E.g. "Audio 2 (the vocal) is about 6 dB louder than Audio 1 (the drums)."."""
+    a, b = STEM_WORDS[first].noun, STEM_WORDS[second].noun
+    if abs(difference_db) < 0.5:
+        return f"Audio 1 ({a}) and Audio 2 ({b}) are about equally loud."
+    louder, softer = ("2", "1") if difference_db > 0 else ("1", "2")
+    names = {"1": a, "2": b}
+    return f"Audio {louder} ({names[louder]}) is about {abs(difference_db):.0f} dB louder than Audio {softer} ({names[softer]})."
+
+
+def comparison_conversations(examples: pd.DataFrame, system_prompt: str, seed: int) -> list[str]:
+    """For each example's two clips: which is louder and by how much (the perturbed levels)."""
+    rng = random.Random(seed)
+    conversations = []
+    for row in examples.itertuples(index=False):
+        uris = [
+            audio_uri(row.excerpt_id, row.anchor),
+            audio_uri(row.excerpt_id, row.target, row.gain_db),
+        ]
+        answer = compare_clips(row.anchor, row.target, row.perturbed_relative_db)
+        conversations.append(
+            json.dumps(conversation(system_prompt, uris, rng.choice(COMPARE_PROMPTS), answer))
+        )
+    return conversations
+
+
+WRITING_PROMPTS = (
+    "Write a short note a mixing engineer might give.",
+    "Give an example of gain advice.",
+)
+
+
+def language_conversations(texts: Sequence[str], system_prompt: str, seed: int) -> list[str]:
+    """Text-only conversations: the language a pretrained model already speaks, with no audio.
+
+    Without a clip there is nothing to judge, so this teaches words and phrasing only.
+    """
+    rng = random.Random(seed)
+    return [
+        json.dumps(
+            [
+                {"role": "system", "content": system_prompt},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": rng.choice(WRITING_PROMPTS)}],
+                },
+                {"role": "assistant", "content": text},
+            ]
+        )
+        for text in sorted(set(texts))
+    ]
+
+
+def listening_conversations(
+    examples: pd.DataFrame, system_prompt: str, seed: int, language: Sequence[str] = ()
+) -> list[str]:
+    """The generic pre-training corpus, shuffled: clip descriptions, loudness comparisons and
+    text-only language (``language``)."""
+    conversations = (
+        description_conversations(examples, system_prompt, seed)
+        + comparison_conversations(examples, system_prompt, seed)
+        + language_conversations(language, system_prompt, seed)
+    )
+    random.Random(seed).shuffle(conversations)
+    return conversations
+
+
+def conversation_texts(conversations: Sequence[str]) -> list[str]:
+    """Every text of the conversations (system, instructions, answers): the tiny tokenizer's corpus."""
+    texts = []
+    for raw in conversations:
+        for message in json.loads(raw):
+            content = message["content"]
+            if isinstance(content, str):
+                texts.append(content)
+            else:
+                texts.extend(c["text"] for c in content if c["type"] == "text")
+    return texts

@@ -1,0 +1,362 @@
+"""Fine-tuning with the transformers Trainer and peft: LoRA or QLoRA, resumable, tracked.
+
+A run's work folder (checkpoints, the tiny base, the MLflow run id) is named by a
+fingerprint of its settings and data, so starting the same run again after it was killed
+continues from its last checkpoint and keeps logging into the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from transformers import (
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
+from anchormix_kedro.model.factory import (
+    LANGUAGE_MODEL_PROJECTIONS,
+    TINY,
+    ModelSettings,
+    build_tiny_base,
+    disable_cpu_bf16_repacking,
+    load_base,
+)
+
+logger = logging.getLogger(__name__)
+
+RUN_ID_FILE = "mlflow_run_id.txt"
+PACKAGE_MANIFEST = "anchormix.json"
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """One Trainer stage: ``args`` go to ``TrainingArguments`` as they are."""
+
+    args: dict = field(default_factory=dict)
+    early_stopping_patience: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The ``training`` parameters block."""
+
+    formulation: str = "anchor_target"
+    seed: int = 42
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = 64
+    work_root: str = "data/06_models/work"
+    lora: dict = field(default_factory=dict)
+    pretrain: dict = field(
+        default_factory=dict
+    )  # tiny base only: {"enabled": bool, "stage": {...}}
+    finetune: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainingSettings:
+        return cls(**params)
+
+    @property
+    def finetune_stage(self) -> StageSettings:
+        return StageSettings(**self.finetune)
+
+    @property
+    def pretrain_stage(self) -> StageSettings:
+        return StageSettings(**self.pretrain.get("stage", {}))
+
+
+def fingerprint(*parts: Any) -> str:
+    """Short stable hash of JSON-able settings and data identifiers."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def sample_rows(rows: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
+    """Up to ``limit`` rows drawn without replacement, the same ones for the same seed."""
+    rows = list(rows)
+    if limit is None or limit >= len(rows):
+        return rows
+    return random.Random(seed).sample(rows, limit)
+
+
+class MlflowStepLogger(TrainerCallback):
+    """Logs the Trainer's losses and evaluation metrics per step into one MLflow run.
+
+    The run is the one recorded in the work folder, so a resumed run continues the
+    history of the run that was killed rather than starting a new one.
+    """
+
+    def __init__(self, run_id: str | None, prefix: str) -> None:
+        self.run_id = run_id
+        self.prefix = prefix
+        self.client = mlflow.MlflowClient() if run_id else None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not self.client or not logs:
+            return
+        for key, value in logs.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                self.client.log_metric(
+                    self.run_id, f"{self.prefix}{key}", float(value), step=state.global_step
+                )
+
+
+def mlflow_run_for(work_dir: Path) -> str | None:
+    """The MLflow run this work folder logs into: the first run that started it.
+
+    Returns None when no MLflow run is active (e.g. library use without tracking).
+    """
+    record = work_dir / RUN_ID_FILE
+    if record.is_file():
+        run_id = record.read_text().strip()
+        active = mlflow.active_run()
+        if active and active.info.run_id != run_id:
+            mlflow.set_tag("anchormix.resumes_run_id", run_id)
+            logger.info("Resuming: metrics continue in MLflow run %s", run_id)
+        return run_id
+    active = mlflow.active_run()
+    if active is None:
+        return None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(active.info.run_id)
+    return active.info.run_id
+
+
+def training_arguments(
+    stage: StageSettings, output_dir: Path, seed: int, use_cpu: bool
+) -> TrainingArguments:
+    """TrainingArguments from a stage's settings, with the project's fixed choices."""
+    args = {
+        "output_dir": str(output_dir),
+        "seed": seed,
+        "data_seed": seed,
+        "report_to": [],
+        "remove_unused_columns": False,  # the collator needs every field
+        "use_cpu": use_cpu,
+        "dataloader_num_workers": 0,
+        "save_total_limit": 2,
+        **stage.args,
+    }
+    if stage.early_stopping_patience:
+        args.setdefault("load_best_model_at_end", True)
+        args.setdefault("metric_for_best_model", "eval_loss")
+        args.setdefault("greater_is_better", False)
+    if use_cpu:
+        args["gradient_checkpointing"] = False  # only saves memory on GPUs; slows CPU runs
+    return TrainingArguments(**args)
+
+
+def run_stage(
+    model,
+    processor,
+    stage: StageSettings,
+    train: ConversationDataset,
+    evaluation: ConversationDataset | None,
+    output_dir: Path,
+    seed: int,
+    run_id: str | None,
+    prefix: str,
+) -> dict:
+    """Train one stage, resuming from its last checkpoint when one exists."""
+    use_cpu = not torch.cuda.is_available()
+    args = training_arguments(stage, output_dir, seed, use_cpu)
+    callbacks: list[TrainerCallback] = [MlflowStepLogger(run_id, prefix)]
+    if stage.early_stopping_patience and evaluation is not None:
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=stage.early_stopping_patience)
+        )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="right"),
+        callbacks=callbacks,
+    )
+    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if last:
+        logger.info("Resuming %s from %s", prefix.rstrip("/"), last)
+    result = trainer.train(resume_from_checkpoint=last)
+    metrics = dict(result.metrics)
+    if evaluation is not None:
+        metrics.update(trainer.evaluate())
+    return {"metrics": metrics, "trainer": trainer}
+
+
+def lora_model(model, settings: ModelSettings, lora: dict, gradient_checkpointing: bool):
+    """Wrap a base model with LoRA on the language model's projections (QLoRA when 4-bit)."""
+    if settings.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing
+        )
+        disable_cpu_bf16_repacking(model)
+    options = {
+        "r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.05,
+        "target_modules": LANGUAGE_MODEL_PROJECTIONS,
+        **lora,
+    }
+    config = LoraConfig(task_type="CAUSAL_LM", **options)
+    model = get_peft_model(model, config)
+    return model
+
+
+def trainable_parameter_count(model: torch.nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def save_package(
+    model: PeftModel, processor, out_dir: Path, manifest: dict, base_dir: Path | None
+) -> Path:
+    """Adapter, processor, the tiny base when there is one, and a manifest of how it was made."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    model.save_pretrained(out_dir / "adapter")
+    processor.save_pretrained(out_dir / "processor")
+    if base_dir is not None:
+        shutil.copytree(base_dir, out_dir / "base")
+    (out_dir / PACKAGE_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return out_dir
+
+
+def prepare_tiny_base(
+    settings: ModelSettings,
+    training: TrainingSettings,
+    texts: Sequence[str],
+    pretrain_train: Sequence[str],
+    pretrain_eval: Sequence[str] | None,
+    store: FeatureStore,
+    work_dir: Path,
+    run_id: str | None,
+) -> Path:
+    """Build the tiny base and, when enabled, pre-train it fully: its stand-in for pretraining."""
+    base_dir = work_dir / "base"
+    if (base_dir / "config.json").is_file():
+        return base_dir
+    model, processor = build_tiny_base(settings, texts)
+    if training.pretrain.get("enabled", False):
+        logger.info("Pre-training the tiny base on %d conversations", len(pretrain_train))
+        train = ConversationDataset(pretrain_train, processor, store)
+        evaluation = ConversationDataset(pretrain_eval, processor, store) if pretrain_eval else None
+        run_stage(
+            model,
+            processor,
+            training.pretrain_stage,
+            train,
+            evaluation,
+            work_dir / "pretrain",
+            training.seed,
+            run_id,
+            "pretrain/",
+        )
+    staging = work_dir / "base.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save_pretrained(staging)
+    processor.save_pretrained(staging)
+    staging.rename(base_dir)  # only a complete base counts as built
+    return base_dir
+
+
+def fine_tune(
+    settings: ModelSettings,
+    training: TrainingSettings,
+    train_conversations: Sequence[str],
+    eval_conversations: Sequence[str],
+    tokenizer_texts: Sequence[str],
+    pretrain_conversations: tuple[Sequence[str], Sequence[str]] | None,
+    store: FeatureStore,
+    data_id: str,
+    out_dir: Path,
+) -> dict:
+    """Build or load the base, add LoRA, train with early stopping, save the package.
+
+    Returns a report: metrics, parameter counts, the work folder and the package path.
+    """
+    set_seed(training.seed)
+    work_dir = Path(training.work_root) / fingerprint(asdict(settings), asdict(training), data_id)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    run_id = mlflow_run_for(work_dir)
+    base_dir = None
+    if settings.source == TINY:
+        pretrain_train, pretrain_eval = pretrain_conversations or ([], [])
+        base_dir = prepare_tiny_base(
+            settings,
+            training,
+            tokenizer_texts,
+            pretrain_train,
+            pretrain_eval,
+            store,
+            work_dir,
+            run_id,
+        )
+        base_path: str | Path = base_dir
+    else:
+        base_path = settings.name_or_path
+    model, processor = load_base(settings, base_path)
+    gradient_checkpointing = bool(
+        training.finetune.get("args", {}).get("gradient_checkpointing", False)
+    )
+    model = lora_model(
+        model, settings, training.lora, gradient_checkpointing and torch.cuda.is_available()
+    )
+    trainable, total = trainable_parameter_count(model)
+    logger.info(
+        "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
+    )
+    train = ConversationDataset(train_conversations, processor, store)
+    evaluation = (
+        ConversationDataset(eval_conversations, processor, store)
+        if len(eval_conversations)
+        else None
+    )
+    stage = run_stage(
+        model,
+        processor,
+        training.finetune_stage,
+        train,
+        evaluation,
+        work_dir / "finetune",
+        training.seed,
+        run_id,
+        "finetune/",
+    )
+    manifest = {
+        "base": "tiny" if base_dir is not None else settings.name_or_path,
+        "model_settings": asdict(settings),
+        "formulation": training.formulation,
+        "data_id": data_id,
+        "metrics": stage["metrics"],
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "mlflow_run_id": run_id,
+    }
+    save_package(stage["trainer"].model, processor, out_dir, manifest, base_dir)
+    return {
+        "metrics": stage["metrics"],
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "work_dir": str(work_dir),
+        "package": str(out_dir),
+        "mlflow_run_id": run_id,
+    }

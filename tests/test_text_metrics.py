@@ -1,0 +1,167 @@
+"""Text metrics on hand-worked examples: ROUGE-L, METEOR (with and without WordNet), BERTScore."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nltk
+import pytest
+
+from anchormix_kedro import text_metrics
+from anchormix_kedro.text_metrics import (
+    METEOR_WITH_SYNONYMS,
+    METEOR_WITHOUT_SYNONYMS,
+    SCORE_COLUMNS,
+    bertscore,
+    load_bertscore_scorer,
+    meteor,
+    meteor_variant,
+    rouge_l,
+    score_texts,
+    wordnet_available,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = "Relative to the drums, the vocal is about 4 dB too loud: pull the vocal fader down by about 4 dB."
+PARAPHRASE = "The vocal is roughly 4 dB too hot against the drums. Bring the vocal fader down 4 dB."
+UNRELATED = "Preheat the oven and bake the bread for forty minutes."
+
+
+def test_rouge_l_is_the_lcs_f_measure():
+    # LCS of "the cat sat on the mat" and "the cat lay on the mat" is 5 words of 6 each.
+    assert rouge_l(["the cat sat on the mat"], ["the cat lay on the mat"]) == [pytest.approx(5 / 6)]
+    # LCS "pull the fader down" = 4: precision 4/6, recall 4/5, F = 2PR/(P+R) = 8/11.
+    assert rouge_l(["pull the fader down by four"], ["pull the vocal fader down"]) == [
+        pytest.approx(8 / 11)
+    ]
+    # Stemming: "pulls"/"pull" and "faders"/"fader" match.
+    assert rouge_l(["pulls the faders"], ["pull the fader"]) == [pytest.approx(1.0)]
+    assert rouge_l(["completely different words"], ["pull the fader"]) == [0.0]
+
+
+def test_meteor_identical_is_about_one_and_unrelated_is_zero():
+    identical, unrelated = meteor(
+        [REFERENCE, "Preheat oven; bake bread forty minutes."],
+        [REFERENCE, "pull the vocal fader up"],
+    )
+    assert identical == pytest.approx(1.0, abs=1e-3)
+    assert unrelated == 0.0
+
+
+def test_meteor_without_wordnet_matches_exact_words_and_stems_only():
+    assert meteor_variant(use_wordnet=False) == METEOR_WITHOUT_SYNONYMS
+    (stems,) = meteor(["pulls the faders down"], ["pull the fader down"], use_wordnet=False)
+    assert stems == pytest.approx(meteor(["pull the fader down"], ["pull the fader down"])[0])
+    frame = score_texts([REFERENCE], [REFERENCE], use_wordnet=False)
+    assert frame.attrs["variants"]["meteor"] == METEOR_WITHOUT_SYNONYMS
+
+
+def test_meteor_synonyms_score_higher_with_wordnet():
+    if not wordnet_available():
+        pytest.skip("WordNet is not installed for NLTK (scripts/install_wordnet.sh)")
+    # NLTK looks synonyms up after stemming the leftovers, so the pair must stem to itself.
+    candidate, reference = (
+        ["drag the bass fader down by 3 dB"],
+        ["pull the bass fader down by 3 dB"],
+    )
+    with_synonyms = meteor(candidate, reference)[0]
+    exact = meteor(candidate, reference, use_wordnet=False)[0]
+    assert meteor_variant() == METEOR_WITH_SYNONYMS
+    assert with_synonyms > exact
+    assert with_synonyms == pytest.approx(1.0, abs=1e-3)
+
+
+def test_missing_wordnet_falls_back_to_exact_and_stem(monkeypatch, caplog):
+    import nltk.corpus
+    from nltk.corpus.reader import WordNetCorpusReader
+    from nltk.corpus.util import LazyCorpusLoader
+
+    absent = LazyCorpusLoader("no_such_wordnet_for_this_test", WordNetCorpusReader, None)
+    monkeypatch.setattr(nltk.corpus, "wordnet", absent)
+    assert text_metrics._wordnet_reader.__wrapped__() is None  # uncached: looks again
+    assert "WordNet is not installed" in caplog.text
+
+    monkeypatch.setattr(text_metrics, "_wordnet_reader", lambda: None)
+    assert not wordnet_available()
+    assert meteor_variant() == METEOR_WITHOUT_SYNONYMS
+    candidate, reference = ["drag the bass fader down"], ["pull the bass fader down"]
+    assert meteor(candidate, reference) == meteor(candidate, reference, use_wordnet=False)
+    assert score_texts(candidate, reference).attrs["variants"]["meteor"] == METEOR_WITHOUT_SYNONYMS
+
+
+def test_project_nltk_data_is_on_nltk_path():
+    assert os.environ["NLTK_DATA"]
+    for folder in os.environ["NLTK_DATA"].split(os.pathsep):
+        assert folder in nltk.data.path
+
+
+@pytest.mark.skipif(
+    shutil.which("dpkg-query") is None
+    or subprocess.run(
+        ["dpkg-query", "-W", "wordnet-base", "wordnet-sense-index"], capture_output=True
+    ).returncode,
+    reason="Debian's WordNet packages are not installed",
+)
+def test_install_wordnet_script_builds_an_nltk_folder(tmp_path):
+    script = PROJECT_ROOT / "scripts" / "install_wordnet.sh"
+    for _ in range(2):  # idempotent
+        subprocess.run(["bash", str(script), str(tmp_path)], check=True, capture_output=True)
+    wordnet = tmp_path / "corpora" / "wordnet"
+    lexnames = (wordnet / "lexnames").read_text().splitlines()
+    assert len(lexnames) == 45
+    assert lexnames[0] == "00\tadj.all\t3" and lexnames[18] == "18\tnoun.person\t1"
+    assert lexnames[29] == "29\tverb.body\t2" and lexnames[2] == "02\tadv.all\t4"
+    for name in ("index.noun", "data.verb", "index.sense", "verb.exc", "cntlist.rev"):
+        assert (wordnet / name).stat().st_size > 0
+
+
+def test_bertscore_orders_identical_paraphrase_unrelated_and_loads_the_model_once():
+    before = load_bertscore_scorer.cache_info()
+    first = bertscore([REFERENCE, PARAPHRASE, UNRELATED], [REFERENCE] * 3, batch_size=2)
+    second = bertscore([PARAPHRASE], [REFERENCE])
+    after = load_bertscore_scorer.cache_info()
+    assert after.misses - before.misses <= 1  # built at most once, here or earlier
+    assert after.hits - before.hits >= 1
+    assert after.currsize == 1
+
+    identical, paraphrase, unrelated = first["bertscore_f1"]
+    assert identical == pytest.approx(1.0, abs=1e-4)
+    assert first.loc[0, "bertscore_precision"] == pytest.approx(1.0, abs=1e-4)
+    assert identical > paraphrase > unrelated
+    assert second.loc[0, "bertscore_f1"] == pytest.approx(paraphrase, abs=1e-5)
+
+
+def test_bertscore_model_is_the_shipped_minilm_with_six_layers():
+    model_dir = Path(text_metrics.default_bertscore_model())
+    assert (model_dir / "config.json").is_file()
+    assert text_metrics._layer_count(str(model_dir)) == 6
+    assert text_metrics._layer_count("roberta-large") == 17  # bert_score's tuned layer
+
+
+def test_score_texts_columns_missing_pairs_and_variants():
+    candidates = [REFERENCE, PARAPHRASE, "", None, UNRELATED]
+    references = [REFERENCE, REFERENCE, REFERENCE, REFERENCE, math.nan]
+    frame = score_texts(candidates, references, batch_size=4)
+    assert list(frame.columns) == list(SCORE_COLUMNS)
+    assert len(frame) == 5
+    assert frame.loc[0].to_numpy() == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.0], abs=1e-3)
+    assert frame.loc[1, "bertscore_f1"] < frame.loc[0, "bertscore_f1"]
+    assert frame.loc[2].to_numpy() == pytest.approx([0.0] * 5)  # an empty answer scores 0
+    assert frame.loc[3].isna().all() and frame.loc[4].isna().all()  # missing stays missing
+    variants = frame.attrs["variants"]
+    assert variants["bertscore_model"] == text_metrics.default_bertscore_model()
+    assert variants["bertscore_num_layers"] == 6
+    assert variants["bertscore_rescaled_with_baseline"] is False
+    assert variants["meteor"] in (METEOR_WITH_SYNONYMS, METEOR_WITHOUT_SYNONYMS)
+    assert (variants["meteor"] == METEOR_WITH_SYNONYMS) == wordnet_available()
+
+
+def test_score_texts_rejects_unpaired_input_and_accepts_none():
+    with pytest.raises(ValueError, match="pair up"):
+        score_texts(["a"], ["a", "b"])
+    empty = score_texts([], [])
+    assert empty.empty and list(empty.columns) == list(SCORE_COLUMNS)
