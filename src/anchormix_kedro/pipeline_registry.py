@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from anchormix_kedro.pipelines import ingestion, perturbation, templating
+from anchormix_kedro.pipelines import fine_tuning, inference, ingestion, perturbation, templating
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -17,6 +17,16 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingestion": ingestion.create_pipeline(),
         "perturbation": perturbation.create_pipeline(),
         "templating": templating.create_pipeline(),
+        "fine_tuning": fine_tuning.create_pipeline(),
+        "inference": inference.create_pipeline(),
     }
     data = stages["ingestion"] + stages["perturbation"] + stages["templating"]
-    return {**stages, "data": data, "__default__": data}
+    training = data + stages["fine_tuning"]
+    evaluation = stages["inference"]
+    return {
+        **stages,
+        "data": data,
+        "training": training,
+        "evaluation": evaluation,
+        "__default__": training + evaluation,
+    }

@@ -1,6 +1,12 @@
 """Kedro settings of the AnchorMix project."""
 
+import os
+
 from omegaconf.resolvers import oc
+
+# Under torchrun every GPU runs the pipeline; only the first process tracks it in MLflow.
+if int(os.environ.get("RANK", "0")) != 0:
+    DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -63,6 +64,8 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
         return str(path)
 
     def save(self, data: str) -> None:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun only the first process writes the shared package
         source = Path(data)
         if not (source / MANIFEST).is_file():
             raise DatasetError(f"{source} is not a model package (no {MANIFEST})")

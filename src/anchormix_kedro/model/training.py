@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ class TrainingSettings:
         default_factory=dict
     )  # tiny base only: {"enabled": bool, "stage": {...}}
     finetune: dict = field(default_factory=dict)
+    direction_eval: dict = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingSettings:
@@ -80,6 +82,11 @@ class TrainingSettings:
     @property
     def pretrain_stage(self) -> StageSettings:
         return StageSettings(**self.pretrain.get("stage", {}))
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def fingerprint(*parts: Any) -> str:
@@ -120,8 +127,11 @@ class MlflowStepLogger(TrainerCallback):
 def mlflow_run_for(work_dir: Path) -> str | None:
     """The MLflow run this work folder logs into: the first run that started it.
 
-    Returns None when no MLflow run is active (e.g. library use without tracking).
+    Returns None when no MLflow run is active (e.g. library use without tracking) and on
+    every data-parallel process but the first.
     """
+    if process_rank() != 0:
+        return None
     record = work_dir / RUN_ID_FILE
     if record.is_file():
         run_id = record.read_text().strip()
@@ -244,18 +254,24 @@ def prepare_tiny_base(
     training: TrainingSettings,
     texts: Sequence[str],
     pretrain_train: Sequence[str],
-    pretrain_eval: Sequence[str] | None,
+    pretrain_eval: Sequence[str],
     store: FeatureStore,
-    work_dir: Path,
+    base_dir: Path,
     run_id: str | None,
 ) -> Path:
-    """Build the tiny base and, when enabled, pre-train it fully: its stand-in for pretraining."""
-    base_dir = work_dir / "base"
+    """Build the tiny base and, when enabled, pre-train it fully: its stand-in for pretraining.
+
+    The base depends only on the model settings, the pre-training settings and the data, so
+    every variant (and the generic-base ablation) shares one.
+    """
     if (base_dir / "config.json").is_file():
+        logger.info("Reusing the tiny base in %s", base_dir)
         return base_dir
     model, processor = build_tiny_base(settings, texts)
     if training.pretrain.get("enabled", False):
-        logger.info("Pre-training the tiny base on %d conversations", len(pretrain_train))
+        logger.info(
+            "Pre-training the tiny base on %d generic listening conversations", len(pretrain_train)
+        )
         train = ConversationDataset(pretrain_train, processor, store)
         evaluation = ConversationDataset(pretrain_eval, processor, store) if pretrain_eval else None
         run_stage(
@@ -264,12 +280,12 @@ def prepare_tiny_base(
             training.pretrain_stage,
             train,
             evaluation,
-            work_dir / "pretrain",
+            base_dir.with_name(base_dir.name + ".checkpoints"),
             training.seed,
             run_id,
             "pretrain/",
         )
-    staging = work_dir / "base.partial"
+    staging = base_dir.with_name(base_dir.name + ".partial")
     if staging.exists():
         shutil.rmtree(staging)
     model.save_pretrained(staging)
@@ -284,36 +300,39 @@ def fine_tune(
     train_conversations: Sequence[str],
     eval_conversations: Sequence[str],
     tokenizer_texts: Sequence[str],
-    pretrain_conversations: tuple[Sequence[str], Sequence[str]] | None,
+    pretrain_conversations: tuple[Sequence[str], Sequence[str]],
     store: FeatureStore,
     data_id: str,
     out_dir: Path,
+    system_prompt: str,
 ) -> dict:
     """Build or load the base, add LoRA, train with early stopping, save the package.
 
     Returns a report: metrics, parameter counts, the work folder and the package path.
     """
     set_seed(training.seed)
-    work_dir = Path(training.work_root) / fingerprint(asdict(settings), asdict(training), data_id)
+    root = Path(training.work_root)
+    work_dir = root / f"finetune-{fingerprint(asdict(settings), asdict(training), data_id)}"
     work_dir.mkdir(parents=True, exist_ok=True)
     run_id = mlflow_run_for(work_dir)
     base_dir = None
     if settings.source == TINY:
-        pretrain_train, pretrain_eval = pretrain_conversations or ([], [])
+        base_id = fingerprint(asdict(settings), training.pretrain, training.seed, data_id)
         base_dir = prepare_tiny_base(
             settings,
             training,
             tokenizer_texts,
-            pretrain_train,
-            pretrain_eval,
+            *pretrain_conversations,
             store,
-            work_dir,
+            root / f"tiny-base-{base_id}",
             run_id,
         )
         base_path: str | Path = base_dir
     else:
         base_path = settings.name_or_path
-    model, processor = load_base(settings, base_path)
+    # Under torchrun each process holds a whole model on its own GPU (the Trainer wraps it in DDP).
+    device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))} if torch.cuda.is_available() else None
+    model, processor = load_base(settings, base_path, device_map=device_map)
     gradient_checkpointing = bool(
         training.finetune.get("args", {}).get("gradient_checkpointing", False)
     )
@@ -336,7 +355,7 @@ def fine_tune(
         training.finetune_stage,
         train,
         evaluation,
-        work_dir / "finetune",
+        work_dir / "checkpoints",
         training.seed,
         run_id,
         "finetune/",
@@ -345,6 +364,7 @@ def fine_tune(
         "base": "tiny" if base_dir is not None else settings.name_or_path,
         "model_settings": asdict(settings),
         "formulation": training.formulation,
+        "system_prompt": system_prompt,
         "data_id": data_id,
         "metrics": stage["metrics"],
         "trainable_parameters": trainable,

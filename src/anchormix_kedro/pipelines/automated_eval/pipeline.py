@@ -1,0 +1,123 @@
+"""automated_eval: advice of every system -> per-example metrics, summaries, the study kit."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    analyse_convention_following,
+    assemble_metric_table,
+    compute_text_metrics,
+    compute_truth_metrics,
+    evaluation_settings,
+    judge_advice,
+    plot_convention_following,
+    plot_system_summary,
+    render_rating_study,
+    sample_rating_study,
+    select_advice,
+    summarize_systems,
+    summary_mlflow_metrics,
+    write_automated_eval_report,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                select_advice,
+                inputs=["advice_by_system", "instruction_dataset", "params:automated_eval"],
+                outputs="evaluation_examples",
+                name="select_advice",
+            ),
+            Node(
+                compute_truth_metrics,
+                inputs=["evaluation_examples", "genre_conventions", "params:automated_eval"],
+                outputs="truth_metrics",
+                name="compute_truth_metrics",
+            ),
+            Node(
+                compute_text_metrics,
+                inputs=["evaluation_examples", "params:automated_eval.text_metrics"],
+                outputs=["text_scores", "text_metric_variants"],
+                name="compute_text_metrics",
+            ),
+            Node(
+                judge_advice,
+                inputs=["evaluation_examples", "params:automated_eval.judge", "judge_credentials"],
+                outputs=["judge_scores", "judge_status"],
+                name="judge_advice",
+            ),
+            Node(
+                assemble_metric_table,
+                inputs=[
+                    "evaluation_examples",
+                    "truth_metrics",
+                    "text_scores",
+                    "judge_scores",
+                    "text_metric_variants",
+                ],
+                outputs="evaluation_metrics",
+                name="assemble_metric_table",
+            ),
+            Node(
+                summarize_systems,
+                inputs=["evaluation_metrics", "params:evaluation_common"],
+                outputs="system_summary",
+                name="summarize_systems",
+            ),
+            Node(
+                summary_mlflow_metrics,
+                inputs=["system_summary", "judge_status"],
+                outputs="automated_eval_mlflow_metrics",
+                name="summary_mlflow_metrics",
+            ),
+            Node(
+                evaluation_settings,
+                inputs=["text_metric_variants", "judge_status"],
+                outputs="automated_eval_settings",
+                name="evaluation_settings",
+            ),
+            Node(
+                plot_system_summary,
+                inputs="system_summary",
+                outputs="system_summary_plot",
+                name="plot_system_summary",
+            ),
+            Node(
+                analyse_convention_following,
+                inputs=["evaluation_metrics", "params:evaluation_common"],
+                outputs="genre_convention_following",
+                name="analyse_convention_following",
+            ),
+            Node(
+                plot_convention_following,
+                inputs="genre_convention_following",
+                outputs="genre_convention_plot",
+                name="plot_convention_following",
+            ),
+            Node(
+                write_automated_eval_report,
+                inputs=[
+                    "system_summary",
+                    "genre_convention_following",
+                    "text_metric_variants",
+                    "judge_status",
+                    "params:evaluation_common",
+                ],
+                outputs="automated_eval_report",
+                name="write_automated_eval_report",
+            ),
+            Node(
+                sample_rating_study,
+                inputs=["evaluation_examples", "params:study_kit"],
+                outputs="rating_study_key",
+                name="sample_rating_study",
+            ),
+            Node(
+                render_rating_study,
+                inputs=["rating_study_key", "excerpts", "params:study_kit"],
+                outputs="rating_study_page",
+                name="render_rating_study",
+            ),
+        ]
+    )

@@ -1,0 +1,370 @@
+"""Engineers' ratings: read and check the study page's CSV files, merge raters, agreement.
+
+A ratings file has one row per (rater, scenario) with columns ``rater``, ``scenario_id``,
+the four criteria (``effectiveness``, ``musicality``, ``actionability``, ``helpfulness``:
+whole numbers from 1 to 7) and optionally ``comment`` and ``study_id``, as the study
+page downloads it. :func:`validate_ratings` rejects a file with every problem listed by
+file, row and value (wrong columns, empty or out-of-range ratings, unknown scenario ids,
+a rater rating a scenario twice, ratings of another study); nothing is guessed or filled
+in. :func:`merge_ratings` does so for many files and also rejects duplicates across them.
+
+Inter-rater agreement is Krippendorff's alpha (:func:`krippendorff_alpha`, from its
+definition through the coincidence matrix; nominal, ordinal, interval and ratio metrics),
+per criterion (:func:`rater_agreement`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+
+from anchormix_kedro.judge import CRITERIA, LIKERT_MAX, LIKERT_MIN
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("rater", "scenario_id", *CRITERIA)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("study_id", "comment")
+#: Columns of a validated ratings frame.
+RATINGS_COLUMNS: tuple[str, ...] = (
+    "study_id",
+    "rater",
+    "scenario_id",
+    *CRITERIA,
+    "comment",
+    "source",
+    "row",
+)
+LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
+_LISTED_PROBLEMS = 12
+_RATING = re.compile(r"^[+]?(\d+)(?:\.0*)?$")
+
+
+class RatingsError(ValueError):
+    """Ratings that cannot be used as they are; the message names the file, rows and values."""
+
+
+def empty_ratings() -> pd.DataFrame:
+    """A validated ratings frame with no rows."""
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in RATINGS_COLUMNS})
+    for criterion in CRITERIA:
+        frame[criterion] = frame[criterion].astype("Int64")
+    frame["row"] = frame["row"].astype("Int64")
+    return frame
+
+
+def read_ratings_csv(source: str | Path | IO, name: str | None = None) -> pd.DataFrame:
+    """Every cell of a ratings CSV as text (a byte-order mark is allowed), unchecked."""
+    name = name or str(source)
+    try:
+        return pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise RatingsError(f"ratings file {name!r} is empty: expected a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise RatingsError(f"ratings file {name!r} is not a readable CSV: {error}") from None
+
+
+def _problems(source: str, problems: list[str]) -> RatingsError:
+    shown = problems[:_LISTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    lines = "\n".join(f"  - {p}" for p in shown)
+    tail = f"\n  - ... and {more} more" if more > 0 else ""
+    noun = "problem" if len(problems) == 1 else "problems"
+    return RatingsError(f"ratings file {source!r}: {len(problems)} {noun}:\n{lines}{tail}")
+
+
+def _rating(value: str) -> int | None:
+    match = _RATING.match(value)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if LIKERT_MIN <= number <= LIKERT_MAX else None
+
+
+def validate_ratings(
+    frame: pd.DataFrame,
+    source: str,
+    known_scenarios: Collection[str] | None = None,
+    study_id: str | None = None,
+) -> pd.DataFrame:
+    """Check one file's ratings and return them typed (columns :data:`RATINGS_COLUMNS`).
+
+    ``source`` names the file in messages; rows are counted from 1 after the header.
+    ``known_scenarios`` (the study key's ids) rejects other ids; ``study_id`` rejects rows
+    whose ``study_id`` names another study. Raises :class:`RatingsError` listing every
+    problem found.
+    """
+    columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or unknown or repeated:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if unknown:
+            parts.append(f"unknown columns {unknown}")
+        if repeated:
+            parts.append(f"repeated columns {repeated}")
+        raise RatingsError(
+            f"ratings file {source!r}: {'; '.join(parts)}. Expected columns: "
+            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}"
+        )
+    text = frame.copy()
+    text.columns = columns
+    text = text.astype(object).where(text.notna(), "").astype(str).apply(lambda c: c.str.strip())
+    if text.empty:
+        raise RatingsError(f"ratings file {source!r} holds a header but no ratings")
+
+    known = set(known_scenarios) if known_scenarios is not None else None
+    problems: list[str] = []
+    rows = []
+    for number, row in enumerate(text.to_dict("records"), start=1):
+        scenario = row["scenario_id"]
+        where = f"row {number}" + (f" (scenario {scenario})" if scenario else "")
+        if not row["rater"]:
+            problems.append(f"{where}: rater is empty")
+        if not scenario:
+            problems.append(f"{where}: scenario_id is empty")
+        elif known is not None and scenario not in known:
+            problems.append(f"{where}: unknown scenario id {scenario!r} (not in the study key)")
+        row_study = row.get("study_id", "")
+        if study_id is not None and row_study and row_study != study_id:
+            problems.append(f"{where}: study_id {row_study!r} is not this study ({study_id!r})")
+        typed = {
+            "study_id": row_study or study_id or "",
+            "rater": row["rater"],
+            "scenario_id": scenario,
+            "comment": row.get("comment", ""),
+            "source": source,
+            "row": number,
+        }
+        for criterion in CRITERIA:
+            value = row[criterion]
+            rating = _rating(value)
+            if not value:
+                problems.append(
+                    f"{where}: {criterion} is empty; every criterion needs a rating from "
+                    f"{LIKERT_MIN} to {LIKERT_MAX}"
+                )
+            elif rating is None:
+                problems.append(
+                    f"{where}: {criterion} = {value!r} is not a whole number from "
+                    f"{LIKERT_MIN} to {LIKERT_MAX}"
+                )
+            typed[criterion] = rating
+        rows.append(typed)
+    seen: dict[tuple[str, str], list[int]] = {}
+    for typed in rows:
+        if typed["rater"] and typed["scenario_id"]:
+            seen.setdefault((typed["rater"], typed["scenario_id"]), []).append(typed["row"])
+    for (rater, scenario), numbers in seen.items():
+        if len(numbers) > 1:
+            problems.append(
+                f"rows {', '.join(map(str, numbers))}: rater {rater!r} rated scenario "
+                f"{scenario} {len(numbers)} times"
+            )
+    if problems:
+        raise _problems(source, problems)
+    validated = pd.DataFrame(rows, columns=list(RATINGS_COLUMNS))
+    for criterion in CRITERIA:
+        validated[criterion] = validated[criterion].astype("Int64")
+    validated["row"] = validated["row"].astype("Int64")
+    return validated
+
+
+RatingsSource = pd.DataFrame | str | Path | Callable[[], pd.DataFrame]
+
+
+def _frame(source: RatingsSource, name: str) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, str | Path):
+        return read_ratings_csv(source, name)
+    return source()  # a partition's loader, as Kedro's PartitionedDataset gives
+
+
+def merge_ratings(
+    files: Mapping[str, RatingsSource],
+    known_scenarios: Collection[str] | None = None,
+    study_id: str | None = None,
+) -> pd.DataFrame:
+    """Validate every file and merge them; problems of all files are reported together.
+
+    ``files`` maps a file name to a frame, a path or a loader (Kedro partitions). A rater
+    may spread ratings over several files, but rating one scenario twice is rejected, within
+    a file or across files. No files give an empty frame.
+    """
+    frames, failures = [], []
+    for name in sorted(files):
+        try:
+            frames.append(
+                validate_ratings(_frame(files[name], name), name, known_scenarios, study_id)
+            )
+        except RatingsError as error:
+            failures.append(str(error))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            failures.append(f"ratings file {name!r} is not a readable CSV: {error}")
+    if failures:
+        raise RatingsError("\n".join(failures))
+    if not frames:
+        return empty_ratings()
+    merged = pd.concat(frames, ignore_index=True)
+    repeats = merged[merged.duplicated(["rater", "scenario_id"], keep=False)]
+    if not repeats.empty:
+        problems = [
+            f"rater {rater!r} rated scenario {scenario} in "
+            + " and ".join(f"{r.source!r} (row {r.row})" for r in group.itertuples(index=False))
+            for (rater, scenario), group in repeats.groupby(["rater", "scenario_id"], sort=True)
+        ]
+        raise RatingsError(
+            f"{len(problems)} ratings appear in more than one file:\n"
+            + "\n".join(f"  - {p}" for p in problems[:_LISTED_PROBLEMS])
+        )
+    return merged
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def _distances(values: np.ndarray, totals: np.ndarray, level: str) -> np.ndarray:
+    """Squared difference ``delta^2(c, k)`` between every two values, for the metric."""
+    if level == "nominal":
+        return 1.0 - np.eye(len(values))
+    if level == "interval":
+        return np.subtract.outer(values, values) ** 2
+    if level == "ratio":
+        sums = np.add.outer(values, values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(sums != 0, np.subtract.outer(values, values) / sums, 0.0)
+        return ratio**2
+    if level == "ordinal":
+        # sum_{g=c}^{k} n_g - (n_c + n_k) / 2 equals mid_k - mid_c, mid = cumsum - n / 2.
+        middle = np.cumsum(totals) - totals / 2.0
+        return np.subtract.outer(middle, middle) ** 2
+    raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+
+
+def krippendorff_alpha(
+    reliability_data: Sequence[Sequence[float]] | np.ndarray, level: str
+) -> float:
+    """Krippendorff's alpha of a raters x units matrix (NaN: not rated), ``1 - D_o / D_e``.
+
+    Values of a unit pair up across raters in a coincidence matrix (a unit rated by ``m``
+    raters adds ``1 / (m - 1)`` per ordered pair); units with fewer than two ratings do not
+    count. ``level`` is ``nominal``, ``ordinal``, ``interval`` or ``ratio``. Returns NaN when
+    fewer than two values pair up or all pairable values are equal (alpha is undefined).
+    """
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    data = np.asarray(reliability_data, dtype=float)
+    if data.ndim != 2:
+        raise ValueError(f"reliability data must be raters x units (2-D), got shape {data.shape}")
+    rated = ~np.isnan(data)
+    pairable = rated.sum(axis=0) >= 2
+    data = data[:, pairable]
+    values = np.unique(data[~np.isnan(data)])
+    if values.size == 0:
+        return math.nan
+    position = {value: i for i, value in enumerate(values)}
+    coincidences = np.zeros((values.size, values.size))
+    for unit in data.T:
+        present = unit[~np.isnan(unit)]
+        counts = np.bincount([position[v] for v in present], minlength=values.size).astype(float)
+        coincidences += (np.outer(counts, counts) - np.diag(counts)) / (present.size - 1)
+    totals = coincidences.sum(axis=1)
+    n = totals.sum()
+    if n < 2:
+        return math.nan
+    distances = _distances(values, totals, level)
+    observed = (coincidences * distances).sum()
+    expected = (np.outer(totals, totals) * distances).sum() / (n - 1)
+    if expected == 0:
+        return math.nan
+    return float(1.0 - observed / expected)
+
+
+AGREEMENT_COLUMNS: tuple[str, ...] = (
+    "criterion",
+    "level",
+    "alpha",
+    "n_raters",
+    "n_scenarios",
+    "n_ratings",
+    "note",
+)
+
+
+def rater_agreement(
+    ratings: pd.DataFrame, levels: Sequence[str] = ("ordinal", "interval")
+) -> pd.DataFrame:
+    """Krippendorff's alpha of each criterion (and of their mean) at each level.
+
+    ``n_scenarios`` and ``n_ratings`` count scenarios rated by at least two raters and their
+    ratings; ``note`` says why alpha is missing where it is.
+    """
+    rows = []
+    data = ratings.copy()
+    if not data.empty:
+        data["mean"] = data[list(CRITERIA)].astype(float).mean(axis=1)
+    for criterion in (*CRITERIA, "mean"):
+        if data.empty:
+            matrix = np.empty((0, 0))
+        else:
+            matrix = data.pivot_table(
+                index="rater", columns="scenario_id", values=criterion, aggfunc="first"
+            ).to_numpy(dtype=float)
+        n_raters = matrix.shape[0]
+        shared = (~np.isnan(matrix)).sum(axis=0) >= 2 if matrix.size else np.array([], bool)
+        n_scenarios = int(shared.sum())
+        n_ratings = int((~np.isnan(matrix[:, shared])).sum()) if matrix.size else 0
+        for level in levels:
+            note = ""
+            alpha = math.nan
+            if n_raters < 2 or n_scenarios == 0:
+                note = "needs at least two raters rating the same scenarios"
+            else:
+                alpha = krippendorff_alpha(matrix, level)
+                if math.isnan(alpha):
+                    note = "undefined: every shared rating is the same"
+            rows.append(
+                {
+                    "criterion": criterion,
+                    "level": level,
+                    "alpha": alpha,
+                    "n_raters": n_raters,
+                    "n_scenarios": n_scenarios,
+                    "n_ratings": n_ratings,
+                    "note": note,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
+
+
+def scenario_scores(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Mean rating of each scenario over its raters: ``human_<criterion>``, ``human_mean``.
+
+    Also ``n_raters`` and ``n_comments`` (non-empty comments) per scenario.
+    """
+    columns = [
+        "scenario_id",
+        "n_raters",
+        *(f"human_{c}" for c in CRITERIA),
+        "human_mean",
+        "n_comments",
+    ]
+    if ratings.empty:
+        return pd.DataFrame(columns=columns)
+    data = ratings.copy()
+    for criterion in CRITERIA:
+        data[criterion] = data[criterion].astype(float)
+    data["mean"] = data[list(CRITERIA)].mean(axis=1)
+    data["has_comment"] = data["comment"].fillna("").astype(str).str.strip() != ""
+    grouped = data.groupby("scenario_id", sort=True)
+    scores = grouped[[*CRITERIA, "mean"]].mean().add_prefix("human_")
+    scores["n_raters"] = grouped["rater"].nunique()
+    scores["n_comments"] = grouped["has_comment"].sum().astype(int)
+    return scores.reset_index()[columns]

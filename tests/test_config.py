@@ -1,0 +1,85 @@
+"""The configuration environments resolve: base on any machine, pace without a GPU."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog
+
+from anchormix_kedro.model.factory import ModelSettings, quantization_config
+from anchormix_kedro.model.training import TrainingSettings
+from anchormix_kedro.pipeline_registry import register_pipelines
+from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+from conftest import PROJECT_ROOT
+
+
+def loader(env: str, monkeypatch, **environment) -> OmegaConfigLoader:
+    for name in ("ANCHORMIX_DATA_ROOT", "ANCHORMIX_MLFLOW_URI", "MUSDB_PATH", "HF_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+
+def test_base_configuration_builds_every_pipeline_input(monkeypatch):
+    config = loader("base", monkeypatch)
+    catalog = DataCatalog.from_config(config["catalog"])
+    params = config["parameters"]
+    pipelines = register_pipelines()
+    free_inputs = {i for i in pipelines["__default__"].inputs() if not i.startswith("params:")}
+    assert free_inputs == {"musdb_corpus"}
+    persisted = {
+        "excerpts": "PartitionedDataset",
+        "log_mel_features": "PartitionedDataset",
+        "instruction_dataset": "ParquetDataset",
+        "advisor.model_package": "ModelPackageDataset",
+        "no_anchor.model_package": "ModelPackageDataset",
+        "no_anchor.training_report": "JSONDataset",
+        "advice_by_system": "ParquetDataset",
+    }
+    for name, kind in persisted.items():
+        assert name in pipelines["__default__"].datasets()
+        assert type(catalog.get(name)).__name__ == kind, name
+    assert ModelSettings.from_params(params["model"]).source == "tiny"
+    TrainingSettings.from_params({**params["training"], **params["advisor"]["variant"]})
+
+
+def test_pace_configuration_resolves_without_a_gpu(monkeypatch):
+    config = loader(
+        "pace",
+        monkeypatch,
+        ANCHORMIX_DATA_ROOT="/scratch/anchormix",
+        ANCHORMIX_MLFLOW_URI="sqlite:////shared/mlflow.db",
+    )
+    params = config["parameters"]
+    settings = ModelSettings.from_params(params["model"])
+    assert (
+        settings.source == "pretrained" and settings.name_or_path == "Qwen/Qwen2-Audio-7B-Instruct"
+    )
+    assert settings.load_in_4bit and str(settings.torch_dtype) == "torch.bfloat16"
+    quantization = quantization_config(settings)
+    assert quantization.load_in_4bit and quantization.bnb_4bit_quant_type == "nf4"
+    training = TrainingSettings.from_params(
+        {**params["training"], **params["no_anchor"]["variant"]}
+    )
+    assert (
+        training.formulation == "target_only"
+        and training.finetune["args"]["gradient_checkpointing"]
+    )
+    assert not training.pretrain["enabled"]
+    # Soft merge: keys pace does not mention keep their base values.
+    assert params["pairs"]["anchors"] == ["drums"] and params["training"]["seed"] == 42
+    assert (
+        params["ingestion"]["excerpt"]["seconds"] == 30.0
+        and params["ingestion"]["excerpt"]["hop_seconds"] == 0.5
+    )
+    catalog = DataCatalog.from_config(config["catalog"])
+    assert str(catalog["loudness"]._filepath).startswith("/scratch/anchormix/")
+    assert config["mlflow"]["server"]["mlflow_tracking_uri"] == "sqlite:////shared/mlflow.db"
+    assert config["mlflow"]["tracking"]["experiment"]["name"] == "anchormix_kedro"
+
+
+@pytest.mark.parametrize("bad", [{"source": "hub"}, {"source": "pretrained"}])
+def test_bad_model_settings_are_named(bad):
+    with pytest.raises(ValueError, match="model"):
+        ModelSettings.from_params(bad)

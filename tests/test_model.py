@@ -1,0 +1,320 @@
+"""The model library on a tiny Qwen2-Audio: features, encoding, LoRA, QLoRA, saving, resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback, WhisperFeatureExtractor
+
+from anchormix_kedro.advice import audio_uri, conversation
+from anchormix_kedro.model.data import (
+    IGNORE_INDEX,
+    AudioChatCollator,
+    ConversationDataset,
+    FeatureStore,
+    encode_conversation,
+)
+from anchormix_kedro.model.factory import ModelSettings, build_tiny_base, load_base
+from anchormix_kedro.model.features import (
+    audio_token_count,
+    features_for_clip,
+    raw_log_mel,
+    valid_frames,
+)
+from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.training import (
+    TrainingSettings,
+    fine_tune,
+    lora_model,
+    run_stage,
+)
+
+RATE = 16000
+TINY = {
+    "source": "tiny",
+    "tiny": {
+        "seed": 0,
+        "vocab_size": 300,
+        "audio_seconds": 2,
+        "audio": {
+            "d_model": 32,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+        },
+        "text": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+        },
+    },
+}
+SYSTEM = "You are a mixing engineer."
+
+
+def clip(freq: float, seconds: float, amplitude: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def store() -> FeatureStore:
+    extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, chunk_length=30)
+    records = {}
+    for song, level in (("song_a", 0.3), ("song_b", 0.05)):
+        audio = {"drums": clip(110, 1.5, 0.2), "vocals": clip(330, 1.5, level)}
+        records[song] = {
+            "meta": {"valid_frames": {s: valid_frames(len(c), 160) for s, c in audio.items()}},
+            "audio": {s: raw_log_mel(c, extractor) for s, c in audio.items()},
+        }
+    return FeatureStore(records)
+
+
+def conversations() -> list[str]:
+    items = []
+    for song, answer in (
+        ("song_a", "The vocal is too loud: pull it down 6 dB."),
+        ("song_b", "The vocal is too soft: push it up 6 dB."),
+    ):
+        uris = [audio_uri(song, "drums"), audio_uri(song, "vocals")]
+        items.append(
+            json.dumps(conversation(SYSTEM, uris, "Balance the vocal against the drums.", answer))
+        )
+    return items
+
+
+def texts() -> list[str]:
+    return [
+        SYSTEM,
+        "Balance the vocal against the drums.",
+        "The vocal is too loud: pull it down 6 dB.",
+        "The vocal is too soft: push it up 6 dB.",
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    settings = ModelSettings.from_params(TINY)
+    model, processor = build_tiny_base(settings, texts())
+    return settings, model, processor
+
+
+@pytest.mark.parametrize("gain_db", [0.0, 6.0, -9.5])
+def test_cached_features_equal_the_extractor_on_the_scaled_clip(gain_db):
+    extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, chunk_length=30)
+    audio = clip(220, 2.3, 0.1) * np.linspace(0.2, 1.0, int(2.3 * RATE), dtype=np.float32)
+    expected = extractor(
+        audio * np.float32(10 ** (gain_db / 20)),
+        sampling_rate=RATE,
+        return_tensors="np",
+        return_attention_mask=True,
+    )
+    cached = features_for_clip(raw_log_mel(audio, extractor), gain_db, extractor.nb_max_frames)
+    assert cached.shape == expected["input_features"][0].shape
+    assert np.max(np.abs(cached - expected["input_features"][0])) < 1e-4
+    assert valid_frames(len(audio), extractor.hop_length) == int(
+        expected["attention_mask"][0].sum()
+    )
+
+
+def test_encoding_expands_audio_tokens_and_masks_the_prompt(tiny, store):
+    _, _, processor = tiny
+    messages = json.loads(conversations()[0])
+    encoded = encode_conversation(messages, processor, store)
+    audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    frames = valid_frames(int(1.5 * RATE), 160)
+    assert encoded["input_ids"].count(audio_id) == 2 * audio_token_count(frames)
+    answer = processor.tokenizer(messages[-1]["content"] + "<|im_end|>", add_special_tokens=False)[
+        "input_ids"
+    ]
+    labelled = [label for label in encoded["labels"] if label != IGNORE_INDEX]
+    assert labelled == answer and encoded["input_ids"][-len(answer) :] == answer
+    assert all(label == IGNORE_INDEX for label in encoded["labels"][: -len(answer)])
+    assert encoded["input_features"].shape == (2, 128, processor.feature_extractor.nb_max_frames)
+    assert encoded["feature_attention_mask"].sum(axis=1).tolist() == [min(frames, 200)] * 2
+
+
+def test_two_clip_forward_and_generation(tiny, store):
+    _, model, processor = tiny
+    batch = AudioChatCollator(processor.tokenizer.pad_token_id)(
+        [encode_conversation(json.loads(c), processor, store) for c in conversations()]
+    )
+    assert batch["input_features"].shape[0] == 4  # two clips per conversation
+    loss = model(**batch).loss
+    assert torch.isfinite(loss) and loss.item() > 0
+    outputs = generate(
+        model,
+        processor,
+        [json.loads(c) for c in conversations()],
+        store,
+        batch_size=2,
+        max_new_tokens=5,
+    )
+    assert len(outputs) == 2 and all(
+        isinstance(text, str) and seconds > 0 for text, seconds in outputs
+    )
+
+
+def test_lora_regex_leaves_the_audio_tower_untouched(tiny):
+    settings, model, _ = tiny
+    wrapped = lora_model(model, settings, {"r": 4, "lora_alpha": 8}, gradient_checkpointing=False)
+    lora_names = [n for n, _ in wrapped.named_parameters() if "lora_" in n]
+    assert lora_names and all("language_model" in n for n in lora_names)
+    assert not any(p.requires_grad for n, p in wrapped.named_parameters() if "audio_tower" in n)
+    wrapped.unload()  # leave the shared fixture as it was
+
+
+def training_settings(tmp_path: Path, **finetune_args) -> TrainingSettings:
+    args = {
+        "max_steps": 4,
+        "per_device_train_batch_size": 2,
+        "learning_rate": 0.01,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": 2,
+        "eval_strategy": "no",
+        **finetune_args,
+    }
+    return TrainingSettings.from_params(
+        {
+            "seed": 1,
+            "work_root": str(tmp_path / "work"),
+            "lora": {"r": 4, "lora_alpha": 8, "modules_to_save": ["lm_head"]},
+            "pretrain": {
+                "enabled": True,
+                "stage": {
+                    "args": {
+                        "max_steps": 2,
+                        "per_device_train_batch_size": 2,
+                        "eval_strategy": "no",
+                        "save_strategy": "no",
+                    }
+                },
+            },
+            "finetune": {"args": args},
+        }
+    )
+
+
+def test_training_saves_a_package_that_reloads_to_the_same_outputs(tmp_path, store):
+    settings = ModelSettings.from_params(TINY)
+    training = training_settings(tmp_path)
+    report = fine_tune(
+        settings,
+        training,
+        conversations(),
+        conversations(),
+        texts(),
+        (conversations(), []),
+        store,
+        "d1",
+        tmp_path / "pkg",
+        SYSTEM,
+    )
+    package = Path(report["package"])
+    assert (package / "adapter" / "adapter_config.json").is_file() and (
+        package / "base" / "config.json"
+    ).is_file()
+    assert json.loads((package / "anchormix.json").read_text())["formulation"] == "anchor_target"
+    first, processor, _ = load_package(package)
+    second, _, _ = load_package(package)
+    batch = AudioChatCollator(processor.tokenizer.pad_token_id)(
+        [encode_conversation(json.loads(c), processor, store) for c in conversations()]
+    )
+    batch.pop("labels")
+    with torch.no_grad():
+        assert torch.allclose(first(**batch).logits, second(**batch).logits, atol=1e-5)
+        base, _, _ = load_package(package, with_adapter=False)
+        assert not torch.allclose(first(**batch).logits, base(**batch).logits, atol=1e-3)
+
+
+class StopAfter(TrainerCallback):
+    """Simulates a run killed after ``step`` steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypatch):
+    settings = ModelSettings.from_params(TINY)
+    training = training_settings(tmp_path)
+    import anchormix_kedro.model.training as training_module
+
+    original = training_module.Trainer
+
+    class KilledTrainer(original):
+        def __init__(self, *args, **kwargs):
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAfter(3)]
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "Trainer", KilledTrainer)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(
+            settings,
+            training,
+            conversations(),
+            [],
+            texts(),
+            (conversations(), []),
+            store,
+            "d2",
+            tmp_path / "pkg",
+            SYSTEM,
+        )
+    checkpoints = list((tmp_path / "work").glob("finetune-*/checkpoints/checkpoint-2"))
+    assert len(checkpoints) == 1
+    monkeypatch.setattr(training_module, "Trainer", original)
+    steps_run = []
+
+    class Recorder(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    monkeypatch.setattr(training_module, "MlflowStepLogger", lambda *a, **k: Recorder())
+    report = fine_tune(
+        settings,
+        training,
+        conversations(),
+        [],
+        texts(),
+        (conversations(), []),
+        store,
+        "d2",
+        tmp_path / "pkg",
+        SYSTEM,
+    )
+    assert steps_run == [3, 4]  # continued after checkpoint 2, did not start over
+    assert report["metrics"]["epoch"] > 0
+
+
+def test_qlora_trains_and_generates_on_cpu(tmp_path, tiny, store):
+    pytest.importorskip("bitsandbytes")
+    settings, model, processor = tiny
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    quantised = ModelSettings.from_params(
+        {**TINY, "load_in_4bit": True, "quantization": {"bnb_4bit_compute_dtype": "float32"}}
+    )
+    base, processor = load_base(quantised, tmp_path / "base")
+    assert any(type(m).__name__ == "Linear4bit" for m in base.modules())
+    wrapped = lora_model(base, quantised, {"r": 4, "lora_alpha": 8}, gradient_checkpointing=False)
+    dataset = ConversationDataset(conversations(), processor, store)
+    stage = training_settings(tmp_path, max_steps=2, save_strategy="no").finetune_stage
+    result = run_stage(
+        wrapped, processor, stage, dataset, None, tmp_path / "qlora", 1, None, "qlora/"
+    )
+    assert np.isfinite(result["metrics"]["train_loss"])
+    outputs = generate(
+        wrapped, processor, [json.loads(conversations()[0])], store, max_new_tokens=3
+    )
+    assert len(outputs) == 1
