@@ -318,3 +318,48 @@ def test_qlora_trains_and_generates_on_cpu(tmp_path, tiny, store):
         wrapped, processor, [json.loads(conversations()[0])], store, max_new_tokens=3
     )
     assert len(outputs) == 1
+
+
+def test_single_clip_formulation_joins_anchor_gap_and_target(tiny, store):
+    _, _, processor = tiny
+    uri = audio_uri("song_a", ["drums", "vocals"], 3.0)
+    messages = conversation(SYSTEM, [uri], "Balance the vocal.", "Fine.")
+    encoded = encode_conversation(messages, processor, store)
+    frames = valid_frames(int(1.5 * RATE), 160)
+    assert encoded["input_features"].shape[0] == 1
+    assert int(encoded["feature_attention_mask"].sum()) == min(
+        2 * frames + 50, processor.feature_extractor.nb_max_frames
+    )
+
+
+def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
+    import soundfile
+
+    from anchormix_kedro import command_line
+
+    settings = ModelSettings.from_params(TINY)
+    report = fine_tune(
+        settings,
+        training_settings(tmp_path),
+        conversations(),
+        [],
+        texts(),
+        (conversations(), []),
+        store,
+        "d3",
+        tmp_path / "pkg",
+        SYSTEM,
+    )
+    song = tmp_path / "song"
+    song.mkdir()
+    for stem, (freq, amplitude) in {"drums": (110, 0.2), "vocals": (330, 0.1)}.items():
+        soundfile.write(str(song / f"{stem}.wav"), clip(freq, 3.0, amplitude), RATE)
+    assert (
+        command_line.main(
+            ["advise", str(song), "--model", report["package"], "--json", "--window-seconds", "2"]
+        )
+        == 0
+    )
+    output = json.loads(capsys.readouterr().out)
+    (vocals,) = [t for t in output["targets"] if t["stem"] == "vocals"]
+    assert output["model"] == report["package"] and isinstance(vocals["advice"], str)

@@ -202,5 +202,6 @@ def plot_heatmap(
         ax.set_title(title, fontsize=10)
     if image is not None:
         fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label=statistic.replace("_", " "))
-    fig.suptitle(f"Correlations ({system}; * p < 0.05)", fontsize=11)
+    scope = "pooled over systems" if system == POOLED else f"system {system}"
+    fig.suptitle(f"{statistic.replace('_', ' ')}, {scope} (* p < 0.05)", fontsize=11)
     return fig

@@ -59,11 +59,13 @@ TEXT_SCORE_COLUMNS: tuple[str, ...] = (
     "rouge_l",
     "meteor",
 )
-#: Per-example measures of correctness known from the perturbation.
+#: Per-example numeric measures of correctness known from the perturbation (a correct
+#: direction scores 1, a wrong or unstated one 0) and of distance from the convention.
 TRUTH_SCORE_COLUMNS: tuple[str, ...] = (
-    "direction_correct",
+    "direction_correct_score",
     "fader_move_error_db",
     "amount_error_db",
+    "convention_distance_after_db",
 )
 
 
@@ -410,7 +412,9 @@ AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "fader_move_mae_db", "Fader move error (dB)", "fader_move_error_db", False, digits=2
     ),
-    MetricSpec("amount_mae_db", "Amount error, right direction (dB)", "amount_error_db", False, 2),
+    MetricSpec(
+        "amount_mae_db", "Amount error, right direction (dB)", "amount_error_db", False, digits=2
+    ),
     MetricSpec("bertscore_precision", "BERTScore precision", "bertscore_precision", True),
     MetricSpec("bertscore_recall", "BERTScore recall", "bertscore_recall", True),
     MetricSpec("bertscore_f1", "BERTScore F1", "bertscore_f1", True),
@@ -800,10 +804,3 @@ def plot_convention_following(frame: pd.DataFrame):
 def metric_columns(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """The given columns that ``table`` has with at least one value, in order."""
     return [c for c in columns if c in table.columns and table[c].notna().any()]
-
-
-def numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of ``frame`` as float (booleans 0/1, missing NaN)."""
-    return frame[list(columns)].apply(
-        lambda c: pd.to_numeric(c.astype("Float64"), errors="coerce").astype(float)
-    )

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from anchormix_kedro.pipelines import fine_tuning, inference, ingestion, perturbation, templating
+from anchormix_kedro.pipelines import (
+    automated_eval,
+    correlation,
+    fine_tuning,
+    inference,
+    ingestion,
+    perturbation,
+    templating,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -19,10 +27,12 @@ def register_pipelines() -> dict[str, Pipeline]:
         "templating": templating.create_pipeline(),
         "fine_tuning": fine_tuning.create_pipeline(),
         "inference": inference.create_pipeline(),
+        "automated_eval": automated_eval.create_pipeline(),
+        "correlation": correlation.create_pipeline(),
     }
     data = stages["ingestion"] + stages["perturbation"] + stages["templating"]
     training = data + stages["fine_tuning"]
-    evaluation = stages["inference"]
+    evaluation = stages["inference"] + stages["automated_eval"] + stages["correlation"]
     return {
         **stages,
         "data": data,

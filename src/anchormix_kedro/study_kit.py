@@ -112,10 +112,11 @@ def sample_scenarios(
 
     ``candidates`` is one row per (example, system) with the example's fields and
     ``advice`` (as :func:`anchormix_kedro.evaluation.join_advice` gives). Missing or empty
-    advice is not shown to engineers. Examples must have advice from every chosen system
-    (``systems``; default all present) so each is compared across systems; they are drawn
-    round robin over ``strata`` (``pair`` is "anchor>target"). Columns :data:`KEY_COLUMNS`;
-    ``position`` is the 1-based place on the page.
+    advice is not shown to engineers. Examples are drawn among those with advice from every
+    chosen system (``systems``; default all present), so each is compared across systems;
+    where none has, among those with the most (with a warning). They are drawn round robin
+    over ``strata`` (``pair`` is "anchor>target"). Columns :data:`KEY_COLUMNS`; ``position``
+    is the 1-based place on the page. No advice at all gives an empty key (with a warning).
     """
     if n_examples < 1:
         raise ValueError(f"n_examples must be at least 1, got {n_examples}")
@@ -131,11 +132,17 @@ def sample_scenarios(
             "Rating study: %d empty or missing advice rows left out", int((~has_text).sum())
         )
     rows = rows[has_text]
+    if rows.empty:
+        logger.warning("Rating study: no system gave any advice; there is nothing to rate")
+        return pd.DataFrame(columns=list(KEY_COLUMNS))
     coverage = rows.groupby("example_id")["system"].nunique()
-    complete = coverage[coverage == len(chosen)].index
-    if len(complete) == 0:
-        raise ValueError(
-            f"no example has advice from every study system {chosen}; choose fewer systems"
+    complete = coverage[coverage == coverage.max()].index
+    if coverage.max() < len(chosen):
+        logger.warning(
+            "Rating study: no example has advice from every system %s; using examples with "
+            "advice from %d of them",
+            chosen,
+            int(coverage.max()),
         )
     examples = (
         rows[rows["example_id"].isin(complete)]
@@ -162,11 +169,11 @@ def sample_scenarios(
     key = key.iloc[rng.permutation(len(key))].reset_index(drop=True)
     key["position"] = np.arange(1, len(key) + 1)
     logger.info(
-        "Rating study %s: %d scenarios (%d examples x %d systems) over %d genres and %d pairs",
+        "Rating study %s: %d scenarios (%d examples, %d systems) over %d genres and %d pairs",
         study_id,
         len(key),
         len(picked),
-        len(chosen),
+        key["system"].nunique(),
         key["genre"].nunique(),
         (key["anchor"] + ">" + key["target"]).nunique(),
     )
@@ -415,6 +422,10 @@ _SCRIPT = r"""
     });
   }
 
+  function safeName(text) {
+    return String(text).replace(/[^A-Za-z0-9_-]+/g, "_").slice(0, 40);
+  }
+
   function csvField(value) {
     return '"' + String(value).replace(/"/g, '""') + '"';
   }
@@ -448,8 +459,7 @@ _SCRIPT = r"""
     var url = URL.createObjectURL(blob);
     var link = document.createElement("a");
     link.href = url;
-    link.download = "ratings_" + config.study_id + "_" +
-      name.replace(/[^A-Za-z0-9_-]+/g, "_").slice(0, 40) + ".csv";
+    link.download = "ratings_" + safeName(config.study_id) + "_" + safeName(name) + ".csv";
     document.body.appendChild(link);
     link.click();
     link.remove();
@@ -537,6 +547,16 @@ def render_page(
 </body>
 </html>
 """
+
+
+def empty_page(title: str = DEFAULT_TITLE) -> str:
+    """A page saying there is nothing to rate (no system gave any advice)."""
+    e = html.escape
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f"</head><body><h1>{e(title)}</h1><p>There is nothing to rate: no system gave any "
+        "advice.</p></body></html>\n"
+    )
 
 
 def page_size_mb(page: str) -> float:

@@ -42,11 +42,16 @@ class ProjectCredentialsDataset(AbstractDataset[None, dict[str, Any]]):
     def load(self) -> dict[str, Any]:
         if not Path(self._conf_source).is_dir():
             return {}
-        loader = OmegaConfigLoader(
+        # The project's own loader settings: its resolvers (globals, oc.env) and patterns.
+        from kedro.framework.project import settings
+
+        loader_args = {"base_env": "base", "default_run_env": "local"}
+        loader_args |= dict(getattr(settings, "CONFIG_LOADER_ARGS", None) or {})
+        loader_class = getattr(settings, "CONFIG_LOADER_CLASS", None) or OmegaConfigLoader
+        loader = loader_class(
             conf_source=str(self._conf_source),
-            base_env="base",
-            default_run_env="local",
             env=self._env or os.environ.get("KEDRO_ENV"),
+            **loader_args,
         )
         try:
             credentials = loader["credentials"]

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -311,6 +312,7 @@ def fine_tune(
     Returns a report: metrics, parameter counts, the work folder and the package path.
     """
     set_seed(training.seed)
+    started = time.perf_counter()
     root = Path(training.work_root)
     work_dir = root / f"finetune-{fingerprint(asdict(settings), asdict(training), data_id)}"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -330,6 +332,7 @@ def fine_tune(
         base_path: str | Path = base_dir
     else:
         base_path = settings.name_or_path
+    base_seconds = time.perf_counter() - started  # zero-ish when an earlier variant built the base
     # Under torchrun each process holds a whole model on its own GPU (the Trainer wraps it in DDP).
     device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))} if torch.cuda.is_available() else None
     model, processor = load_base(settings, base_path, device_map=device_map)
@@ -360,6 +363,10 @@ def fine_tune(
         run_id,
         "finetune/",
     )
+    timing = {
+        "base_seconds": round(base_seconds, 1),
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
     manifest = {
         "base": "tiny" if base_dir is not None else settings.name_or_path,
         "model_settings": asdict(settings),
@@ -367,13 +374,18 @@ def fine_tune(
         "system_prompt": system_prompt,
         "data_id": data_id,
         "metrics": stage["metrics"],
+        "timing": timing,
         "trainable_parameters": trainable,
         "total_parameters": total,
         "mlflow_run_id": run_id,
     }
     save_package(stage["trainer"].model, processor, out_dir, manifest, base_dir)
+    if run_id:
+        for name, value in timing.items():
+            mlflow.MlflowClient().log_metric(run_id, f"{training.formulation}/{name}", value)
     return {
         "metrics": stage["metrics"],
+        "timing": timing,
         "trainable_parameters": trainable,
         "total_parameters": total,
         "work_dir": str(work_dir),

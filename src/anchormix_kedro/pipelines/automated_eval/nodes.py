@@ -101,7 +101,7 @@ def judge_advice(
                 config.get("api_key_env"),
             )
     llm_judge = make_judge(config, credentials)
-    scores = evaluation.judge_columns(evaluation_examples, llm_judge)
+    scores = evaluation.judge_columns(evaluation_examples, llm_judge, progress=True)
     scored = int(scores["judge_ok"].fillna(False).sum())
     status = {
         "configured": llm_judge is not None,
@@ -238,6 +238,10 @@ def render_rating_study(
 ) -> str:
     """The self-contained study page (audio embedded) for the key's scenarios."""
 
+    title = study_kit_params.get("title") or study_kit.DEFAULT_TITLE
+    if rating_study_key.empty:
+        return study_kit.empty_page(title)
+
     def load_excerpt(excerpt_id: str) -> dict:
         return excerpts[excerpt_id]()
 
@@ -251,7 +255,7 @@ def render_rating_study(
         rating_study_key,
         clips,
         by_scenario,
-        title=study_kit_params.get("title") or study_kit.DEFAULT_TITLE,
+        title=title,
         instructions=study_kit_params.get("instructions") or study_kit.DEFAULT_INSTRUCTIONS,
     )
     logger.info(

@@ -1,0 +1,285 @@
+"""Nodes of the correlation pipeline: ratings -> agreement, correlations, the ablation table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from anchormix_kedro import correlation, evaluation, ratings
+from anchormix_kedro.judge import CRITERIA
+
+logger = logging.getLogger(__name__)
+
+NO_RATINGS_MESSAGE = (
+    "No human ratings exist yet (no CSV file in the ratings folder, data/01_raw/ratings/ by "
+    "default): only the automated metrics are correlated with the truth metrics. No rating "
+    "is ever invented."
+)
+HUMAN_COLUMNS: tuple[str, ...] = (*evaluation.HUMAN_SCORE_COLUMNS, "human_mean")
+AUTOMATED_COLUMNS: tuple[str, ...] = (
+    *evaluation.TEXT_SCORE_COLUMNS,
+    *evaluation.JUDGE_SCORE_COLUMNS,
+    "judge_mean",
+)
+TRUTH_COLUMNS: tuple[str, ...] = evaluation.TRUTH_SCORE_COLUMNS
+HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
+    "example_id",
+    "system",
+    "scenario_id",
+    "n_raters",
+    *HUMAN_COLUMNS,
+    "n_comments",
+)
+
+
+def _bootstrap(evaluation_common: dict) -> dict[str, Any]:
+    settings = evaluation_common.get("bootstrap", {})
+    return {
+        "n_resamples": int(settings.get("n_resamples", 1000)),
+        "confidence": float(settings.get("confidence", 0.95)),
+        "seed": int(settings.get("seed", 0)),
+    }
+
+
+def _study_id(rating_study_key: pd.DataFrame) -> str | None:
+    studies = rating_study_key["study_id"].dropna().astype(str).unique()
+    return str(studies[0]) if len(studies) == 1 else None
+
+
+def load_ratings(
+    ratings_files: dict[str, Callable[[], pd.DataFrame]], rating_study_key: pd.DataFrame
+) -> pd.DataFrame:
+    """Every ratings file checked against the study key and merged (empty when none exist).
+
+    A bad file stops the run with every problem named by file, row and value.
+    """
+    if not ratings_files:
+        logger.warning(NO_RATINGS_MESSAGE)
+        return ratings.empty_ratings()
+    merged = ratings.merge_ratings(
+        ratings_files,
+        known_scenarios=set(rating_study_key["scenario_id"].astype(str)),
+        study_id=_study_id(rating_study_key),
+    )
+    logger.info(
+        "Ratings: %d from %d raters on %d scenarios (%d files)",
+        len(merged),
+        merged["rater"].nunique(),
+        merged["scenario_id"].nunique(),
+        len(ratings_files),
+    )
+    return merged
+
+
+def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:
+    """Krippendorff's alpha (ordinal and interval) of each criterion across raters."""
+    return ratings.rater_agreement(merged_ratings)
+
+
+def attach_human_scores(
+    merged_ratings: pd.DataFrame,
+    rating_study_key: pd.DataFrame,
+    evaluation_metrics: pd.DataFrame,
+) -> pd.DataFrame:
+    """Mean rating per scenario, mapped through the key to its (example, system).
+
+    A scenario whose advice differs from the advice evaluated now (the system was run again
+    since the page was made) is left out with a warning: its ratings are about other words.
+    """
+    scores = ratings.scenario_scores(merged_ratings)
+    if scores.empty:
+        return pd.DataFrame(columns=list(HUMAN_SCORE_TABLE_COLUMNS))
+    key = rating_study_key[["scenario_id", "example_id", "system", "advice"]].astype(
+        {"scenario_id": str, "example_id": str, "system": str}
+    )
+    rated = scores.merge(key, on="scenario_id", how="left")
+    current = evaluation_metrics[["example_id", "system", "advice"]].rename(
+        columns={"advice": "advice_now"}
+    )
+    rated = rated.merge(current, on=["example_id", "system"], how="left")
+    shown = rated["advice"].fillna("").astype(str).str.strip()
+    now = rated["advice_now"].fillna("").astype(str).str.strip()
+    absent = rated["advice_now"].isna()
+    changed = ~absent & (shown != now)
+    if absent.any():
+        logger.warning(
+            "%d rated scenarios are not among the evaluated advice (e.g. %s): left out",
+            int(absent.sum()),
+            list(rated.loc[absent, "scenario_id"][:3]),
+        )
+    if changed.any():
+        logger.warning(
+            "%d rated scenarios show advice that differs from the advice evaluated now "
+            "(e.g. %s): left out; rate the new page or evaluate the advice that was rated",
+            int(changed.sum()),
+            list(rated.loc[changed, "scenario_id"][:3]),
+        )
+    kept = rated[~absent & ~changed]
+    return kept[list(HUMAN_SCORE_TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def correlate_metrics(
+    evaluation_metrics: pd.DataFrame,
+    human_scores: pd.DataFrame,
+    correlation_params: dict,
+    evaluation_common: dict,
+) -> pd.DataFrame:
+    """Pearson and Spearman, p-values and bootstrap intervals, per system and pooled.
+
+    Always: automated metrics (text metrics, LLM judge) against the truth metrics. With
+    ratings: every human criterion against every automated and truth metric. Measures with
+    no value at all (e.g. the judge when none is configured) are left out and logged.
+    """
+    options = {**_bootstrap(evaluation_common), "min_pairs": int(correlation_params["min_pairs"])}
+    automated = evaluation.metric_columns(evaluation_metrics, AUTOMATED_COLUMNS)
+    truth = evaluation.metric_columns(evaluation_metrics, TRUTH_COLUMNS)
+    left_out = [c for c in AUTOMATED_COLUMNS if c not in automated]
+    if left_out:
+        logger.info("Not correlated, no value in any row: %s", ", ".join(left_out))
+    tables = [
+        correlation.correlation_table(
+            evaluation_metrics, automated, truth, "automated_vs_truth", **options
+        )
+    ]
+    if human_scores.empty:
+        logger.warning(NO_RATINGS_MESSAGE)
+    else:
+        joined = human_scores.merge(evaluation_metrics, on=["example_id", "system"], how="inner")
+        humans = evaluation.metric_columns(joined, HUMAN_COLUMNS)
+        tables.append(
+            correlation.correlation_table(
+                joined, humans, [*automated, *truth], "human_vs_automated", **options
+            )
+        )
+    return pd.concat(tables, ignore_index=True)
+
+
+HEATMAP_PANELS = (
+    ("human_vs_automated", "Engineers' ratings vs automated and truth metrics"),
+    ("automated_vs_truth", "Automated metrics vs truth metrics"),
+)
+
+
+def plot_correlation_heatmap(metric_correlations: pd.DataFrame) -> plt.Figure:
+    """Pooled Spearman correlations as heatmaps (engineers' panel only when ratings exist)."""
+    present = set(metric_correlations["comparison"])
+    panels = [(c, t) for c, t in HEATMAP_PANELS if c in present]
+    return correlation.plot_heatmap(metric_correlations, panels or list(HEATMAP_PANELS[1:]))
+
+
+def build_ablation_table(
+    system_summary: pd.DataFrame,
+    human_scores: pd.DataFrame,
+    merged_ratings: pd.DataFrame,
+    evaluation_common: dict,
+) -> tuple[pd.DataFrame, str]:
+    """Section 5.4: every system side by side on every metric, engineers' ratings included.
+
+    Returns the long table (CSV: system, metric, n, estimate, interval) and its Markdown.
+    """
+    bootstrap = _bootstrap(evaluation_common)
+    parts = [system_summary]
+    if human_scores.empty:
+        note = "Engineers' ratings: none yet, so the human criteria are absent."
+    else:
+        parts.append(evaluation.summarize(human_scores, evaluation.HUMAN_METRICS, **bootstrap))
+        note = (
+            f"Engineers' ratings: {len(merged_ratings)} ratings by "
+            f"{merged_ratings['rater'].nunique()} raters on {len(human_scores)} scenarios "
+            "(each scenario's mean over its raters)."
+        )
+    table = pd.concat(parts, ignore_index=True)
+    order = evaluation_common.get("system_order", evaluation.SYSTEM_ORDER)
+    systems = evaluation.order_systems(table["system"], order)
+    markdown = evaluation.ablation_markdown(
+        table,
+        systems,
+        expected_systems=order,
+        title="Ablation (section 5.4): every system on every metric",
+        notes=[note],
+        confidence=bootstrap["confidence"],
+    )
+    return table, markdown
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _text(value: object) -> str:
+    """A note as text: empty for a missing value (an empty cell read back from CSV)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _correlation_lines(table: pd.DataFrame) -> list[str]:
+    lines = [
+        "| x | y | n | Spearman rho [CI] | p | Pearson r [CI] | p | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        lines.append(
+            f"| {r.x} | {r.y} | {r.n} | {_fmt(r.spearman_rho)} [{_fmt(r.spearman_ci_low)}, "
+            f"{_fmt(r.spearman_ci_high)}] | {_fmt(r.spearman_p, 3)} | {_fmt(r.pearson_r)} "
+            f"[{_fmt(r.pearson_ci_low)}, {_fmt(r.pearson_ci_high)}] | {_fmt(r.pearson_p, 3)} "
+            f"| {_text(r.note)} |"
+        )
+    return lines
+
+
+def write_correlation_report(
+    merged_ratings: pd.DataFrame,
+    rater_agreement: pd.DataFrame,
+    metric_correlations: pd.DataFrame,
+    human_scores: pd.DataFrame,
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """A Markdown report (ratings, agreement, pooled correlations) and its MLflow metrics."""
+    lines = ["# How well automated metrics agree with engineers and with the truth", ""]
+    metrics: dict[str, dict[str, float]] = {}
+
+    def metric(name: str, value: float) -> None:
+        if value is not None and not pd.isna(value):
+            metrics[name] = {"value": float(value), "step": 0}
+
+    if merged_ratings.empty:
+        lines += [f"**{NO_RATINGS_MESSAGE}**", ""]
+    else:
+        lines += [
+            f"Ratings: {len(merged_ratings)} by {merged_ratings['rater'].nunique()} raters on "
+            f"{merged_ratings['scenario_id'].nunique()} scenarios; {len(human_scores)} "
+            "scenarios match the advice evaluated now.",
+            "",
+            "## Inter-rater agreement (Krippendorff's alpha)",
+            "",
+            "| criterion | level | alpha | raters | shared scenarios | note |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {r.criterion} | {r.level} | {_fmt(r.alpha, 3)} | {r.n_raters} | "
+                f"{r.n_scenarios} | {_text(r.note)} |"
+                for r in rater_agreement.itertuples(index=False)
+            ),
+            "",
+        ]
+        for r in rater_agreement.itertuples(index=False):
+            metric(f"alpha.{r.criterion}.{r.level}", r.alpha)
+    metric("ratings", len(merged_ratings))
+    metric("raters", merged_ratings["rater"].nunique() if not merged_ratings.empty else 0)
+    metric("rated_scenarios", len(human_scores))
+    pooled = metric_correlations[metric_correlations["system"] == evaluation.POOLED]
+    for comparison, title in HEATMAP_PANELS:
+        table = pooled[pooled["comparison"] == comparison]
+        if table.empty:
+            continue
+        lines += [f"## {title} (pooled over systems)", "", *_correlation_lines(table), ""]
+        for r in table.itertuples(index=False):
+            metric(f"{comparison}.{r.x}.{r.y}.spearman_rho", r.spearman_rho)
+            metric(f"{comparison}.{r.x}.{r.y}.pearson_r", r.pearson_r)
+    lines.append(
+        "Per-system correlations are in metric_correlations.csv. Criteria: "
+        + ", ".join(CRITERIA)
+        + "; direction_correct_score is 1 for a correct direction, 0 otherwise."
+    )
+    return "\n".join(lines) + "\n", metrics

@@ -1,0 +1,191 @@
+"""automated_eval and correlation through Kedro on a small synthetic project copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from kedro.framework.project import pipelines as project_pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+import anchormix_kedro.pipeline_registry as registry
+from anchormix_kedro.pipelines import automated_eval, correlation
+from conftest import PROJECT_ROOT
+from evaluation_helpers import stand_in_advice
+
+SMALL_SYNTHETIC = {
+    "ingestion": {
+        "excerpt": {"seconds": 3.0},
+        "synthetic": {"n_songs": 6, "seconds": 4.0, "seed": 3, "instrumental_fraction": 0.0},
+    },
+    "perturbation": {"offsets": {"mode": "grid", "values": [0, -6, 4]}},
+}
+FAST_EVALUATION = {
+    "evaluation_common": {"bootstrap": {"n_resamples": 200}},
+    # WordNet takes seconds to load; METEOR with synonyms is checked in test_text_metrics.
+    "automated_eval": {"text_metrics": {"use_wordnet": False}},
+    "study_kit": {"n_examples": 3, "clip_seconds": 2.0},
+    "correlation": {"min_pairs": 3},
+}
+# Declared here only when the inference pipeline's catalog does not declare it yet.
+ADVICE_ENTRY = """
+advice_by_system:
+  type: pandas.ParquetDataset
+  filepath: data/07_model_output/advice_by_system.parquet
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A copy of the project's configuration in a temporary folder, made the working directory."""
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "conf" / "base")
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "src").mkdir()  # the package itself is installed
+    catalogs = "".join(p.read_text() for p in (tmp_path / "conf" / "base").glob("catalog*.yml"))
+    if "\nadvice_by_system:" not in f"\n{catalogs}":
+        (tmp_path / "conf" / "base" / "catalog_test_advice.yml").write_text(ADVICE_ENTRY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    bootstrap_project(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def evaluation_registered(project, monkeypatch):
+    """The registry with automated_eval and correlation, whether or not it lists them yet."""
+    register = registry.register_pipelines
+
+    def with_evaluation():
+        found = register()
+        return {
+            **found,
+            "automated_eval": found.get("automated_eval", automated_eval.create_pipeline()),
+            "correlation": found.get("correlation", correlation.create_pipeline()),
+        }
+
+    monkeypatch.setattr(registry, "register_pipelines", with_evaluation)
+    project_pipelines.configure("anchormix_kedro.pipeline_registry")
+    yield
+    project_pipelines.configure("anchormix_kedro.pipeline_registry")
+
+
+def run(project: Path, names: list[str], params: dict):
+    try:
+        with KedroSession.create(project_path=project, runtime_params=params) as session:
+            session.run(pipeline_names=names)
+            context = session.load_context()
+    finally:
+        # kedro-mlflow keeps a run that was open before the session; tests start clean.
+        while mlflow.active_run():
+            mlflow.end_run()
+    return context.catalog
+
+
+def _latest(folder: Path, name: str) -> Path:
+    return sorted((folder / name).glob(f"*/{name}"))[-1]
+
+
+def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
+    project, evaluation_registered, caplog
+):
+    catalog = run(project, ["data"], SMALL_SYNTHETIC)
+    dataset = catalog.load("instruction_dataset")
+    advice = stand_in_advice(dataset, catalog.load("genre_conventions"))
+    assert len(advice) > 0
+    catalog.save("advice_by_system", advice)
+
+    params = {**SMALL_SYNTHETIC, **FAST_EVALUATION}
+    catalog = run(project, ["automated_eval", "correlation"], params)
+    reporting = project / "data" / "08_reporting"
+
+    metrics = catalog.load("evaluation_metrics")
+    assert len(metrics) == len(advice)
+    perfect = metrics[metrics["system"] == "fine_tuned"]
+    assert perfect["direction_correct"].all() and perfect["rouge_l"].min() == pytest.approx(1.0)
+    wrong = metrics[metrics["system"] == "generic_base"]
+    assert not wrong["direction_correct"].fillna(False).any()
+    assert metrics["judge_effectiveness"].isna().all()  # no judge configured, nothing invented
+    assert set(metrics["meteor_variant"]) == {"exact+stem"}
+
+    summary = pd.read_csv(reporting / "evaluation" / "system_summary.csv")
+    accuracy = summary[summary["metric"] == "direction_accuracy"].set_index("system")
+    assert accuracy.loc["fine_tuned", "estimate"] == 1.0
+    assert accuracy.loc["generic_base", "estimate"] == 0.0
+    report = (reporting / "evaluation" / "automated_eval_report.md").read_text()
+    assert "LLM judge: none configured" in report and "Research question 2" in report
+    settings = json.loads((reporting / "evaluation" / "automated_eval_settings.json").read_text())
+    assert settings["judge"]["configured"] is False
+    assert (reporting / "evaluation" / "genre_convention_following.png").stat().st_size > 5000
+
+    # The study kit: a blind page and its key, kept apart.
+    key = pd.read_csv(_latest(reporting / "rating_study", "rating_study_key.csv"))
+    assert len(key) == 3 * 3 and key["system"].nunique() == 3
+    page = _latest(reporting / "rating_study", "rating_study.html").read_text()
+    assert all(f'data-scenario="{s}"' in page for s in key["scenario_id"])
+    assert "fine_tuned" not in page and "generic_base" not in page
+
+    # No ratings yet: said plainly; text metrics still correlated with the truth metrics.
+    correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
+    assert set(correlations["comparison"]) == {"automated_vs_truth"}
+    assert not correlations["x"].str.startswith("judge_").any()
+    assert (
+        "No human ratings exist"
+        in (reporting / "correlation" / "correlation_report.md").read_text()
+    )
+    assert "No human ratings exist" in caplog.text
+    ablation = (reporting / "correlation" / "ablation_table.md").read_text()
+    assert "Engineers' ratings: none yet" in ablation and "fine_tuned" in ablation
+
+    # Two engineers rate the page (constructed ratings: better for the correct system).
+    ratings_folder = project / "data" / "01_raw" / "ratings"
+    ratings_folder.mkdir(parents=True)
+    score = {"fine_tuned": 6, "dsp_baseline": 4, "generic_base": 2}
+    for rater, shift in (("ann", 0), ("ben", 1)):
+        rows = [
+            {"rater": rater, "scenario_id": r.scenario_id, "comment": ""}
+            | dict.fromkeys(
+                ["effectiveness", "musicality", "actionability", "helpfulness"],
+                min(7, score[r.system] + shift),
+            )
+            for r in key.itertuples(index=False)
+        ]
+        pd.DataFrame(rows).to_csv(ratings_folder / f"{rater}.csv", index=False)
+    catalog = run(project, ["correlation"], params)
+
+    correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
+    human = correlations[
+        (correlations["comparison"] == "human_vs_automated") & (correlations["system"] == "all")
+    ]
+    row = human[(human["x"] == "human_effectiveness") & (human["y"] == "direction_correct_score")]
+    assert row["spearman_rho"].iloc[0] > 0.5
+    agreement = pd.read_csv(reporting / "correlation" / "rater_agreement.csv")
+    assert agreement["alpha"].notna().all() and (agreement["alpha"] > 0.5).all()
+    ablation = (reporting / "correlation" / "ablation_table.md").read_text()
+    assert "Engineers: effectiveness" in ablation and "18 ratings by 2 raters" in ablation
+    assert (reporting / "correlation" / "correlation_heatmap.png").stat().st_size > 5000
+
+    # Everything reached MLflow.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["anchormix_kedro"], order_by=["start_time DESC"])
+    last = runs.iloc[0]
+    assert last["metrics.correlation.raters"] == 2
+    first_eval = runs[runs["metrics.automated_eval.fine_tuned.direction_accuracy.estimate"].notna()]
+    assert len(first_eval) == 1
+    artifacts = {
+        a.path for a in mlflow.MlflowClient().list_artifacts(last["run_id"], "correlation")
+    }
+    assert "correlation/ablation_table.md" in artifacts
+
+    # A bad file stops the run, naming the file, the row and the value.
+    (ratings_folder / "carol.csv").write_text(
+        "rater,scenario_id,effectiveness,musicality,actionability,helpfulness\n"
+        "carol,s-000000000000,9,5,5,5\n"
+    )
+    with pytest.raises(Exception, match=r"(?s)carol\.csv.*row 1.*unknown scenario id.*= '9'"):
+        run(project, ["correlation"], params)
