@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: run test lint viz mlflow-ui benchmark clean-env
+.PHONY: run test viz mlflow-ui benchmark clean-env
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -37,8 +37,11 @@ viz: $(BIN)/.installed
 mlflow-ui: $(BIN)/.installed
 	$(BIN)/kedro mlflow ui
 
+# Each writes its figures under data/08_reporting/ (training-input reads the data pipeline's outputs).
 benchmark: $(BIN)/.installed
-	$(BIN)/python scripts/benchmark_data.py $(ARGS)
+	$(BIN)/python scripts/benchmark_data.py
+	$(BIN)/python scripts/benchmark_training_input.py
+	$(BIN)/python scripts/benchmark_metrics.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -6,10 +6,11 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 
-from anchormix_kedro.audio import AudioError
+from anchormix_kedro.audio import AudioError, StemSet
 from anchormix_kedro.excerpts import ExcerptSettings, extract_excerpt
 from anchormix_kedro.musdb import STEM_NAMES, MusdbCorpus, assign_splits, validate_stem_names
 from anchormix_kedro.synthetic_corpus import SyntheticCorpusSpec
@@ -91,6 +92,32 @@ def list_tracks(
     return tracks
 
 
+class PrefetchingLoader:
+    """Loads songs' stems, decoding the song expected next in a background thread.
+
+    Decoding (FFmpeg, libsndfile) runs outside Python's lock, so it overlaps with the
+    measuring of the current song; at most two songs are in memory.
+    """
+
+    def __init__(self, corpus: MusdbCorpus, expected_order: list[tuple[str, str]]) -> None:
+        self._corpus = corpus
+        self._songs = [song for _, song in expected_order]
+        self._pending: dict[str, Future] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+
+    def _submit(self, song: str) -> Future:
+        return self._executor.submit(self._corpus.load_stems, self._corpus.track(song), STEM_NAMES)
+
+    def load(self, song: str) -> StemSet:
+        future = self._pending.pop(song, None) or self._submit(song)
+        position = self._songs.index(song)
+        if position + 1 < len(self._songs):
+            upcoming = self._songs[position + 1]
+            if upcoming not in self._pending:
+                self._pending[upcoming] = self._submit(upcoming)
+        return future.result()
+
+
 def extract_excerpts(
     musdb_corpus: MusdbCorpus,
     synthetic_corpus: MusdbCorpus,
@@ -108,10 +135,13 @@ def extract_excerpts(
     targets = validate_stem_names(pairs["targets"], "pairs.targets")
     _, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
     total = len(tracks)
+    # The catalog saves partitions in sorted order: decode the next song while this one is measured.
+    loader = PrefetchingLoader(
+        corpus, sorted(zip(tracks["excerpt_id"], tracks["song"], strict=True))
+    )
 
     def make_record(position: int, row: pd.Series) -> Callable[[], dict]:
         def record() -> dict:
-            track = corpus.track(row["song"])
             meta = {
                 "excerpt_id": row["excerpt_id"],
                 "song": row["song"],
@@ -119,7 +149,7 @@ def extract_excerpts(
                 "warnings": [],
             }
             try:
-                stem_set = corpus.load_stems(track, STEM_NAMES)
+                stem_set = loader.load(row["song"])
                 chosen = extract_excerpt(stem_set, anchors, targets, settings)
             except AudioError as exc:
                 logger.warning("[%d/%d] skipped %s: %s", position, total, row["song"], exc)
