@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from kedro.framework.startup import bootstrap_project
 
 for _name, _value in {
     "DO_NOT_TRACK": "true",
@@ -93,3 +95,21 @@ def write_stem_mp4(path: Path, stems: dict[str, np.ndarray], rate: int = RATE) -
             for packet in stream.encode(None):
                 container.mux(packet)
     return path
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A copy of the project's configuration in a temporary folder, made the working directory."""
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "conf" / "base")
+    # MLflow caches one store per tracking URI in a process: give each test project its own.
+    mlflow_yml = tmp_path / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(
+        mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{tmp_path}/mlflow.db")
+    )
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "src").mkdir()  # the package itself is installed
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    bootstrap_project(tmp_path)
+    return tmp_path

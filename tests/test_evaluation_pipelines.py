@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -11,11 +10,9 @@ import pandas as pd
 import pytest
 from kedro.framework.project import pipelines as project_pipelines
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 import anchormix_kedro.pipeline_registry as registry
 from anchormix_kedro.pipelines import automated_eval, correlation
-from conftest import PROJECT_ROOT
 from evaluation_helpers import stand_in_advice
 
 SMALL_SYNTHETIC = {
@@ -32,28 +29,6 @@ FAST_EVALUATION = {
     "study_kit": {"n_examples": 3, "clip_seconds": 2.0},
     "correlation": {"min_pairs": 3},
 }
-# Declared here only when the inference pipeline's catalog does not declare it yet.
-ADVICE_ENTRY = """
-advice_by_system:
-  type: pandas.ParquetDataset
-  filepath: data/07_model_output/advice_by_system.parquet
-"""
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    """A copy of the project's configuration in a temporary folder, made the working directory."""
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "conf" / "base")
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "src").mkdir()  # the package itself is installed
-    catalogs = "".join(p.read_text() for p in (tmp_path / "conf" / "base").glob("catalog*.yml"))
-    if "\nadvice_by_system:" not in f"\n{catalogs}":
-        (tmp_path / "conf" / "base" / "catalog_test_advice.yml").write_text(ADVICE_ENTRY)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MUSDB_PATH", raising=False)
-    bootstrap_project(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
@@ -171,15 +146,16 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert (reporting / "correlation" / "correlation_heatmap.png").stat().st_size > 5000
 
     # Everything reached MLflow.
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["anchormix_kedro"], order_by=["start_time DESC"])
-    last = runs.iloc[0]
-    assert last["metrics.correlation.raters"] == 2
-    first_eval = runs[runs["metrics.automated_eval.fine_tuned.direction_accuracy.estimate"].notna()]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "anchormix_kedro"]
+    runs = sorted(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
+    last = runs[-1]
+    assert last.data.metrics["correlation.raters"] == 2
+    first_eval = [
+        r for r in runs if "automated_eval.fine_tuned.direction_accuracy.estimate" in r.data.metrics
+    ]
     assert len(first_eval) == 1
-    artifacts = {
-        a.path for a in mlflow.MlflowClient().list_artifacts(last["run_id"], "correlation")
-    }
+    artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}
     assert "correlation/ablation_table.md" in artifacts
 
     # A bad file stops the run, naming the file, the row and the value.

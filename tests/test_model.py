@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +361,9 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
         )
         == 0
     )
-    output = json.loads(capsys.readouterr().out)
+    # Logging handlers an earlier Kedro session installed may also write to stdout.
+    printed = capsys.readouterr().out
+    start = re.search(r'^\{\s*"', printed, re.MULTILINE).start()  # the JSON, not a logged dict
+    output, _ = json.JSONDecoder().raw_decode(printed[start:])
     (vocals,) = [t for t in output["targets"] if t["stem"] == "vocals"]
     assert output["model"] == report["package"] and isinstance(vocals["advice"], str)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -12,9 +11,8 @@ import pandas as pd
 import pytest
 import soundfile
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from conftest import PROJECT_ROOT, tone_stems, write_hq_song, write_stem_mp4
+from conftest import tone_stems, write_hq_song, write_stem_mp4
 
 SMALL_SYNTHETIC = {
     "ingestion": {
@@ -23,19 +21,6 @@ SMALL_SYNTHETIC = {
     },
     "perturbation": {"offsets": {"mode": "grid", "values": [0, -6, 3]}},
 }
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    """A copy of the project's configuration in a temporary folder, made the working directory."""
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "conf" / "base")
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "src").mkdir()  # the package itself is installed
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MUSDB_PATH", raising=False)
-    bootstrap_project(tmp_path)
-    return tmp_path
 
 
 def run(project: Path, pipeline: str, params: dict | None = None) -> dict:
