@@ -26,6 +26,25 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MUSDB = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
 RATE = 44100
 
+#: A Qwen2-Audio small enough for unit tests: 2 s clips, one layer each side.
+TINY_ARCHITECTURE = {
+    "vocab_size": 300,
+    "audio_seconds": 2,
+    "audio": {
+        "d_model": 32,
+        "encoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+    },
+    "text": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    },
+}
+
 
 @pytest.fixture(scope="session")
 def shared_musdb() -> Path:

@@ -33,29 +33,10 @@ from anchormix_kedro.model.training import (
     lora_model,
     run_stage,
 )
+from conftest import TINY_ARCHITECTURE
 
 RATE = 16000
-TINY = {
-    "source": "tiny",
-    "tiny": {
-        "seed": 0,
-        "vocab_size": 300,
-        "audio_seconds": 2,
-        "audio": {
-            "d_model": 32,
-            "encoder_layers": 1,
-            "encoder_attention_heads": 2,
-            "encoder_ffn_dim": 64,
-        },
-        "text": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-        },
-    },
-}
+TINY = {"source": "tiny", "tiny": {"seed": 0, **TINY_ARCHITECTURE}}
 SYSTEM = "You are a mixing engineer."
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 from kedro.framework.session import KedroSession
 
-from conftest import tone_stems, write_hq_song, write_stem_mp4
+from conftest import TINY_ARCHITECTURE, tone_stems, write_hq_song, write_stem_mp4
 
 SMALL_SYNTHETIC = {
     "ingestion": {
@@ -220,25 +220,7 @@ def test_kedro_viz_build_shows_the_three_pipelines_and_their_datasets(project):
 
 TINY_TRAINING = {
     **SMALL_SYNTHETIC,
-    "model": {
-        "tiny": {
-            "vocab_size": 300,
-            "audio_seconds": 2,
-            "audio": {
-                "d_model": 32,
-                "encoder_layers": 1,
-                "encoder_attention_heads": 2,
-                "encoder_ffn_dim": 64,
-            },
-            "text": {
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 1,
-            },
-        }
-    },
+    "model": {"tiny": TINY_ARCHITECTURE},
     "training": {
         "max_train_examples": 16,
         "max_eval_examples": 4,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +90,3 @@ def load_advisor(path: str | Path) -> PackageAdvisor:
     return PackageAdvisor(
         model=model, processor=processor, formulation=formulation, system_prompt=system_prompt
     )
-
-
-def describe(path: str | Path) -> str:
-    """One line about a package: base, formulation and validation metrics."""
-    manifest = json.loads((Path(path) / "anchormix.json").read_text())
-    return f"{manifest['base']} ({manifest['formulation']}): {manifest.get('metrics', {})}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -151,8 +151,3 @@ class AudioChatCollator:
                 np.concatenate([item["feature_attention_mask"] for item in batch])
             )
         return inputs
-
-
-def batches(items: Sequence[Any], size: int) -> Callable[[], Any]:
-    """Consecutive slices of ``items`` of at most ``size``."""
-    return (items[i : i + size] for i in range(0, len(items), size))
