@@ -29,7 +29,7 @@ from transformers import WhisperFeatureExtractor
 from anchormix_kedro.advice import parse_audio_uri
 from anchormix_kedro.audio import apply_gain_db
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
-from anchormix_kedro.model.features import raw_log_mel, valid_frames
+from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.pretraining import conversation_texts
 from anchormix_kedro.model.tiny import tiny_processor
 
@@ -103,14 +103,7 @@ def main() -> None:
     records = {}
     for excerpt_id in sorted(set(train["excerpt_id"])):
         audio = excerpts[excerpt_id]()["audio"]
-        records[excerpt_id] = {
-            "meta": {
-                "valid_frames": {
-                    s: valid_frames(len(c), extractor.hop_length) for s, c in audio.items()
-                }
-            },
-            "audio": {s: raw_log_mel(c, extractor) for s, c in audio.items()},
-        }
+        records[excerpt_id] = log_mel_record(audio, extractor)
     cache_seconds = time.perf_counter() - started
     store = FeatureStore(records)
 

@@ -30,7 +30,7 @@ from transformers import (
 from anchormix_kedro.advice import audio_uri, conversation
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
-from anchormix_kedro.model.features import raw_log_mel, valid_frames
+from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.tiny import tiny_processor
 from anchormix_kedro.model.training import lora_model
 
@@ -145,14 +145,7 @@ def main() -> None:
         stem: (0.1 * rng.standard_normal(30 * 16000)).astype(np.float32)
         for stem in ("drums", "vocals")
     }
-    store = FeatureStore(
-        {
-            "random": {
-                "meta": {"valid_frames": {s: valid_frames(len(c), 160) for s, c in clips.items()}},
-                "audio": {s: raw_log_mel(c, extractor) for s, c in clips.items()},
-            }
-        }
-    )
+    store = FeatureStore({"random": log_mel_record(clips, extractor)})
     messages = conversation(
         "You are an experienced mixing engineer.",
         [audio_uri("random", "drums"), audio_uri("random", "vocals", 4.0)],

@@ -23,6 +23,7 @@ from anchormix_kedro.model.factory import ModelSettings, build_tiny_base, load_b
 from anchormix_kedro.model.features import (
     audio_token_count,
     features_for_clip,
+    log_mel_record,
     raw_log_mel,
     valid_frames,
 )
@@ -51,10 +52,7 @@ def store() -> FeatureStore:
     records = {}
     for song, level in (("song_a", 0.3), ("song_b", 0.05)):
         audio = {"drums": clip(110, 1.5, 0.2), "vocals": clip(330, 1.5, level)}
-        records[song] = {
-            "meta": {"valid_frames": {s: valid_frames(len(c), 160) for s, c in audio.items()}},
-            "audio": {s: raw_log_mel(c, extractor) for s, c in audio.items()},
-        }
+        records[song] = log_mel_record(audio, extractor)
     return FeatureStore(records)
 
 

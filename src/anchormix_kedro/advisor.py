@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from anchormix_kedro.advice import (
 from anchormix_kedro.advice_parsing import parse_advice
 from anchormix_kedro.audio import resample, to_mono
 from anchormix_kedro.model.data import FeatureStore
-from anchormix_kedro.model.features import raw_log_mel, valid_frames
+from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.generation import generate, load_package
 
 MODEL_SAMPLE_RATE = 16000
@@ -34,6 +34,12 @@ class PackageAdvisor:
     formulation: str
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_new_tokens: int = 64
+    # Qwen2-Audio's front end, built once for every window asked about.
+    extractor: WhisperFeatureExtractor = field(
+        default_factory=lambda: WhisperFeatureExtractor(
+            feature_size=128, sampling_rate=MODEL_SAMPLE_RATE, chunk_length=30
+        )
+    )
 
     def advise(
         self,
@@ -45,21 +51,11 @@ class PackageAdvisor:
         genre: str | None = None,
     ) -> dict:
         """The model's advice for the target relative to the anchor, with its parsed verdict and move."""
-        extractor = WhisperFeatureExtractor(
-            feature_size=128, sampling_rate=MODEL_SAMPLE_RATE, chunk_length=30
-        )
         clips = {
             anchor: resample(to_mono(anchor_audio), sample_rate, MODEL_SAMPLE_RATE),
             target: resample(to_mono(target_audio), sample_rate, MODEL_SAMPLE_RATE),
         }
-        record = {
-            "meta": {
-                "valid_frames": {
-                    s: valid_frames(len(c), extractor.hop_length) for s, c in clips.items()
-                }
-            },
-            "audio": {s: raw_log_mel(c, extractor) for s, c in clips.items()},
-        }
+        record = log_mel_record(clips, self.extractor)
         store = FeatureStore({"input": record})
         uris = {
             "anchor_target": [audio_uri("input", anchor), audio_uri("input", target)],

@@ -37,10 +37,6 @@ class StemSet:
     def n_samples(self) -> int:
         return next(iter(self.stems.values())).shape[0] if self.stems else 0
 
-    @property
-    def seconds(self) -> float:
-        return self.n_samples / self.sample_rate
-
 
 # --------------------------------------------------------------------------- decoding
 

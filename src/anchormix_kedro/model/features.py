@@ -54,6 +54,21 @@ def raw_log_mel(clip: np.ndarray, extractor: WhisperFeatureExtractor) -> np.ndar
     return log_mel[:, :kept].numpy().astype(np.float32)
 
 
+def log_mel_record(
+    clips: dict[str, np.ndarray], extractor: WhisperFeatureExtractor, **meta
+) -> dict:
+    """The cache's record for some 16 kHz clips: raw log-mel frames and valid frame counts."""
+    return {
+        "meta": {
+            **meta,
+            "valid_frames": {
+                name: valid_frames(len(c), extractor.hop_length) for name, c in clips.items()
+            },
+        },
+        "audio": {name: raw_log_mel(c, extractor) for name, c in clips.items()},
+    }
+
+
 def features_for_clip(raw: np.ndarray, gain_db: float, n_frames: int) -> np.ndarray:
     """Model input features ``(n_mels, n_frames)`` of a cached clip played at ``gain_db``."""
     shifted = np.maximum(raw[:, :n_frames] + np.float32(gain_db / 10.0), LOG_FLOOR)

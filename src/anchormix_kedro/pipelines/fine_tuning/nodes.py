@@ -17,7 +17,7 @@ from anchormix_kedro.advice import FORMULATIONS
 from anchormix_kedro.advice_parsing import parse_advice
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
-from anchormix_kedro.model.features import raw_log_mel, valid_frames
+from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
 from anchormix_kedro.model.training import TrainingSettings, fine_tune, process_rank, sample_rows
@@ -40,16 +40,7 @@ def compute_log_mel_features(
     def compute(excerpt_id: str) -> Callable[[], dict]:
         def record() -> dict:
             audio = excerpts[excerpt_id]()["audio"]  # empty for a song that failed ingestion
-            return {
-                "meta": {
-                    "excerpt_id": excerpt_id,
-                    "valid_frames": {
-                        s: valid_frames(len(clip), extractor.hop_length)
-                        for s, clip in audio.items()
-                    },
-                },
-                "audio": {s: raw_log_mel(clip, extractor) for s, clip in audio.items()},
-            }
+            return log_mel_record(audio, extractor, excerpt_id=excerpt_id)
 
         return record
 
