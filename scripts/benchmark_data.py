@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 
 def worker_decode(root: Path) -> dict:
-    from anchormix_kedro.musdb import STEM_NAMES, discover_corpus
+    from anchormix_kedro.instruction_data.musdb import STEM_NAMES, discover_corpus
     from anchormix_kedro.pipeline_registry import register_pipelines
 
     register_pipelines()  # same libraries loaded as the pipeline worker: memory compares like with like
@@ -112,7 +112,7 @@ def run_worker(kind: str, root: Path) -> dict:
 def synthetic_root(n_songs: int, seconds: float, pool_size: int) -> Path:
     """A root holding the first ``n_songs`` of a rendered pool of full-length songs."""
     from anchormix_kedro.datasets import MusdbCorpusDataset
-    from anchormix_kedro.synthetic_corpus import SyntheticCorpusSpec
+    from anchormix_kedro.instruction_data.synthetic.corpus import SyntheticCorpusSpec
 
     pool = BENCH_DIR / f"synthetic_{pool_size}x{int(seconds)}s"
     spec = SyntheticCorpusSpec.from_params(

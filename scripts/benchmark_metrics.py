@@ -45,7 +45,7 @@ def peak_rss_mb() -> float:
 
 def make_pairs(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` examples with a reference advice and a candidate of varied quality."""
-    from anchormix_kedro.advice import advice_text, convention_sentence
+    from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
 
     rng = random.Random(seed)
     rows = []
@@ -95,8 +95,8 @@ def main() -> None:
     import bert_score
     import torch
 
-    from anchormix_kedro import text_metrics
-    from anchormix_kedro.evaluation import truth_columns
+    from anchormix_kedro.evaluation import text_metrics
+    from anchormix_kedro.evaluation.summaries import truth_columns
 
     # Count every construction of a BERTScore model, however it is reached.
     constructions = {"bertscore": 0}

@@ -27,7 +27,7 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
-from anchormix_kedro.advice import audio_uri, conversation
+from anchormix_kedro.instruction_data.advice import audio_uri, conversation
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.features import log_mel_record

@@ -19,16 +19,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from anchormix_kedro.audio import AudioError
-from anchormix_kedro.conventions import measure_genre_conventions
-from anchormix_kedro.excerpts import ExcerptSettings, extract_excerpt
-from anchormix_kedro.musdb import (
+from anchormix_kedro.instruction_data.audio import AudioError
+from anchormix_kedro.instruction_data.conventions import measure_genre_conventions
+from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
+from anchormix_kedro.instruction_data.musdb import (
     MUSDB_VALIDATION_TRACKS,
     STEM_NAMES,
     assign_splits,
     discover_corpus,
 )
-from anchormix_kedro.perturbation import GainOffsets, anchor_target_pairs, make_examples
+from anchormix_kedro.instruction_data.perturbation import (
+    GainOffsets,
+    anchor_target_pairs,
+    make_examples,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"

@@ -6,10 +6,10 @@ import random
 
 import pandas as pd
 
-from anchormix_kedro.advice import advice_text
-from anchormix_kedro.conventions import convention_index, lookup_convention
-from anchormix_kedro.dsp_baseline import judge_pair
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.evaluation.dsp_baseline import judge_pair
+from anchormix_kedro.instruction_data.advice import advice_text
+from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
 OPPOSITE = {TOO_LOUD: TOO_SOFT, TOO_SOFT: TOO_LOUD, BALANCED: TOO_LOUD}
 
@@ -20,7 +20,7 @@ def stand_in_advice(
     """``advice_by_system`` for the examples of ``split``: three systems of known quality.
 
     - ``fine_tuned``: the reference advice itself (perfect by construction);
-    - ``dsp_baseline``: :func:`anchormix_kedro.dsp_baseline.judge_pair` on the perturbed
+    - ``dsp_baseline``: :func:`anchormix_kedro.evaluation.dsp_baseline.judge_pair` on the perturbed
       level against the training split's conventions;
     - ``generic_base``: deliberately wrong, the opposite direction by a random amount; one
       answer is empty and one missing, as a failing model's would be.

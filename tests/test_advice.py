@@ -7,7 +7,7 @@ import random
 import pandas as pd
 import pytest
 
-from anchormix_kedro.advice import (
+from anchormix_kedro.instruction_data.advice import (
     ANCHOR_TARGET,
     SINGLE_CLIP,
     TARGET_ONLY,
@@ -20,12 +20,12 @@ from anchormix_kedro.advice import (
     parse_audio_uri,
     rounded_amount_db,
 )
-from anchormix_kedro.conventions import (
+from anchormix_kedro.instruction_data.conventions import (
     convention_index,
     lookup_convention,
     measure_genre_conventions,
 )
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -7,21 +7,21 @@ import math
 import pandas as pd
 import pytest
 
-from anchormix_kedro.advice import (
-    ADVICE_TEMPLATES,
-    STEM_WORDS,
-    TARGET_ONLY_ADVICE_TEMPLATES,
-    advice_text,
-    convention_sentence,
-)
-from anchormix_kedro.advice_parsing import (
+from anchormix_kedro.evaluation.parsing import (
     ParsedAdvice,
     parse_advice,
     summarize_truth_metrics,
     truth_metrics,
     truth_metrics_frame,
 )
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.instruction_data.advice import (
+    ADVICE_TEMPLATES,
+    STEM_WORDS,
+    TARGET_ONLY_ADVICE_TEMPLATES,
+    advice_text,
+    convention_sentence,
+)
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
 STEMS = list(STEM_WORDS)
 

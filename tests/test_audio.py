@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchormix_kedro.audio import (
+from anchormix_kedro.instruction_data.audio import (
     SILENCE_LUFS,
     AudioError,
     align_stems,
@@ -17,7 +17,7 @@ from anchormix_kedro.audio import (
     read_audio_file,
     resample,
 )
-from anchormix_kedro.musdb import MUSDB_STREAM_IDS
+from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS
 from conftest import RATE, tone, tone_stems, write_stem_mp4
 
 

@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 import soundfile
 
-from anchormix_kedro import command_line as cli
-from anchormix_kedro.audio import apply_gain_db, resample
-from anchormix_kedro.conventions import CONVENTION_COLUMNS
-from anchormix_kedro.dsp_baseline import (
+from anchormix_kedro.advise import cli
+from anchormix_kedro.evaluation.dsp_baseline import (
     dsp_advice,
     fader_move_db,
     judge_balance,
     judge_pair,
     shipped_conventions,
 )
-from anchormix_kedro.musdb import STEM_NAMES
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
-from anchormix_kedro.synthetic import plan_corpus, synthesize_song
+from anchormix_kedro.instruction_data.audio import apply_gain_db, resample
+from anchormix_kedro.instruction_data.conventions import CONVENTION_COLUMNS
+from anchormix_kedro.instruction_data.musdb import STEM_NAMES
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.instruction_data.synthetic import plan_corpus, synthesize_song
 from conftest import tone, tone_stems, write_stem_mp4
 
 RATE = 22050
@@ -361,7 +361,7 @@ def test_the_installed_console_script(song_folder):
 
 
 def test_model_without_an_advisor_module_says_it_is_unavailable(capsys, song_folder, monkeypatch):
-    monkeypatch.setitem(sys.modules, "anchormix_kedro.advisor", None)
+    monkeypatch.setitem(sys.modules, "anchormix_kedro.model.advisor", None)
     error = advise_error(capsys, str(song_folder), "--model", str(song_folder))
     assert "model advisor is unavailable in this installation" in error
 
@@ -383,9 +383,9 @@ def test_model_from_a_directory_or_an_mlflow_uri(capsys, song_folder, tmp_path, 
         loaded.append(_StubAdvisor(Path(path)))
         return loaded[-1]
 
-    module = types.ModuleType("anchormix_kedro.advisor")
+    module = types.ModuleType("anchormix_kedro.model.advisor")
     module.load_advisor = load_advisor
-    monkeypatch.setitem(sys.modules, "anchormix_kedro.advisor", module)
+    monkeypatch.setitem(sys.modules, "anchormix_kedro.model.advisor", module)
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     result, _ = advise_json(capsys, str(song_folder), "--model", str(adapter))

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anchormix_kedro import evaluation
 from anchormix_kedro.datasets.optional_partitioned_dataset import OptionalPartitionedDataset
 from anchormix_kedro.datasets.project_credentials_dataset import ProjectCredentialsDataset
-from anchormix_kedro.judge import LLMJudge
+from anchormix_kedro.evaluation import summaries as evaluation
+from anchormix_kedro.evaluation.judge import LLMJudge
 from anchormix_kedro.pipelines.automated_eval.nodes import judge_advice
 
 LOUD = "Relative to the drums, the vocal is about 4 dB too loud: pull the vocal fader down by about 4 dB."

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from anchormix_kedro.judge import (
+from anchormix_kedro.evaluation.judge import (
     CRITERIA,
     JUDGE_COLUMNS,
     JudgeCache,

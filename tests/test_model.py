@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback, WhisperFeatureExtractor
 
-from anchormix_kedro.advice import audio_uri, conversation
+from anchormix_kedro.instruction_data.advice import audio_uri, conversation
 from anchormix_kedro.model.data import (
     IGNORE_INDEX,
     AudioChatCollator,
@@ -315,7 +315,7 @@ def test_single_clip_formulation_joins_anchor_gap_and_target(tiny, store):
 def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     import soundfile
 
-    from anchormix_kedro import command_line
+    from anchormix_kedro.advise import cli as command_line
 
     settings = ModelSettings.from_params(TINY)
     report = fine_tune(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchormix_kedro.audio import AudioError
-from anchormix_kedro.musdb import (
+from anchormix_kedro.instruction_data.audio import AudioError
+from anchormix_kedro.instruction_data.musdb import (
     MUSDB_VALIDATION_TRACKS,
     UNKNOWN_GENRE,
     assign_splits,

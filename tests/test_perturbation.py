@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from anchormix_kedro.perturbation import (
+from anchormix_kedro.instruction_data.perturbation import (
     BALANCED,
     TOO_LOUD,
     TOO_SOFT,

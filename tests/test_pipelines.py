@@ -83,7 +83,7 @@ def test_data_pipeline_on_a_small_synthetic_corpus(project):
 
 
 def test_synthetic_levels_are_measured_back_from_the_excerpts(project):
-    from anchormix_kedro.synthetic import drawn_relative_lufs, plan_corpus
+    from anchormix_kedro.instruction_data.synthetic import drawn_relative_lufs, plan_corpus
 
     catalog = run(project, "ingestion", SMALL_SYNTHETIC)
     loudness = catalog.load("loudness").pivot(index="song", columns="stem", values="lufs")

@@ -12,10 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anchormix_kedro.correlation import correlate, correlation_table, plot_heatmap
-from anchormix_kedro.evaluation import summarize
-from anchormix_kedro.pipelines.correlation import nodes
-from anchormix_kedro.ratings import (
+from anchormix_kedro.evaluation.correlation import correlate, correlation_table, plot_heatmap
+from anchormix_kedro.evaluation.ratings import (
     RatingsError,
     krippendorff_alpha,
     merge_ratings,
@@ -24,6 +22,8 @@ from anchormix_kedro.ratings import (
     scenario_scores,
     validate_ratings,
 )
+from anchormix_kedro.evaluation.summaries import summarize
+from anchormix_kedro.pipelines.correlation import nodes
 
 HEADER = "rater,scenario_id,effectiveness,musicality,actionability,helpfulness,comment\n"
 KNOWN = {"s-1", "s-2", "s-3"}

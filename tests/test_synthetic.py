@@ -1,4 +1,4 @@
-"""Tests for the synthetic multitrack corpus (anchormix_kedro.synthetic)."""
+"""Tests for the synthetic multitrack corpus (anchormix_kedro.instruction_data.synthetic)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from anchormix_kedro.synthetic import (
+from anchormix_kedro.instruction_data.synthetic import (
     DEFAULT_GENRES,
     STEM_NAMES,
     GenreStyle,

@@ -11,8 +11,8 @@ from pathlib import Path
 import nltk
 import pytest
 
-from anchormix_kedro import text_metrics
-from anchormix_kedro.text_metrics import (
+from anchormix_kedro.evaluation import text_metrics
+from anchormix_kedro.evaluation.text_metrics import (
     METEOR_WITH_SYNONYMS,
     METEOR_WITHOUT_SYNONYMS,
     SCORE_COLUMNS,

@@ -13,8 +13,8 @@ import numpy as np
 import soundfile
 from kedro.io.core import AbstractDataset, DatasetError
 
-from anchormix_kedro.musdb import TRACKLIST_FILENAME, MusdbCorpus, discover_corpus
-from anchormix_kedro.synthetic_corpus import SyntheticCorpusSpec
+from anchormix_kedro.instruction_data.musdb import TRACKLIST_FILENAME, MusdbCorpus, discover_corpus
+from anchormix_kedro.instruction_data.synthetic.corpus import SyntheticCorpusSpec
 
 logger = logging.getLogger(__name__)
 

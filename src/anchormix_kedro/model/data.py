@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.advice import parse_audio_uri
+from anchormix_kedro.instruction_data.advice import parse_audio_uri
 from anchormix_kedro.model.features import audio_token_count, concatenate_raw, features_for_clip
 
 IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding

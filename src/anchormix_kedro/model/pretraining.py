@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from anchormix_kedro.advice import STEM_WORDS, audio_uri, conversation
+from anchormix_kedro.instruction_data.advice import STEM_WORDS, audio_uri, conversation
 
 COMPARE_PROMPTS = (
     "Which clip is louder, and by how much?",

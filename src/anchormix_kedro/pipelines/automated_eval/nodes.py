@@ -9,8 +9,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from anchormix_kedro import evaluation, study_kit
-from anchormix_kedro.judge import NO_JUDGE_MESSAGE, make_judge
+from anchormix_kedro.evaluation import study_kit
+from anchormix_kedro.evaluation import summaries as evaluation
+from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, make_judge
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from anchormix_kedro import correlation, evaluation, ratings
-from anchormix_kedro.judge import CRITERIA
+from anchormix_kedro.evaluation import correlation, ratings
+from anchormix_kedro.evaluation import summaries as evaluation
+from anchormix_kedro.evaluation.judge import CRITERIA
 
 logger = logging.getLogger(__name__)
 

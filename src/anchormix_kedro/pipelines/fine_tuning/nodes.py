@@ -13,8 +13,8 @@ import mlflow
 import pandas as pd
 from transformers import WhisperFeatureExtractor
 
-from anchormix_kedro.advice import FORMULATIONS
-from anchormix_kedro.advice_parsing import parse_advice
+from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.instruction_data.advice import FORMULATIONS
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.features import log_mel_record

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from anchormix_kedro.audio import apply_gain_db, integrated_loudness
-from anchormix_kedro.conventions import convention_index, lookup_convention
-from anchormix_kedro.dsp_baseline import judge_pair
+from anchormix_kedro.evaluation.dsp_baseline import judge_pair
+from anchormix_kedro.instruction_data.audio import apply_gain_db, integrated_loudness
+from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.generation import generate, load_package
 

@@ -10,10 +10,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 
-from anchormix_kedro.audio import AudioError, StemSet
-from anchormix_kedro.excerpts import ExcerptSettings, extract_excerpt
-from anchormix_kedro.musdb import STEM_NAMES, MusdbCorpus, assign_splits, validate_stem_names
-from anchormix_kedro.synthetic_corpus import SyntheticCorpusSpec
+from anchormix_kedro.instruction_data.audio import AudioError, StemSet
+from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
+from anchormix_kedro.instruction_data.musdb import (
+    STEM_NAMES,
+    MusdbCorpus,
+    assign_splits,
+    validate_stem_names,
+)
+from anchormix_kedro.instruction_data.synthetic.corpus import SyntheticCorpusSpec
 
 logger = logging.getLogger(__name__)
 

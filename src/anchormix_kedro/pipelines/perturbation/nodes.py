@@ -6,7 +6,11 @@ import logging
 
 import pandas as pd
 
-from anchormix_kedro.perturbation import GainOffsets, anchor_target_pairs, make_examples
+from anchormix_kedro.instruction_data.perturbation import (
+    GainOffsets,
+    anchor_target_pairs,
+    make_examples,
+)
 
 logger = logging.getLogger(__name__)
 

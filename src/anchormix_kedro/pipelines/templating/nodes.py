@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless: figures are saved by the catalog, never shown
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from anchormix_kedro.advice import (
+from anchormix_kedro.instruction_data.advice import (
     ANCHOR_TARGET,
     FORMULATIONS,
     SINGLE_CLIP,
@@ -23,13 +23,13 @@ from anchormix_kedro.advice import (
     example_rng,
     instruction_text,
 )
-from anchormix_kedro.conventions import (
+from anchormix_kedro.instruction_data.conventions import (
     ALL_GENRES,
     convention_index,
     lookup_convention,
     measure_genre_conventions,
 )
-from anchormix_kedro.musdb import SPLITS, UNKNOWN_GENRE
+from anchormix_kedro.instruction_data.musdb import SPLITS, UNKNOWN_GENRE
 
 logger = logging.getLogger(__name__)
 

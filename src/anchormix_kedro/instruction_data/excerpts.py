@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anchormix_kedro.audio import StemSet, frame_rms_db, integrated_loudness, resample, to_mono
+from anchormix_kedro.instruction_data.audio import (
+    StemSet,
+    frame_rms_db,
+    integrated_loudness,
+    resample,
+    to_mono,
+)
 
 ACTIVE, SILENT, SPARSE = "active", "silent", "sparse"
 FRAME_S = 0.1

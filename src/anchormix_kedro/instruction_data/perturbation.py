@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.excerpts import ACTIVE
-from anchormix_kedro.musdb import validate_stem_names
+from anchormix_kedro.instruction_data.excerpts import ACTIVE
+from anchormix_kedro.instruction_data.musdb import validate_stem_names
 
 BALANCED, TOO_LOUD, TOO_SOFT = "balanced", "too_loud", "too_soft"
 LABELS: tuple[str, ...] = (TOO_SOFT, BALANCED, TOO_LOUD)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
-from anchormix_kedro.audio import gated_loudness, gating_block_powers
+from anchormix_kedro.instruction_data.audio import gated_loudness, gating_block_powers
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
 TARGET_STEMS = ("bass", "other", "vocals")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from anchormix_kedro.audio import (
+from anchormix_kedro.instruction_data.audio import (
     AudioError,
     StemSet,
     align_stems,

@@ -24,7 +24,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-PROJECT_NLTK_DATA = Path(__file__).resolve().parents[2] / ".nltk_data"
+PROJECT_NLTK_DATA = Path(__file__).resolve().parents[3] / ".nltk_data"
 os.environ.setdefault("NLTK_DATA", str(PROJECT_NLTK_DATA))
 for _folder in reversed(os.environ["NLTK_DATA"].split(os.pathsep)):
     # nltk reads NLTK_DATA only when first imported, which may have happened before this.

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from anchormix_kedro.synthetic import SongPlan, plan_corpus, synthesize_song
+from anchormix_kedro.instruction_data.synthetic import SongPlan, plan_corpus, synthesize_song
 
 
 @dataclass(frozen=True)

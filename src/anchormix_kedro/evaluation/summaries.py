@@ -6,8 +6,8 @@
   them against the perturbation actually applied; :func:`convention_columns` says how far
   the level left by the advised fader move sits from the genre convention measured on the
   training split (research question 2).
-- :func:`text_metric_columns` and :func:`judge_columns` wrap :mod:`anchormix_kedro.text_metrics`
-  and :mod:`anchormix_kedro.judge`; :func:`assemble_metric_table` puts everything side by side.
+- :func:`text_metric_columns` and :func:`judge_columns` wrap :mod:`anchormix_kedro.evaluation.text_metrics`
+  and :mod:`anchormix_kedro.evaluation.judge`; :func:`assemble_metric_table` puts everything side by side.
 - :func:`summarize` gives per-system estimates with seeded percentile-bootstrap confidence
   intervals; :func:`ablation_frame` and :func:`ablation_markdown` lay them out side by side
   (section 5.4); :func:`convention_following` is the per-genre table of research question 2.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.advice_parsing import ParsedAdvice, truth_metrics_frame
-from anchormix_kedro.conventions import convention_index, lookup_convention
-from anchormix_kedro.judge import CRITERIA, LLMJudge, judge_all
+from anchormix_kedro.evaluation.judge import CRITERIA, LLMJudge, judge_all
+from anchormix_kedro.evaluation.parsing import ParsedAdvice, truth_metrics_frame
+from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def join_advice(
 def truth_columns(examples: pd.DataFrame) -> pd.DataFrame:
     """Direction, amount and their errors against the applied perturbation, per row.
 
-    Columns of :class:`anchormix_kedro.advice_parsing.TruthMetrics` plus ``advised_move_db``:
+    Columns of :class:`anchormix_kedro.evaluation.parsing.TruthMetrics` plus ``advised_move_db``:
     the fader move the advice asks for (down negative, 0 for "leave it", missing when the
     advice names no direction or, outside "balanced", no amount).
     """
@@ -247,11 +247,11 @@ def convention_columns(
 def text_metric_columns(examples: pd.DataFrame, **options) -> pd.DataFrame:
     """BERTScore, ROUGE-L and METEOR of each advice against the reference advice.
 
-    ``options`` go to :func:`anchormix_kedro.text_metrics.score_texts` (``bertscore_model``,
+    ``options`` go to :func:`anchormix_kedro.evaluation.text_metrics.score_texts` (``bertscore_model``,
     ``bertscore_num_layers``, ``batch_size``, ``device``, ``use_wordnet``); the returned
     frame's ``attrs["variants"]`` says which model and METEOR variant ran.
     """
-    from anchormix_kedro.text_metrics import score_texts
+    from anchormix_kedro.evaluation.text_metrics import score_texts
 
     scores = score_texts(list(examples["advice"]), list(examples["reference_advice"]), **options)
     scores.index = examples.index

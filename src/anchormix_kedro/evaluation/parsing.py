@@ -1,6 +1,6 @@
 """Read a judgement back out of gain advice text, and score it against the truth.
 
-:func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.advice`'s
+:func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.instruction_data.advice`'s
 templates or freely by another model ("turn the vocals down 3dB", "sits well"), into a
 direction (``too_loud`` / ``too_soft`` / ``balanced``, or ``None`` when the text does not
 say) and an amount in dB (``None`` when no amount is given). :func:`truth_metrics` compares
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
 DIRECTIONS: tuple[str, ...] = (TOO_LOUD, TOO_SOFT, BALANCED)
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperFeatureExtractor
 
-from anchormix_kedro.advice import (
+from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.instruction_data.advice import (
     DEFAULT_SYSTEM_PROMPT,
     FORMULATIONS,
     audio_uri,
     conversation,
     instruction_text,
 )
-from anchormix_kedro.advice_parsing import parse_advice
-from anchormix_kedro.audio import resample, to_mono
+from anchormix_kedro.instruction_data.audio import resample, to_mono
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.generation import generate, load_package

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from anchormix_kedro.evaluation import POOLED, order_systems
+from anchormix_kedro.evaluation.summaries import POOLED, order_systems
 
 CORRELATION_COLUMNS: tuple[str, ...] = (
     "comparison",

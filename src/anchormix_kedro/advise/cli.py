@@ -28,7 +28,13 @@ import numpy as np
 from tqdm import tqdm
 
 from anchormix_kedro import __version__
-from anchormix_kedro.audio import (
+from anchormix_kedro.evaluation.dsp_baseline import (
+    DEFAULT_TOLERANCE_DB,
+    DSP_BASELINE_ID,
+    judge_pair,
+    shipped_conventions,
+)
+from anchormix_kedro.instruction_data.audio import (
     AudioError,
     align_stems,
     check_finite,
@@ -38,22 +44,20 @@ from anchormix_kedro.audio import (
     read_audio_file,
     resample,
 )
-from anchormix_kedro.conventions import ALL_GENRES, convention_index, lookup_convention
-from anchormix_kedro.dsp_baseline import (
-    DEFAULT_TOLERANCE_DB,
-    DSP_BASELINE_ID,
-    judge_pair,
-    shipped_conventions,
+from anchormix_kedro.instruction_data.conventions import (
+    ALL_GENRES,
+    convention_index,
+    lookup_convention,
 )
-from anchormix_kedro.excerpts import (
+from anchormix_kedro.instruction_data.excerpts import (
     ACTIVE,
     FRAME_S,
     SILENT,
     ExcerptSettings,
     choose_excerpt_start,
 )
-from anchormix_kedro.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX, STEM_NAMES
-from anchormix_kedro.perturbation import label_for_gain
+from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX, STEM_NAMES
+from anchormix_kedro.instruction_data.perturbation import label_for_gain
 
 PROG = "anchormix"
 EXIT_ERROR = 2
@@ -484,19 +488,19 @@ def analyse(
 def load_model_advisor(model: str, tracking_uri: str | None) -> object:
     """Load a fine-tuned advisor from an adapter directory or an MLflow run or model URI.
 
-    The advisor comes from ``anchormix_kedro.advisor.load_advisor(path)``. The command calls
+    The advisor comes from ``anchormix_kedro.model.advisor.load_advisor(path)``. The command calls
     its ``advise(anchor=, target=, anchor_audio=, target_audio=, sample_rate=, genre=)`` once
     per window, with ``(samples, channels)`` float32 clips at the song's rate, and reads
     ``advice`` (text) and, when present, ``verdict`` and ``fader_move_db`` from the mapping
     it returns.
     """
     try:
-        advisor_module = importlib.import_module("anchormix_kedro.advisor")
+        advisor_module = importlib.import_module("anchormix_kedro.model.advisor")
     except ModuleNotFoundError as exc:
-        if exc.name == "anchormix_kedro.advisor":
+        if exc.name == "anchormix_kedro.model.advisor":
             raise CliError(
                 "the model advisor is unavailable in this installation "
-                "(no anchormix_kedro.advisor module); run without --model for the DSP baseline"
+                "(no anchormix_kedro.model.advisor module); run without --model for the DSP baseline"
             ) from None
         raise CliError(f"the model advisor cannot be loaded: {exc}") from None
     if model.startswith(MLFLOW_URI_SCHEMES):

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
-from anchormix_kedro.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 
 # How the stems reach the model: anchor and target as two clips (the method), the target
 # alone (the no-anchor ablation), or one clip playing the anchor, a pause, then the target.

@@ -10,7 +10,7 @@
   of the scenario.
 - :func:`render_page` writes the page: audio players, the advice, 7-point Likert scales
   for the four criteria, an optional comment, progress, and a button that downloads the
-  ratings as CSV (read back by :mod:`anchormix_kedro.ratings`). Every text is escaped with
+  ratings as CSV (read back by :mod:`anchormix_kedro.evaluation.ratings`). Every text is escaped with
   :func:`html.escape`; the script is plain JavaScript; nothing is fetched from anywhere
   (a Content-Security-Policy forbids it), so the page works offline from a file.
 """
@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.advice import STEM_WORDS
-from anchormix_kedro.evaluation import order_systems
-from anchormix_kedro.judge import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
+from anchormix_kedro.evaluation.judge import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
+from anchormix_kedro.evaluation.summaries import order_systems
+from anchormix_kedro.instruction_data.advice import STEM_WORDS
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def sample_scenarios(
     """The study key: ``n_examples`` examples, each with the advice of every system, shuffled.
 
     ``candidates`` is one row per (example, system) with the example's fields and
-    ``advice`` (as :func:`anchormix_kedro.evaluation.join_advice` gives). Missing or empty
+    ``advice`` (as :func:`anchormix_kedro.evaluation.summaries.join_advice` gives). Missing or empty
     advice is not shown to engineers. Examples are drawn among those with advice from every
     chosen system (``systems``; default all present), so each is compared across systems;
     where none has, among those with the most (with a warning). They are drawn round robin

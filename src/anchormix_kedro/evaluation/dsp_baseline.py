@@ -17,9 +17,9 @@ from importlib import resources
 
 import pandas as pd
 
-from anchormix_kedro.advice import advice_text, convention_sentence
-from anchormix_kedro.conventions import ALL_GENRES, CONVENTION_COLUMNS
-from anchormix_kedro.perturbation import BALANCED, label_for_gain
+from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
+from anchormix_kedro.instruction_data.conventions import ALL_GENRES, CONVENTION_COLUMNS
+from anchormix_kedro.instruction_data.perturbation import BALANCED, label_for_gain
 
 #: How the baseline is named wherever systems are compared.
 DSP_BASELINE_ID = "dsp-baseline"
@@ -37,7 +37,7 @@ def _read_shipped_conventions() -> pd.DataFrame:
 def shipped_conventions() -> pd.DataFrame:
     """Genre conventions shipped with the project, measured on MUSDB18's training songs.
 
-    Columns as :data:`anchormix_kedro.conventions.CONVENTION_COLUMNS`, one row per genre and
+    Columns as :data:`anchormix_kedro.instruction_data.conventions.CONVENTION_COLUMNS`, one row per genre and
     ordered (anchor, target) pair of the four stems, plus genre ``all`` for every pair.
     """
     return _read_shipped_conventions().copy()
@@ -118,7 +118,7 @@ def judge_pair(
 ) -> DspJudgement:
     """Judge one pair's measured level (target minus anchor loudness) against a conventions row.
 
-    Look the row up with :func:`anchormix_kedro.conventions.lookup_convention`; ``seed``
+    Look the row up with :func:`anchormix_kedro.instruction_data.conventions.lookup_convention`; ``seed``
     picks the advice's phrasing (see :func:`dsp_advice`).
     """
     median_db = float(convention["median_db"])

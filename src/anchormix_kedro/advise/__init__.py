@@ -1,0 +1,1 @@
+"""`anchormix advise`: advice for your own stems from the command line."""
