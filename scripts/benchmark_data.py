@@ -40,8 +40,9 @@ def peak_rss_mb() -> float:
 
 
 def worker_decode(root: Path) -> dict:
-    from anchormix_kedro.instruction_data.musdb import STEM_NAMES, discover_corpus
+    from anchormix_kedro.instruction_data.musdb import discover_corpus
     from anchormix_kedro.pipeline_registry import register_pipelines
+    from anchormix_kedro.vocabulary import STEM_NAMES
 
     register_pipelines()  # same libraries loaded as the pipeline worker: memory compares like with like
 

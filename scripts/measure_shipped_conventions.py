@@ -24,7 +24,6 @@ from anchormix_kedro.instruction_data.conventions import measure_genre_conventio
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
 from anchormix_kedro.instruction_data.musdb import (
     MUSDB_VALIDATION_TRACKS,
-    STEM_NAMES,
     assign_splits,
     discover_corpus,
 )
@@ -33,6 +32,7 @@ from anchormix_kedro.instruction_data.perturbation import (
     anchor_target_pairs,
     make_examples,
 )
+from anchormix_kedro.vocabulary import STEM_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"

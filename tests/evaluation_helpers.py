@@ -9,7 +9,7 @@ import pandas as pd
 from anchormix_kedro.evaluation.dsp_baseline import judge_pair
 from anchormix_kedro.instruction_data.advice import advice_text
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 
 OPPOSITE = {TOO_LOUD: TOO_SOFT, TOO_SOFT: TOO_LOUD, BALANCED: TOO_LOUD}
 

@@ -8,9 +8,6 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.instruction_data.advice import (
-    ANCHOR_TARGET,
-    SINGLE_CLIP,
-    TARGET_ONLY,
     advice_text,
     audio_uri,
     convention_sentence,
@@ -25,7 +22,14 @@ from anchormix_kedro.instruction_data.conventions import (
     lookup_convention,
     measure_genre_conventions,
 )
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import (
+    ANCHOR_TARGET,
+    BALANCED,
+    SINGLE_CLIP,
+    TARGET_ONLY,
+    TOO_LOUD,
+    TOO_SOFT,
+)
 
 
 @pytest.mark.parametrize("seed", range(12))

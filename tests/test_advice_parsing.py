@@ -7,9 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from anchormix_kedro.evaluation.parsing import (
-    ParsedAdvice,
-    parse_advice,
+from anchormix_kedro.evaluation.parsing import ParsedAdvice, parse_advice
+from anchormix_kedro.evaluation.truth import (
     summarize_truth_metrics,
     truth_metrics,
     truth_metrics_frame,
@@ -21,7 +20,7 @@ from anchormix_kedro.instruction_data.advice import (
     advice_text,
     convention_sentence,
 )
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 
 STEMS = list(STEM_WORDS)
 

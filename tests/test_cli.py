@@ -23,9 +23,8 @@ from anchormix_kedro.evaluation.dsp_baseline import (
 )
 from anchormix_kedro.instruction_data.audio import apply_gain_db, resample
 from anchormix_kedro.instruction_data.conventions import CONVENTION_COLUMNS
-from anchormix_kedro.instruction_data.musdb import STEM_NAMES
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
 from anchormix_kedro.instruction_data.synthetic import plan_corpus, synthesize_song
+from anchormix_kedro.vocabulary import BALANCED, STEM_NAMES, TOO_LOUD, TOO_SOFT
 from conftest import tone, tone_stems, write_stem_mp4
 
 RATE = 22050

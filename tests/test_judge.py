@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.evaluation.judge import (
-    CRITERIA,
     JUDGE_COLUMNS,
     JudgeCache,
     JudgeItem,
@@ -28,6 +27,7 @@ from anchormix_kedro.evaluation.judge import (
     make_judge,
     parse_judge_output,
 )
+from anchormix_kedro.vocabulary import CRITERIA
 
 API_KEY = "sk-test-0123456789-SECRET"
 GOOD_ANSWER = {

@@ -6,14 +6,11 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.instruction_data.perturbation import (
-    BALANCED,
-    TOO_LOUD,
-    TOO_SOFT,
     GainOffsets,
     anchor_target_pairs,
-    label_for_gain,
     make_examples,
 )
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT, label_for_gain
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pytest
 import soundfile
 
 from anchormix_kedro.evaluation import study_kit
-from anchormix_kedro.evaluation.judge import CRITERIA
 from anchormix_kedro.evaluation.ratings import read_ratings_csv, scenario_scores, validate_ratings
+from anchormix_kedro.vocabulary import CRITERIA
 
 SYSTEMS = ("fine_tuned", "dsp_baseline", "generic_base")
 GENRES = ("Jazz", "Pop", "Rap", "Rock")

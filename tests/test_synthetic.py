@@ -8,13 +8,13 @@ import pytest
 
 from anchormix_kedro.instruction_data.synthetic import (
     DEFAULT_GENRES,
-    STEM_NAMES,
     GenreStyle,
     SongPlan,
     drawn_relative_lufs,
     plan_corpus,
     synthesize_song,
 )
+from anchormix_kedro.vocabulary import STEM_NAMES
 
 SAMPLE_RATE = 16000
 SONG_SECONDS = 8.0

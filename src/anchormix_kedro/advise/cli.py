@@ -56,8 +56,8 @@ from anchormix_kedro.instruction_data.excerpts import (
     ExcerptSettings,
     choose_excerpt_start,
 )
-from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX, STEM_NAMES
-from anchormix_kedro.instruction_data.perturbation import label_for_gain
+from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX
+from anchormix_kedro.vocabulary import STEM_NAMES, label_for_gain
 
 PROG = "anchormix"
 EXIT_ERROR = 2

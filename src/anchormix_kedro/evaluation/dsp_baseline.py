@@ -19,7 +19,7 @@ import pandas as pd
 
 from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES, CONVENTION_COLUMNS
-from anchormix_kedro.instruction_data.perturbation import BALANCED, label_for_gain
+from anchormix_kedro.vocabulary import BALANCED, label_for_gain
 
 #: How the baseline is named wherever systems are compared.
 DSP_BASELINE_ID = "dsp-baseline"

@@ -1,4 +1,4 @@
-"""Read a judgement back out of gain advice text, and score it against the truth.
+"""Read a judgement back out of gain advice text.
 
 :func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.instruction_data.advice`'s
 templates or freely by another model ("turn the vocals down 3dB", "sits well"), into a
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import pandas as pd
-
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 
 DIRECTIONS: tuple[str, ...] = (TOO_LOUD, TOO_SOFT, BALANCED)
 
@@ -277,130 +275,3 @@ def parse_advice(text: str | None) -> ParsedAdvice:
     moves = sorted(start for start, _ in loud_moves + soft_moves)
     after_move = [amount for start, amount, _ in amounts if moves and start >= moves[0]]
     return ParsedAdvice(direction, after_move[0] if after_move else amounts[0][1])
-
-
-@dataclass(frozen=True)
-class TruthMetrics:
-    """How one piece of advice compares with the truth; ``None`` wherever it cannot be told.
-
-    - ``parsed``: the advice stated a direction.
-    - ``direction_correct``: the stated direction equals the label.
-    - ``balanced_outcome``: "balanced" detection, balanced being the positive class:
-      ``"tp"``, ``"fp"``, ``"fn"`` or ``"tn"``.
-    - ``fader_move_error_db``: ``|stated move - true move|`` where the true move undoes the
-      gain (``-gain_db``) and "balanced" states a move of 0 dB; a move in the wrong
-      direction adds up (4 dB down against a true 3 dB up is 7 dB off).
-    - ``amount_error_db``: ``|amount - |gain_db||`` when the direction is correct and not
-      balanced: how well the size of the imbalance was judged.
-    """
-
-    predicted_direction: str | None
-    predicted_amount_db: float | None
-    parsed: bool
-    direction_correct: bool | None
-    balanced_outcome: str | None
-    fader_move_error_db: float | None
-    amount_error_db: float | None
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def truth_metrics(
-    parsed: ParsedAdvice, true_label: str, true_gain_db: float | None
-) -> TruthMetrics:
-    """Compare parsed advice with the example's label and gain (the offset applied in dB)."""
-    if true_label not in DIRECTIONS:
-        raise ValueError(f"unknown label {true_label!r}; expected one of {', '.join(DIRECTIONS)}")
-    direction = parsed.direction
-    if direction is None:
-        return TruthMetrics(None, parsed.amount_db, False, None, None, None, None)
-
-    predicted_balanced, truly_balanced = direction == BALANCED, true_label == BALANCED
-    outcome = {
-        (True, True): "tp",
-        (True, False): "fp",
-        (False, True): "fn",
-        (False, False): "tn",
-    }[(predicted_balanced, truly_balanced)]
-
-    move_error = amount_error = None
-    if not _missing(true_gain_db):
-        gain = float(true_gain_db)
-        stated_move = parsed.fader_move_db
-        if stated_move is not None:
-            move_error = abs(stated_move - (-gain))
-        if direction == true_label and not truly_balanced and parsed.amount_db is not None:
-            amount_error = abs(parsed.amount_db - abs(gain))
-    return TruthMetrics(
-        direction,
-        parsed.amount_db,
-        True,
-        direction == true_label,
-        outcome,
-        move_error,
-        amount_error,
-    )
-
-
-def truth_metrics_frame(
-    texts: list[str | None], true_labels: list[str], true_gains_db: list[float | None]
-) -> pd.DataFrame:
-    """:func:`truth_metrics` of every text, one row each (columns of :class:`TruthMetrics`)."""
-    if not len(texts) == len(true_labels) == len(true_gains_db):
-        raise ValueError(
-            f"texts ({len(texts)}), labels ({len(true_labels)}) and gains "
-            f"({len(true_gains_db)}) differ in length"
-        )
-    rows = [
-        asdict(truth_metrics(parse_advice(text), label, gain))
-        for text, label, gain in zip(texts, true_labels, true_gains_db, strict=True)
-    ]
-    frame = pd.DataFrame(rows, columns=list(TruthMetrics.__dataclass_fields__))
-    for column in ("direction_correct", "parsed"):
-        frame[column] = frame[column].astype("boolean")
-    for column in ("predicted_amount_db", "fader_move_error_db", "amount_error_db"):
-        frame[column] = frame[column].astype("Float64")
-    return frame
-
-
-def summarize_truth_metrics(frame: pd.DataFrame) -> dict[str, float | int | None]:
-    """Rates over a :func:`truth_metrics_frame`; each says what it is computed over.
-
-    ``direction_accuracy`` counts unparsed advice as wrong; ``direction_accuracy_parsed``
-    leaves it out. Balanced precision, recall and F1 are over parsed advice. dB errors are
-    means and medians over the rows that have them (``n_fader_move_error``). A rate whose
-    denominator is zero is ``None``.
-    """
-
-    def ratio(numerator: float, denominator: float) -> float | None:
-        return float(numerator) / denominator if denominator else None
-
-    n = len(frame)
-    parsed = frame["parsed"].fillna(False).astype(bool)
-    correct = frame["direction_correct"].fillna(False).astype(bool)
-    outcomes = frame["balanced_outcome"].value_counts()
-    tp, fp, fn = (int(outcomes.get(k, 0)) for k in ("tp", "fp", "fn"))
-    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    f1 = (
-        2 * precision * recall / (precision + recall)
-        if precision is not None and recall is not None and precision + recall > 0
-        else None
-    )
-    move_errors = frame["fader_move_error_db"].dropna().astype(float)
-    amount_errors = frame["amount_error_db"].dropna().astype(float)
-    return {
-        "n": n,
-        "parse_rate": ratio(parsed.sum(), n),
-        "direction_accuracy": ratio(correct.sum(), n),
-        "direction_accuracy_parsed": ratio(correct.sum(), parsed.sum()),
-        "balanced_precision": precision,
-        "balanced_recall": recall,
-        "balanced_f1": f1,
-        "n_fader_move_error": len(move_errors),
-        "fader_move_mae_db": float(move_errors.mean()) if len(move_errors) else None,
-        "fader_move_median_error_db": float(move_errors.median()) if len(move_errors) else None,
-        "n_amount_error": len(amount_errors),
-        "amount_mae_db": float(amount_errors.mean()) if len(amount_errors) else None,
-    }

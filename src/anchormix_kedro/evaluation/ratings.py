@@ -24,7 +24,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.judge import CRITERIA, LIKERT_MAX, LIKERT_MIN
+from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("rater", "scenario_id", *CRITERIA)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("study_id", "comment")

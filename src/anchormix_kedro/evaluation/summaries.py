@@ -24,15 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.judge import CRITERIA, LLMJudge, judge_all
-from anchormix_kedro.evaluation.parsing import ParsedAdvice, truth_metrics_frame
+from anchormix_kedro.evaluation.judge import LLMJudge, judge_all
+from anchormix_kedro.evaluation.parsing import ParsedAdvice
+from anchormix_kedro.evaluation.truth import truth_metrics_frame
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
+from anchormix_kedro.vocabulary import CRITERIA, SYSTEM_ORDER
 
 logger = logging.getLogger(__name__)
 
 #: The systems of the ablation (section 5.4), in the order tables show them; any other
 #: system name is accepted and shown after these.
-SYSTEM_ORDER: tuple[str, ...] = ("fine_tuned", "no_anchor", "generic_base", "dsp_baseline")
 #: Pooled rows (all systems or all genres) carry this name.
 POOLED = "all"
 

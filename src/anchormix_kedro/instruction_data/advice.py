@@ -12,12 +12,15 @@ import random
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
-from anchormix_kedro.instruction_data.perturbation import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import (
+    ANCHOR_TARGET,
+    BALANCED,
+    SINGLE_CLIP,
+    TARGET_ONLY,
+    TOO_LOUD,
+    TOO_SOFT,
+)
 
-# How the stems reach the model: anchor and target as two clips (the method), the target
-# alone (the no-anchor ablation), or one clip playing the anchor, a pause, then the target.
-ANCHOR_TARGET, TARGET_ONLY, SINGLE_CLIP = "anchor_target", "target_only", "single_clip"
-FORMULATIONS: tuple[str, ...] = (ANCHOR_TARGET, TARGET_ONLY, SINGLE_CLIP)
 DEFAULT_SYSTEM_PROMPT = (
     "You are an experienced mixing engineer. You listen to stems of a multitrack mix and "
     "give short, actionable gain-balancing advice."

@@ -26,8 +26,8 @@ from anchormix_kedro.instruction_data.audio import (
     decode_stem_mp4,
     read_audio_file,
 )
+from anchormix_kedro.vocabulary import STEM_NAMES
 
-STEM_NAMES: tuple[str, ...] = ("drums", "bass", "other", "vocals")
 MUSDB_STREAM_IDS: dict[str, int] = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 MUSDB_FOLDERS: tuple[str, ...] = ("train", "test")
 STEM_MP4_SUFFIX = ".stem.mp4"

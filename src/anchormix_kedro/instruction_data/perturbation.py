@@ -16,18 +16,7 @@ import pandas as pd
 
 from anchormix_kedro.instruction_data.excerpts import ACTIVE
 from anchormix_kedro.instruction_data.musdb import validate_stem_names
-
-BALANCED, TOO_LOUD, TOO_SOFT = "balanced", "too_loud", "too_soft"
-LABELS: tuple[str, ...] = (TOO_SOFT, BALANCED, TOO_LOUD)
-
-
-def label_for_gain(gain_db: float, tolerance_db: float) -> str:
-    """``balanced`` within ``±tolerance_db`` (inclusive), else ``too_loud`` / ``too_soft``."""
-    if tolerance_db < 0:
-        raise ValueError(f"perturbation.balanced_tolerance_db must be >= 0, got {tolerance_db}")
-    if abs(gain_db) <= tolerance_db:
-        return BALANCED
-    return TOO_LOUD if gain_db > 0 else TOO_SOFT
+from anchormix_kedro.vocabulary import label_for_gain
 
 
 def anchor_target_pairs(anchors: Sequence[str], targets: Sequence[str]) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ from transformers import WhisperFeatureExtractor
 from anchormix_kedro.evaluation.parsing import parse_advice
 from anchormix_kedro.instruction_data.advice import (
     DEFAULT_SYSTEM_PROMPT,
-    FORMULATIONS,
     audio_uri,
     conversation,
     instruction_text,
@@ -21,6 +20,7 @@ from anchormix_kedro.instruction_data.audio import resample, to_mono
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.vocabulary import FORMULATIONS
 
 MODEL_SAMPLE_RATE = 16000
 

@@ -37,20 +37,11 @@ from typing import Any, Protocol
 import pandas as pd
 from tqdm.auto import tqdm
 
+from anchormix_kedro.vocabulary import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
+
 logger = logging.getLogger(__name__)
 
 RUBRIC_VERSION = "anchormix-judge-v1"
-CRITERIA: tuple[str, ...] = ("effectiveness", "musicality", "actionability", "helpfulness")
-LIKERT_MIN, LIKERT_MAX = 1, 7
-LIKERT_LABELS: dict[int, str] = {
-    1: "very poor",
-    2: "poor",
-    3: "fair",
-    4: "acceptable",
-    5: "good",
-    6: "very good",
-    7: "excellent",
-}
 CRITERION_DEFINITIONS: dict[str, str] = {
     "effectiveness": (
         "Would following the advice fix the level of the target against the anchor? Judge "

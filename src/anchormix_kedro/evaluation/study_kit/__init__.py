@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.judge import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
 from anchormix_kedro.evaluation.summaries import order_systems
 from anchormix_kedro.instruction_data.advice import STEM_WORDS
+from anchormix_kedro.vocabulary import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
 
 logger = logging.getLogger(__name__)
 

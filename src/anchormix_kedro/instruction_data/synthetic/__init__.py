@@ -24,8 +24,8 @@ from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
 from anchormix_kedro.instruction_data.audio import gated_loudness, gating_block_powers
+from anchormix_kedro.vocabulary import STEM_NAMES
 
-STEM_NAMES = ("drums", "bass", "other", "vocals")
 TARGET_STEMS = ("bass", "other", "vocals")
 MIN_SONG_SECONDS = 1.0
 MIN_SAMPLE_RATE = 8000

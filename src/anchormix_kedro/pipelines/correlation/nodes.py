@@ -11,7 +11,7 @@ import pandas as pd
 
 from anchormix_kedro.evaluation import correlation, ratings
 from anchormix_kedro.evaluation import summaries as evaluation
-from anchormix_kedro.evaluation.judge import CRITERIA
+from anchormix_kedro.vocabulary import CRITERIA
 
 logger = logging.getLogger(__name__)
 

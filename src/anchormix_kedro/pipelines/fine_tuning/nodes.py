@@ -14,13 +14,13 @@ import pandas as pd
 from transformers import WhisperFeatureExtractor
 
 from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.instruction_data.advice import FORMULATIONS
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
 from anchormix_kedro.model.training import TrainingSettings, fine_tune, process_rank, sample_rows
+from anchormix_kedro.vocabulary import FORMULATIONS
 
 logger = logging.getLogger(__name__)
 

@@ -12,13 +12,9 @@ import pandas as pd
 
 from anchormix_kedro.instruction_data.audio import AudioError, StemSet
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
-from anchormix_kedro.instruction_data.musdb import (
-    STEM_NAMES,
-    MusdbCorpus,
-    assign_splits,
-    validate_stem_names,
-)
+from anchormix_kedro.instruction_data.musdb import MusdbCorpus, assign_splits, validate_stem_names
 from anchormix_kedro.instruction_data.synthetic.corpus import SyntheticCorpusSpec
+from anchormix_kedro.vocabulary import STEM_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.instruction_data.advice import (
-    ANCHOR_TARGET,
-    FORMULATIONS,
-    SINGLE_CLIP,
-    TARGET_ONLY,
     advice_text,
     audio_uri,
     convention_sentence,
@@ -30,6 +26,7 @@ from anchormix_kedro.instruction_data.conventions import (
     measure_genre_conventions,
 )
 from anchormix_kedro.instruction_data.musdb import SPLITS, UNKNOWN_GENRE
+from anchormix_kedro.vocabulary import ANCHOR_TARGET, FORMULATIONS, SINGLE_CLIP, TARGET_ONLY
 
 logger = logging.getLogger(__name__)
 
