@@ -96,7 +96,7 @@ def main() -> None:
     import torch
 
     from anchormix_kedro.evaluation import text_metrics
-    from anchormix_kedro.evaluation.summaries import truth_columns
+    from anchormix_kedro.evaluation.metric_table import truth_columns
 
     # Count every construction of a BERTScore model, however it is reached.
     constructions = {"bertscore": 0}

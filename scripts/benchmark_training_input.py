@@ -24,14 +24,15 @@ from pathlib import Path
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from transformers import WhisperFeatureExtractor
 
 from anchormix_kedro.instruction_data.advice import parse_audio_uri
 from anchormix_kedro.instruction_data.audio import apply_gain_db
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
 from anchormix_kedro.model.features import log_mel_record
+from anchormix_kedro.model.front_end import FrontEnd
 from anchormix_kedro.model.pretraining import conversation_texts
 from anchormix_kedro.model.tiny import tiny_processor
+from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,11 @@ def on_the_fly_batch(conversations: list[list[dict]], processor, excerpts: dict)
                         audio = excerpts[excerpt_id]()["audio"]
                         clips.append(apply_gain_db(audio[stems[0]], gain_db))
     return processor(
-        text=texts, audio=clips, sampling_rate=16000, return_tensors="pt", padding=True
+        text=texts,
+        audio=clips,
+        sampling_rate=processor.feature_extractor.sampling_rate,
+        return_tensors="pt",
+        padding=True,
     )
 
 
@@ -92,13 +97,14 @@ def main() -> None:
         catalog = session.load_context().catalog
         dataset = catalog.load("instruction_dataset")
         excerpts = catalog.load("excerpts")
+        front_end = FrontEnd.from_params(catalog.load("params:features"))
     train = dataset[dataset["split"] == "train"].sample(
         min(args.examples, (dataset["split"] == "train").sum()), random_state=0
     )
-    conversations = train["messages_anchor_target"].tolist()
+    conversations = train[messages_column(ANCHOR_TARGET)].tolist()
 
     # The cache is built once for every clip these examples use (its cost, reported apart).
-    extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30)
+    extractor = front_end.extractor()
     started = time.perf_counter()
     records = {}
     for excerpt_id in sorted(set(train["excerpt_id"])):
@@ -110,7 +116,7 @@ def main() -> None:
     texts = conversation_texts(conversations)
     rows = []
     for label, seconds in (("Qwen2-Audio window (30 s)", 30), ("tiny model window (5 s)", 5)):
-        processor = tiny_processor(texts, 512, seconds)
+        processor = tiny_processor(texts, 512, front_end, seconds)
         result = measure(conversations, processor, store, excerpts, args.batch_size)
         rows.append({"window": label, **result})
         print(

@@ -24,15 +24,15 @@ import torch
 from transformers import (
     Qwen2AudioConfig,
     Qwen2AudioForConditionalGeneration,
-    WhisperFeatureExtractor,
 )
 
 from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+from anchormix_kedro.model.adapter import lora_model
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.features import log_mel_record
+from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END as QWEN2_AUDIO
 from anchormix_kedro.model.tiny import tiny_processor
-from anchormix_kedro.model.training import lora_model
 
 #: Qwen/Qwen2-Audio-7B-Instruct's published config.json (architecture fields).
 QWEN2_AUDIO_7B = {
@@ -85,7 +85,7 @@ def build_random_checkpoint(workdir: Path, scale: str) -> Path:
     texts = [
         "Relative to the drums, the vocal is about 4 dB too loud: pull the vocal fader down by about 4 dB."
     ]
-    processor = tiny_processor(texts * 20, 400, audio_seconds=30)
+    processor = tiny_processor(texts * 20, 400, QWEN2_AUDIO, audio_seconds=30)
     architecture = QWEN2_AUDIO_7B if scale == "full" else TINY_SCALE
     # The tokenizer is local and small; the embedding keeps the real vocabulary size.
     config = Qwen2AudioConfig(
@@ -139,10 +139,12 @@ def main() -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     loaded_gb = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
 
-    extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30)
+    extractor = QWEN2_AUDIO.extractor()
     rng = np.random.default_rng(0)
     clips = {
-        stem: (0.1 * rng.standard_normal(30 * 16000)).astype(np.float32)
+        stem: (
+            0.1 * rng.standard_normal(QWEN2_AUDIO.max_clip_seconds * QWEN2_AUDIO.sampling_rate)
+        ).astype(np.float32)
         for stem in ("drums", "vocals")
     }
     store = FeatureStore({"random": log_mel_record(clips, extractor)})

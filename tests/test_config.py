@@ -7,7 +7,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
 from anchormix_kedro.model.factory import ModelSettings, quantization_config
-from anchormix_kedro.model.training import TrainingSettings
+from anchormix_kedro.model.workflow import TrainingSettings
 from anchormix_kedro.pipeline_registry import register_pipelines
 from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 from conftest import PROJECT_ROOT

@@ -12,8 +12,31 @@ import pytest
 
 from anchormix_kedro.datasets.optional_partitioned_dataset import OptionalPartitionedDataset
 from anchormix_kedro.datasets.project_credentials_dataset import ProjectCredentialsDataset
-from anchormix_kedro.evaluation import summaries as evaluation
+from anchormix_kedro.evaluation.convention_following import (
+    convention_following,
+    convention_markdown,
+)
 from anchormix_kedro.evaluation.judge import LLMJudge
+from anchormix_kedro.evaluation.metric_table import (
+    JUDGE_SCORE_COLUMNS,
+    TEXT_SCORE_COLUMNS,
+    convention_columns,
+    join_advice,
+    judge_columns,
+    text_metric_columns,
+    truth_columns,
+)
+from anchormix_kedro.evaluation.statistics import (
+    balanced_f1,
+    bootstrap_balanced_f1,
+    bootstrap_mean,
+)
+from anchormix_kedro.evaluation.summaries import (
+    ablation_frame,
+    ablation_markdown,
+    summarize,
+    summary_metrics_for_mlflow,
+)
 from anchormix_kedro.pipelines.automated_eval.nodes import judge_advice
 
 LOUD = "Relative to the drums, the vocal is about 4 dB too loud: pull the vocal fader down by about 4 dB."
@@ -75,12 +98,12 @@ def test_join_keeps_the_split_orders_systems_and_keeps_missing_advice(dataset):
         ("loud4", "fine_tuned", ""),
         ("soft6", "fine_tuned", "raise it"),
     )
-    joined = evaluation.join_advice(given, dataset, split="test")
+    joined = join_advice(given, dataset, split="test")
     assert list(joined["system"]) == ["fine_tuned", "dsp_baseline", "zeta"]
     assert pd.isna(joined.loc[1, "advice"]) and joined.loc[0, "advice"] == ""
     assert joined["latency_s"].isna().all()
     assert joined.loc[0, "reference_advice"] == LOUD
-    assert len(evaluation.join_advice(given, dataset, split=None)) == 4
+    assert len(join_advice(given, dataset, split=None)) == 4
 
 
 @pytest.mark.parametrize(
@@ -95,21 +118,21 @@ def test_join_keeps_the_split_orders_systems_and_keeps_missing_advice(dataset):
 )
 def test_join_rejects_unknown_examples_and_duplicates(dataset, rows, message):
     with pytest.raises(ValueError, match=message):
-        evaluation.join_advice(advice(*rows), dataset)
+        join_advice(advice(*rows), dataset)
 
 
 def test_join_names_missing_columns_and_an_empty_split(dataset):
     with pytest.raises(ValueError, match=r"lacks columns \['system'\]"):
-        evaluation.join_advice(pd.DataFrame({"example_id": ["loud4"], "advice": ["x"]}), dataset)
+        join_advice(pd.DataFrame({"example_id": ["loud4"], "advice": ["x"]}), dataset)
     with pytest.raises(ValueError, match=r"no advice for examples of split \['valid'\]"):
-        evaluation.join_advice(advice(("loud4", "a", "x")), dataset, split="valid")
+        join_advice(advice(("loud4", "a", "x")), dataset, split="valid")
 
 
 # --------------------------------------------------------------------------- per-example metrics
 
 
 def test_truth_and_convention_metrics_worked_by_hand(dataset):
-    joined = evaluation.join_advice(
+    joined = join_advice(
         advice(
             ("loud4", "a", "The vocal is too loud: pull the vocal down 3 dB."),
             ("loud4", "b", "Turn the vocal up 2 dB."),
@@ -118,7 +141,7 @@ def test_truth_and_convention_metrics_worked_by_hand(dataset):
         ),
         dataset,
     )
-    truth = evaluation.truth_columns(joined)
+    truth = truth_columns(joined)
     by_system = dict(
         zip(joined["system"] + joined["example_id"], truth.to_dict("records"), strict=True)
     )
@@ -137,7 +160,7 @@ def test_truth_and_convention_metrics_worked_by_hand(dataset):
         and by_system["aflat"]["advised_move_db"] == 0
     )
 
-    conventions = evaluation.convention_columns(joined, list(truth["advised_move_db"]), CONVENTIONS)
+    conventions = convention_columns(joined, list(truth["advised_move_db"]), CONVENTIONS)
     conventions.index = joined["system"] + joined["example_id"]
     row = conventions.loc["aloud4"].to_dict()  # level 6 dB, Rap convention 1 dB
     assert row["level_before_db"] == 6.0 and row["level_after_db"] == 3.0
@@ -151,18 +174,18 @@ def test_truth_and_convention_metrics_worked_by_hand(dataset):
 
 
 def test_genre_with_too_few_songs_falls_back_to_all_genres(dataset):
-    joined = evaluation.join_advice(advice(("soft6", "a", "Raise the vocal 6 dB.")), dataset, None)
-    truth = evaluation.truth_columns(joined)
-    columns = evaluation.convention_columns(joined, list(truth["advised_move_db"]), CONVENTIONS)
+    joined = join_advice(advice(("soft6", "a", "Raise the vocal 6 dB.")), dataset, None)
+    truth = truth_columns(joined)
+    columns = convention_columns(joined, list(truth["advised_move_db"]), CONVENTIONS)
     assert columns.loc[0, "convention_genre"] == "all"
     assert columns.loc[0, "convention_distance_after_db"] == pytest.approx(2.0)  # -4 + 6 = 2
 
 
 def test_text_metrics_of_identical_empty_and_missing_advice(dataset):
-    joined = evaluation.join_advice(
+    joined = join_advice(
         advice(("loud4", "same", LOUD), ("loud4", "empty", ""), ("loud4", "none", None)), dataset
     )
-    scores = evaluation.text_metric_columns(joined, use_wordnet=False)
+    scores = text_metric_columns(joined, use_wordnet=False)
     same, empty, missing = (
         scores[joined["system"] == s].iloc[0] for s in ("same", "empty", "none")
     )
@@ -171,7 +194,7 @@ def test_text_metrics_of_identical_empty_and_missing_advice(dataset):
     )
     assert same["meteor"] == pytest.approx(1.0, abs=1e-3)
     assert empty["rouge_l"] == 0.0 and empty["bertscore_f1"] == 0.0
-    assert missing[list(evaluation.TEXT_SCORE_COLUMNS)].isna().all()
+    assert missing[list(TEXT_SCORE_COLUMNS)].isna().all()
     assert scores.attrs["variants"]["meteor"] == "exact+stem"
 
 
@@ -196,28 +219,28 @@ class ScriptedBackend:
 
 
 def test_judge_scores_are_kept_or_missing_never_invented(dataset, caplog):
-    joined = evaluation.join_advice(
+    joined = join_advice(
         advice(("loud4", "a", LOUD), ("loud4", "b", "too loud"), ("loud4", "c", "x")), dataset
     )
     good = {"effectiveness": 6, "musicality": 5, "actionability": 7, "helpfulness": 6,
             "rationale": "ok"}  # fmt: skip
     backend = ScriptedBackend([json.dumps(good), "not json", RuntimeError("boom")])
-    scores = evaluation.judge_columns(joined, LLMJudge(backend))
+    scores = judge_columns(joined, LLMJudge(backend))
     assert list(scores["judge_effectiveness"].astype("Float64")[:1]) == [6]
     assert scores.loc[0, "judge_mean"] == pytest.approx(6.0)
-    assert scores.loc[1:, list(evaluation.JUDGE_SCORE_COLUMNS)].isna().all().all()
+    assert scores.loc[1:, list(JUDGE_SCORE_COLUMNS)].isna().all().all()
     assert "invalid judge output" in scores.loc[1, "judge_error"]
     assert "call failed" in scores.loc[2, "judge_error"]
     # Every system's advice is judged against the same scenario, the anchor included.
     assert all("Anchor stem: the drums" in prompt[1]["content"] for prompt in backend.prompts)
 
     with caplog.at_level(logging.WARNING):
-        none = evaluation.judge_columns(joined, None)
+        none = judge_columns(joined, None)
     assert none["judge_mean"].isna().all() and "No LLM judge is configured" in caplog.text
 
 
 def test_judge_node_takes_the_key_named_in_parameters_and_never_shows_it(dataset, caplog):
-    joined = evaluation.join_advice(advice(("loud4", "a", LOUD)), dataset)
+    joined = join_advice(advice(("loud4", "a", LOUD)), dataset)
     secret = "sk-never-shown-0123456789"
     config = {
         "backend": "openai",
@@ -271,23 +294,23 @@ def test_optional_partitioned_dataset_loads_nothing_from_a_missing_or_empty_fold
 
 def test_bootstrap_mean_is_seeded_and_covers_the_mean():
     values = np.random.default_rng(3).normal(10.0, 2.0, 400)
-    estimate, low, high = evaluation.bootstrap_mean(values, 2000, 0.95, np.random.default_rng(1))
+    estimate, low, high = bootstrap_mean(values, 2000, 0.95, np.random.default_rng(1))
     assert estimate == pytest.approx(values.mean())
     # The standard error is 2 / sqrt(400) = 0.1: the 95% interval is about +-0.2.
     assert low < 10.0 < high and high - low == pytest.approx(0.39, abs=0.06)
-    again = evaluation.bootstrap_mean(values, 2000, 0.95, np.random.default_rng(1))
+    again = bootstrap_mean(values, 2000, 0.95, np.random.default_rng(1))
     assert again == (estimate, low, high)
-    assert evaluation.bootstrap_mean([5.0, 5.0, np.nan]) == (5.0, 5.0, 5.0)
-    assert all(np.isnan(evaluation.bootstrap_mean([np.nan])))
+    assert bootstrap_mean([5.0, 5.0, np.nan]) == (5.0, 5.0, 5.0)
+    assert all(np.isnan(bootstrap_mean([np.nan])))
 
 
 def test_balanced_f1_worked_by_hand():
     # tp 2, fp 1, fn 1: F1 = 2*2 / (2*2 + 1 + 1) = 2/3; tn and unparsed do not count.
     outcomes = ["tp", "tp", "fp", "fn", "tn", None]
-    assert evaluation.balanced_f1(outcomes) == pytest.approx(2 / 3)
-    estimate, low, high = evaluation.bootstrap_balanced_f1(outcomes, 500)
+    assert balanced_f1(outcomes) == pytest.approx(2 / 3)
+    estimate, low, high = bootstrap_balanced_f1(outcomes, 500)
     assert estimate == pytest.approx(2 / 3) and 0.0 <= low <= high <= 1.0
-    assert np.isnan(evaluation.balanced_f1(["tn", "tn"]))
+    assert np.isnan(balanced_f1(["tn", "tn"]))
 
 
 def _metric_table(systems: dict[str, list[float]]) -> pd.DataFrame:
@@ -309,8 +332,8 @@ def _metric_table(systems: dict[str, list[float]]) -> pd.DataFrame:
 def test_summary_intervals_do_not_depend_on_other_systems():
     rng = np.random.default_rng(0)
     two = {"fine_tuned": list(rng.random(30)), "dsp_baseline": list(rng.random(30))}
-    alone = evaluation.summarize(_metric_table({"fine_tuned": two["fine_tuned"]}), seed=4)
-    both = evaluation.summarize(_metric_table(two), seed=4)
+    alone = summarize(_metric_table({"fine_tuned": two["fine_tuned"]}), seed=4)
+    both = summarize(_metric_table(two), seed=4)
     pick = ["estimate", "ci_low", "ci_high"]
     assert (
         alone.query("metric == 'rouge_l'")[pick].to_numpy().tolist()
@@ -318,20 +341,20 @@ def test_summary_intervals_do_not_depend_on_other_systems():
     )
     assert set(both["metric"]) == {"rouge_l", "direction_accuracy", "balanced_f1"}
     with pytest.raises(ValueError, match="confidence"):
-        evaluation.summarize(_metric_table(two), confidence=95)
+        summarize(_metric_table(two), confidence=95)
 
 
 def test_ablation_markdown_bolds_the_best_and_names_absent_systems():
     table = _metric_table({"no_anchor": [0.2, 0.4, 0.3], "fine_tuned": [0.9, 0.8, 0.7]})
-    summary = evaluation.summarize(table, n_resamples=100)
-    markdown = evaluation.ablation_markdown(summary, notes=["A note."])
+    summary = summarize(table, n_resamples=100)
+    markdown = ablation_markdown(summary, notes=["A note."])
     assert markdown.index("fine_tuned") < markdown.index("no_anchor")  # the ablation's order
     assert "| ROUGE-L F1 | **0.800 [" in markdown
     assert "Systems without advice in this run: generic_base, dsp_baseline." in markdown
     assert markdown.rstrip().endswith("A note.")
-    frame = evaluation.ablation_frame(summary)
+    frame = ablation_frame(summary)
     assert list(frame.columns) == ["metric", "label", "fine_tuned", "no_anchor"]
-    mlflow_metrics = evaluation.summary_metrics_for_mlflow(summary)
+    mlflow_metrics = summary_metrics_for_mlflow(summary)
     assert mlflow_metrics["fine_tuned.rouge_l.estimate"]["value"] == pytest.approx(0.8)
 
 
@@ -348,10 +371,10 @@ def test_convention_following_table_per_system_and_genre():
             "reference_convention_distance_db": [1.0, 1.0, 0.5],
         }
     )
-    frame = evaluation.convention_following(table, n_resamples=50).set_index("genre")
+    frame = convention_following(table, n_resamples=50).set_index("genre")
     assert frame.loc["Rap", "n"] == 2 and frame.loc["Rap", "n_with_move"] == 1
     assert frame.loc["Rap", "distance_before_db"] == 4.0
     assert frame.loc["Rap", "gain_toward_convention_db"] == 3.0
     assert frame.loc["all", "share_moved_toward"] == 0.5
     assert frame.loc["all", "share_within_iqr_after"] == 0.5
-    assert "| a | Rap | 2 | 4.00 |" in evaluation.convention_markdown(frame.reset_index())
+    assert "| a | Rap | 2 | 4.00 |" in convention_markdown(frame.reset_index())

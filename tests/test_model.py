@@ -12,6 +12,7 @@ import torch
 from transformers import TrainerCallback, WhisperFeatureExtractor
 
 from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+from anchormix_kedro.model.adapter import lora_model
 from anchormix_kedro.model.data import (
     IGNORE_INDEX,
     AudioChatCollator,
@@ -27,17 +28,17 @@ from anchormix_kedro.model.features import (
     raw_log_mel,
     valid_frames,
 )
+from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
 from anchormix_kedro.model.generation import generate, load_package
-from anchormix_kedro.model.training import (
-    TrainingSettings,
-    fine_tune,
-    lora_model,
-    run_stage,
-)
+from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune, run_stage
 from conftest import TINY_ARCHITECTURE
 
 RATE = 16000
-TINY = {"source": "tiny", "tiny": {"seed": 0, **TINY_ARCHITECTURE}}
+TINY = {
+    "source": "tiny",
+    "front_end": QWEN2_AUDIO_FRONT_END.as_dict(),
+    "tiny": {"seed": 0, **TINY_ARCHITECTURE},
+}
 SYSTEM = "You are a mixing engineer."
 
 
@@ -188,14 +189,17 @@ def test_training_saves_a_package_that_reloads_to_the_same_outputs(tmp_path, sto
     report = fine_tune(
         settings,
         training,
-        conversations(),
-        conversations(),
-        texts(),
-        (conversations(), []),
-        store,
-        "d1",
+        FineTuneData(
+            conversations(),
+            conversations(),
+            store,
+            "d1",
+            SYSTEM,
+            tokenizer_texts=texts(),
+            pretrain=conversations(),
+            pretrain_valid=[],
+        ),
         tmp_path / "pkg",
-        SYSTEM,
     )
     package = Path(report["package"])
     assert (package / "adapter" / "adapter_config.json").is_file() and (
@@ -228,7 +232,7 @@ class StopAfter(TrainerCallback):
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypatch):
     settings = ModelSettings.from_params(TINY)
     training = training_settings(tmp_path)
-    import anchormix_kedro.model.training as training_module
+    import anchormix_kedro.model.workflow as training_module
 
     original = training_module.Trainer
 
@@ -242,14 +246,17 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
         fine_tune(
             settings,
             training,
-            conversations(),
-            [],
-            texts(),
-            (conversations(), []),
-            store,
-            "d2",
+            FineTuneData(
+                conversations(),
+                [],
+                store,
+                "d2",
+                SYSTEM,
+                tokenizer_texts=texts(),
+                pretrain=conversations(),
+                pretrain_valid=[],
+            ),
             tmp_path / "pkg",
-            SYSTEM,
         )
     checkpoints = list((tmp_path / "work").glob("finetune-*/checkpoints/checkpoint-2"))
     assert len(checkpoints) == 1
@@ -264,14 +271,17 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
     report = fine_tune(
         settings,
         training,
-        conversations(),
-        [],
-        texts(),
-        (conversations(), []),
-        store,
-        "d2",
+        FineTuneData(
+            conversations(),
+            [],
+            store,
+            "d2",
+            SYSTEM,
+            tokenizer_texts=texts(),
+            pretrain=conversations(),
+            pretrain_valid=[],
+        ),
         tmp_path / "pkg",
-        SYSTEM,
     )
     assert steps_run == [3, 4]  # continued after checkpoint 2, did not start over
     assert report["metrics"]["epoch"] > 0
@@ -321,14 +331,17 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     report = fine_tune(
         settings,
         training_settings(tmp_path),
-        conversations(),
-        [],
-        texts(),
-        (conversations(), []),
-        store,
-        "d3",
+        FineTuneData(
+            conversations(),
+            [],
+            store,
+            "d3",
+            SYSTEM,
+            tokenizer_texts=texts(),
+            pretrain=conversations(),
+            pretrain_valid=[],
+        ),
         tmp_path / "pkg",
-        SYSTEM,
     )
     song = tmp_path / "song"
     song.mkdir()

@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str
 
-MANIFEST = "anchormix.json"
+from anchormix_kedro.model.package import PACKAGE_MANIFEST
 
 
 class ModelPackageDataset(AbstractVersionedDataset[str, str]):
@@ -46,7 +46,7 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
 
     @staticmethod
     def _folder_exists(path: str) -> bool:
-        return (Path(path) / MANIFEST).is_file()
+        return (Path(path) / PACKAGE_MANIFEST).is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -57,7 +57,7 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
 
     def load(self) -> str:
         path = Path(get_filepath_str(self._get_load_path(), "file"))
-        if not (path / MANIFEST).is_file():
+        if not (path / PACKAGE_MANIFEST).is_file():
             raise DatasetError(
                 f"{path} holds no trained model package; run the fine_tuning pipeline first"
             )
@@ -67,8 +67,8 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun only the first process writes the shared package
         source = Path(data)
-        if not (source / MANIFEST).is_file():
-            raise DatasetError(f"{source} is not a model package (no {MANIFEST})")
+        if not (source / PACKAGE_MANIFEST).is_file():
+            raise DatasetError(f"{source} is not a model package (no {PACKAGE_MANIFEST})")
         target = Path(get_filepath_str(self._get_save_path(), "file"))
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(target.name + ".partial")
@@ -78,7 +78,7 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
-        manifest = json.loads((target / MANIFEST).read_text())
+        manifest = json.loads((target / PACKAGE_MANIFEST).read_text())
         if self._artifact_path and mlflow.active_run():
             mlflow.log_artifacts(str(target), artifact_path=self._artifact_path)
             mlflow.set_tag(

@@ -19,12 +19,11 @@ import pandas as pd
 
 from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES, CONVENTION_COLUMNS
-from anchormix_kedro.vocabulary import BALANCED, label_for_gain
+from anchormix_kedro.vocabulary import BALANCED, BALANCED_TOLERANCE_DB, label_for_gain
 
 #: How the baseline is named wherever systems are compared.
 DSP_BASELINE_ID = "dsp-baseline"
 #: |deviation from the convention| at or below this is "balanced" (the dataset's tolerance).
-DEFAULT_TOLERANCE_DB = 1.5
 CONVENTIONS_RESOURCE = "resources/genre_conventions.csv"
 
 
@@ -47,7 +46,7 @@ def judge_balance(
     anchor_lufs: float,
     target_lufs: float,
     convention_median_db: float,
-    tolerance_db: float = DEFAULT_TOLERANCE_DB,
+    tolerance_db: float = BALANCED_TOLERANCE_DB,
 ) -> tuple[str, float]:
     """Label a target's level and say how far it is from the convention.
 
@@ -113,7 +112,7 @@ def judge_pair(
     relative_db: float,
     convention: Mapping,
     seed: str,
-    tolerance_db: float = DEFAULT_TOLERANCE_DB,
+    tolerance_db: float = BALANCED_TOLERANCE_DB,
     mention_convention: bool = True,
 ) -> DspJudgement:
     """Judge one pair's measured level (target minus anchor loudness) against a conventions row.

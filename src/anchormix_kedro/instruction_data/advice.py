@@ -19,6 +19,7 @@ from anchormix_kedro.vocabulary import (
     TARGET_ONLY,
     TOO_LOUD,
     TOO_SOFT,
+    check_formulation,
 )
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -213,6 +214,18 @@ def audio_uri(excerpt_id: str, stems: str | list[str], gain_db: float = 0.0) -> 
     """
     joined = stems if isinstance(stems, str) else "+".join(stems)
     return f"excerpt://{excerpt_id}/{joined}" + (f"?gain_db={gain_db:+.1f}" if gain_db else "")
+
+
+def formulation_clips(
+    formulation: str, excerpt_id: str, anchor: str, target: str, gain_db: float = 0.0
+) -> list[str]:
+    """The clips a formulation plays: anchor and target, the target alone, or both in one."""
+    clips = {
+        ANCHOR_TARGET: [audio_uri(excerpt_id, anchor), audio_uri(excerpt_id, target, gain_db)],
+        TARGET_ONLY: [audio_uri(excerpt_id, target, gain_db)],
+        SINGLE_CLIP: [audio_uri(excerpt_id, [anchor, target], gain_db)],
+    }
+    return clips[check_formulation(formulation)]
 
 
 def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:

@@ -12,17 +12,16 @@ from transformers import WhisperFeatureExtractor
 from anchormix_kedro.evaluation.parsing import parse_advice
 from anchormix_kedro.instruction_data.advice import (
     DEFAULT_SYSTEM_PROMPT,
-    audio_uri,
     conversation,
+    formulation_clips,
     instruction_text,
 )
 from anchormix_kedro.instruction_data.audio import resample, to_mono
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.features import log_mel_record
+from anchormix_kedro.model.front_end import FrontEnd
 from anchormix_kedro.model.generation import generate, load_package
-from anchormix_kedro.vocabulary import FORMULATIONS
-
-MODEL_SAMPLE_RATE = 16000
+from anchormix_kedro.model.package import package_formulation, package_front_end
 
 
 @dataclass
@@ -32,14 +31,14 @@ class PackageAdvisor:
     model: object
     processor: object
     formulation: str
+    front_end: FrontEnd
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_new_tokens: int = 64
-    # Qwen2-Audio's front end, built once for every window asked about.
-    extractor: WhisperFeatureExtractor = field(
-        default_factory=lambda: WhisperFeatureExtractor(
-            feature_size=128, sampling_rate=MODEL_SAMPLE_RATE, chunk_length=30
-        )
-    )
+    extractor: WhisperFeatureExtractor = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The front end the package was trained with, built once for every window asked about.
+        self.extractor = self.front_end.extractor()
 
     def advise(
         self,
@@ -51,17 +50,14 @@ class PackageAdvisor:
         genre: str | None = None,
     ) -> dict:
         """The model's advice for the target relative to the anchor, with its parsed verdict and move."""
+        rate = self.front_end.sampling_rate
         clips = {
-            anchor: resample(to_mono(anchor_audio), sample_rate, MODEL_SAMPLE_RATE),
-            target: resample(to_mono(target_audio), sample_rate, MODEL_SAMPLE_RATE),
+            anchor: resample(to_mono(anchor_audio), sample_rate, rate),
+            target: resample(to_mono(target_audio), sample_rate, rate),
         }
         record = log_mel_record(clips, self.extractor)
         store = FeatureStore({"input": record})
-        uris = {
-            "anchor_target": [audio_uri("input", anchor), audio_uri("input", target)],
-            "target_only": [audio_uri("input", target)],
-            "single_clip": [audio_uri("input", [anchor, target])],
-        }[self.formulation]
+        uris = formulation_clips(self.formulation, "input", anchor, target)
         instruction = instruction_text(self.formulation, anchor, target, random.Random(0), genre)
         messages = conversation(self.system_prompt, uris, instruction, "")
         ((text, latency),) = generate(
@@ -79,10 +75,10 @@ class PackageAdvisor:
 def load_advisor(path: str | Path) -> PackageAdvisor:
     """Load a model package folder (as saved by the fine_tuning pipeline) as an advisor."""
     model, processor, manifest = load_package(path)
-    formulation = manifest.get("formulation", "anchor_target")
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"{path}: unknown formulation {formulation!r} in the package manifest")
-    system_prompt = manifest.get("system_prompt") or DEFAULT_SYSTEM_PROMPT
     return PackageAdvisor(
-        model=model, processor=processor, formulation=formulation, system_prompt=system_prompt
+        model=model,
+        processor=processor,
+        formulation=package_formulation(manifest, path),
+        front_end=package_front_end(manifest),
+        system_prompt=manifest.get("system_prompt") or DEFAULT_SYSTEM_PROMPT,
     )

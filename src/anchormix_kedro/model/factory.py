@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor, BitsAndBytesConfig, Qwen2AudioForConditionalGeneration
 
+from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END, FrontEnd
 from anchormix_kedro.model.tiny import tiny_config, tiny_processor
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class ModelSettings:
     quantization: dict = field(default_factory=dict)
     attn_implementation: str | None = "sdpa"
     tiny: dict = field(default_factory=dict)
+    # The feature front end (the `features` parameters): the tiny base's processor is built
+    # for it; a pretrained base brings its own processor, which must match it.
+    front_end: dict | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> ModelSettings:
@@ -47,7 +51,14 @@ class ModelSettings:
             )
         if settings.source == PRETRAINED and not settings.name_or_path:
             raise ValueError("model.name_or_path is required when model.source is 'pretrained'")
+        if settings.front_end is None:
+            raise ValueError("model.front_end is required (conf/base/globals.yml: front_end)")
         return settings
+
+    @property
+    def front_end_settings(self) -> FrontEnd:
+        """The front end as settings (packages written before it was recorded: the legacy one)."""
+        return FrontEnd.from_params(self.front_end) if self.front_end else QWEN2_AUDIO_FRONT_END
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -62,7 +73,9 @@ class ModelSettings:
 def build_tiny_base(settings: ModelSettings, texts: Iterable[str]):
     """A randomly initialised tiny Qwen2-Audio and its processor (tokenizer trained on ``texts``)."""
     tiny = settings.tiny
-    processor = tiny_processor(texts, int(tiny["vocab_size"]), int(tiny["audio_seconds"]))
+    processor = tiny_processor(
+        texts, int(tiny["vocab_size"]), settings.front_end_settings, int(tiny["audio_seconds"])
+    )
     config = tiny_config(processor, dict(tiny["audio"]), dict(tiny["text"]))
     torch.manual_seed(int(tiny["seed"]))
     model = Qwen2AudioForConditionalGeneration(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -15,18 +14,9 @@ from transformers import AutoProcessor
 
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
-from anchormix_kedro.model.training import PACKAGE_MANIFEST
+from anchormix_kedro.model.package import read_manifest
 
 logger = logging.getLogger(__name__)
-
-
-def read_manifest(package: str | Path) -> dict:
-    path = Path(package) / PACKAGE_MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{package} is not an AnchorMix model package (no {PACKAGE_MANIFEST}); train one first"
-        )
-    return json.loads(path.read_text())
 
 
 def load_package(package: str | Path, with_adapter: bool = True, device_map: str | None = None):

@@ -13,8 +13,9 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2AudioConfig,
     Qwen2AudioProcessor,
-    WhisperFeatureExtractor,
 )
+
+from anchormix_kedro.model.front_end import FrontEnd
 
 #: Qwen2-Audio's special tokens: end of text, chat turns, audio placeholders.
 SPECIAL_TOKENS = [
@@ -49,12 +50,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
 
 
 def tiny_processor(
-    texts: Iterable[str], vocab_size: int, audio_seconds: int
+    texts: Iterable[str], vocab_size: int, front_end: FrontEnd, audio_seconds: int
 ) -> Qwen2AudioProcessor:
-    """Processor with a locally trained tokenizer and Whisper features of ``audio_seconds``."""
-    extractor = WhisperFeatureExtractor(
-        feature_size=128, sampling_rate=16000, chunk_length=audio_seconds
-    )
+    """Processor with a locally trained tokenizer and the front end's features of the first
+    ``audio_seconds`` of each clip."""
+    extractor = front_end.extractor(chunk_length=audio_seconds)
     return Qwen2AudioProcessor(
         feature_extractor=extractor, tokenizer=train_tokenizer(texts, vocab_size)
     )
@@ -66,7 +66,11 @@ def tiny_config(processor: Qwen2AudioProcessor, audio: dict, text: dict) -> Qwen
     # The encoder takes exactly 2 * max_source_positions mel frames (its convolution has stride 2).
     max_source_positions = processor.feature_extractor.nb_max_frames // 2
     return Qwen2AudioConfig(
-        audio_config={"num_mel_bins": 128, "max_source_positions": max_source_positions, **audio},
+        audio_config={
+            "num_mel_bins": processor.feature_extractor.feature_size,
+            "max_source_positions": max_source_positions,
+            **audio,
+        },
         text_config={
             "model_type": "qwen2",
             "vocab_size": len(tokenizer),

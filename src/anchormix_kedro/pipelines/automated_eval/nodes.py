@@ -4,34 +4,46 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import study_kit
-from anchormix_kedro.evaluation import summaries as evaluation
+from anchormix_kedro.evaluation.convention_following import (
+    convention_following,
+    convention_markdown,
+)
 from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, make_judge
+from anchormix_kedro.evaluation.metric_table import (
+    assemble_metric_table as assemble_metric_frames,
+)
+from anchormix_kedro.evaluation.metric_table import (
+    convention_columns,
+    join_advice,
+    judge_columns,
+    text_metric_columns,
+    truth_columns,
+)
+from anchormix_kedro.evaluation.plots import plot_convention_following as plot_conventions
+from anchormix_kedro.evaluation.plots import plot_summary
+from anchormix_kedro.evaluation.statistics import bootstrap_settings
+from anchormix_kedro.evaluation.summaries import (
+    AUTOMATED_METRICS,
+    ablation_markdown,
+    order_systems,
+    summarize,
+    summary_metrics_for_mlflow,
+)
+from anchormix_kedro.vocabulary import SYSTEM_ORDER
 
 logger = logging.getLogger(__name__)
-
-
-def _bootstrap(evaluation_common: dict) -> dict[str, Any]:
-    settings = evaluation_common.get("bootstrap", {})
-    return {
-        "n_resamples": int(settings.get("n_resamples", 1000)),
-        "confidence": float(settings.get("confidence", 0.95)),
-        "seed": int(settings.get("seed", 0)),
-    }
 
 
 def select_advice(
     advice_by_system: pd.DataFrame, instruction_dataset: pd.DataFrame, automated_eval: dict
 ) -> pd.DataFrame:
     """Each system's advice beside its example (label, gain, levels, reference advice)."""
-    examples = evaluation.join_advice(
-        advice_by_system, instruction_dataset, automated_eval.get("split")
-    )
+    examples = join_advice(advice_by_system, instruction_dataset, automated_eval.get("split"))
     logger.info(
         "Evaluating %d advice rows: %s",
         len(examples),
@@ -45,8 +57,8 @@ def compute_truth_metrics(
 ) -> pd.DataFrame:
     """Direction, dB amount and their errors against the applied perturbation, and where the
     advised move leaves the target against the training split's genre convention."""
-    truth = evaluation.truth_columns(evaluation_examples)
-    conventions = evaluation.convention_columns(
+    truth = truth_columns(evaluation_examples)
+    conventions = convention_columns(
         evaluation_examples,
         list(truth["advised_move_db"]),
         genre_conventions,
@@ -59,7 +71,7 @@ def compute_text_metrics(
     evaluation_examples: pd.DataFrame, text_metrics: dict
 ) -> tuple[pd.DataFrame, dict]:
     """BERTScore, ROUGE-L and METEOR against the reference advice, and which variants ran."""
-    scores = evaluation.text_metric_columns(
+    scores = text_metric_columns(
         evaluation_examples,
         bertscore_model=text_metrics.get("bertscore_model"),
         bertscore_num_layers=text_metrics.get("bertscore_num_layers"),
@@ -102,7 +114,7 @@ def judge_advice(
                 config.get("api_key_env"),
             )
     llm_judge = make_judge(config, credentials)
-    scores = evaluation.judge_columns(evaluation_examples, llm_judge, progress=True)
+    scores = judge_columns(evaluation_examples, llm_judge, progress=True)
     scored = int(scores["judge_ok"].fillna(False).sum())
     status = {
         "configured": llm_judge is not None,
@@ -126,9 +138,7 @@ def assemble_metric_table(
     text_metric_variants: dict,
 ) -> pd.DataFrame:
     """One row per (example, system) with every metric, and the METEOR variant that ran."""
-    table = evaluation.assemble_metric_table(
-        evaluation_examples, truth_metrics, text_scores, judge_scores
-    )
+    table = assemble_metric_frames(evaluation_examples, truth_metrics, text_scores, judge_scores)
     table["meteor_variant"] = text_metric_variants.get("meteor")
     table["bertscore_model"] = str(text_metric_variants.get("bertscore_model"))
     return table
@@ -136,16 +146,14 @@ def assemble_metric_table(
 
 def summarize_systems(evaluation_metrics: pd.DataFrame, evaluation_common: dict) -> pd.DataFrame:
     """Every automated metric per system with a percentile-bootstrap confidence interval."""
-    return evaluation.summarize(
-        evaluation_metrics, evaluation.AUTOMATED_METRICS, **_bootstrap(evaluation_common)
-    )
+    return summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap_settings(evaluation_common))
 
 
 def summary_mlflow_metrics(
     system_summary: pd.DataFrame, judge_status: dict
 ) -> dict[str, dict[str, float]]:
     """The summary as MLflow metrics (``<system>.<metric>.estimate|ci_low|ci_high|n``)."""
-    metrics = evaluation.summary_metrics_for_mlflow(system_summary)
+    metrics = summary_metrics_for_mlflow(system_summary)
     metrics["judge.scored"] = {"value": float(judge_status["scored"]), "step": 0}
     metrics["judge.missing"] = {"value": float(judge_status["missing"]), "step": 0}
     return metrics
@@ -158,19 +166,19 @@ def evaluation_settings(text_metric_variants: dict, judge_status: dict) -> dict:
 
 def plot_system_summary(system_summary: pd.DataFrame) -> plt.Figure:
     """Each metric's estimate per system with its bootstrap interval."""
-    return evaluation.plot_summary(system_summary)
+    return plot_summary(system_summary)
 
 
 def analyse_convention_following(
     evaluation_metrics: pd.DataFrame, evaluation_common: dict
 ) -> pd.DataFrame:
     """Research question 2 per system and genre: does the advice move toward the convention?"""
-    return evaluation.convention_following(evaluation_metrics, **_bootstrap(evaluation_common))
+    return convention_following(evaluation_metrics, **bootstrap_settings(evaluation_common))
 
 
 def plot_convention_following(genre_convention_following: pd.DataFrame) -> plt.Figure:
     """Per genre: distance from the convention after each system's advice."""
-    return evaluation.plot_convention_following(genre_convention_following)
+    return plot_conventions(genre_convention_following)
 
 
 def write_automated_eval_report(
@@ -181,9 +189,9 @@ def write_automated_eval_report(
     evaluation_common: dict,
 ) -> str:
     """A Markdown report: what ran, every metric per system, the per-genre convention table."""
-    bootstrap = _bootstrap(evaluation_common)
-    systems = evaluation.order_systems(
-        system_summary["system"], evaluation_common.get("system_order", evaluation.SYSTEM_ORDER)
+    bootstrap = bootstrap_settings(evaluation_common)
+    systems = order_systems(
+        system_summary["system"], evaluation_common.get("system_order", SYSTEM_ORDER)
     )
     judge_line = (
         f"LLM judge: {judge_status['backend']} `{judge_status['model']}` (rubric "
@@ -200,10 +208,10 @@ def write_automated_eval_report(
         judge_line,
         f"Intervals: {bootstrap['n_resamples']} bootstrap resamples, seed {bootstrap['seed']}.",
     ]
-    table = evaluation.ablation_markdown(
+    table = ablation_markdown(
         system_summary,
         systems,
-        expected_systems=evaluation_common.get("system_order", evaluation.SYSTEM_ORDER),
+        expected_systems=evaluation_common.get("system_order", SYSTEM_ORDER),
         title="Automated evaluation: every metric per system",
         notes=notes,
         confidence=bootstrap["confidence"],
@@ -214,7 +222,7 @@ def write_automated_eval_report(
         + "Distance of the target's level (relative to the anchor) from the median of its "
         "genre's training songs, before the advice and after the advised fader move; "
         "'gain toward' is how much closer the move brings it; 'professional mix' is where "
-        "the original mixes sit.\n\n" + evaluation.convention_markdown(genre_convention_following)
+        "the original mixes sit.\n\n" + convention_markdown(genre_convention_following)
     )
 
 

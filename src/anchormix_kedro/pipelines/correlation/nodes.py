@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import correlation, ratings
-from anchormix_kedro.evaluation import summaries as evaluation
-from anchormix_kedro.vocabulary import CRITERIA
+from anchormix_kedro.evaluation.metric_table import (
+    HUMAN_SCORE_COLUMNS,
+    JUDGE_SCORE_COLUMNS,
+    TEXT_SCORE_COLUMNS,
+    TRUTH_SCORE_COLUMNS,
+    metric_columns,
+)
+from anchormix_kedro.evaluation.statistics import bootstrap_settings
+from anchormix_kedro.evaluation.summaries import (
+    HUMAN_METRICS,
+    POOLED,
+    ablation_markdown,
+    order_systems,
+    summarize,
+)
+from anchormix_kedro.vocabulary import CRITERIA, SYSTEM_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +33,13 @@ NO_RATINGS_MESSAGE = (
     "default): only the automated metrics are correlated with the truth metrics. No rating "
     "is ever invented."
 )
-HUMAN_COLUMNS: tuple[str, ...] = (*evaluation.HUMAN_SCORE_COLUMNS, "human_mean")
+HUMAN_COLUMNS: tuple[str, ...] = (*HUMAN_SCORE_COLUMNS, "human_mean")
 AUTOMATED_COLUMNS: tuple[str, ...] = (
-    *evaluation.TEXT_SCORE_COLUMNS,
-    *evaluation.JUDGE_SCORE_COLUMNS,
+    *TEXT_SCORE_COLUMNS,
+    *JUDGE_SCORE_COLUMNS,
     "judge_mean",
 )
-TRUTH_COLUMNS: tuple[str, ...] = evaluation.TRUTH_SCORE_COLUMNS
+TRUTH_COLUMNS: tuple[str, ...] = TRUTH_SCORE_COLUMNS
 HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
     "example_id",
     "system",
@@ -35,15 +48,6 @@ HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
     *HUMAN_COLUMNS,
     "n_comments",
 )
-
-
-def _bootstrap(evaluation_common: dict) -> dict[str, Any]:
-    settings = evaluation_common.get("bootstrap", {})
-    return {
-        "n_resamples": int(settings.get("n_resamples", 1000)),
-        "confidence": float(settings.get("confidence", 0.95)),
-        "seed": int(settings.get("seed", 0)),
-    }
 
 
 def _study_id(rating_study_key: pd.DataFrame) -> str | None:
@@ -135,9 +139,12 @@ def correlate_metrics(
     ratings: every human criterion against every automated and truth metric. Measures with
     no value at all (e.g. the judge when none is configured) are left out and logged.
     """
-    options = {**_bootstrap(evaluation_common), "min_pairs": int(correlation_params["min_pairs"])}
-    automated = evaluation.metric_columns(evaluation_metrics, AUTOMATED_COLUMNS)
-    truth = evaluation.metric_columns(evaluation_metrics, TRUTH_COLUMNS)
+    options = {
+        **bootstrap_settings(evaluation_common),
+        "min_pairs": int(correlation_params["min_pairs"]),
+    }
+    automated = metric_columns(evaluation_metrics, AUTOMATED_COLUMNS)
+    truth = metric_columns(evaluation_metrics, TRUTH_COLUMNS)
     left_out = [c for c in AUTOMATED_COLUMNS if c not in automated]
     if left_out:
         logger.info("Not correlated, no value in any row: %s", ", ".join(left_out))
@@ -150,7 +157,7 @@ def correlate_metrics(
         logger.warning(NO_RATINGS_MESSAGE)
     else:
         joined = human_scores.merge(evaluation_metrics, on=["example_id", "system"], how="inner")
-        humans = evaluation.metric_columns(joined, HUMAN_COLUMNS)
+        humans = metric_columns(joined, HUMAN_COLUMNS)
         tables.append(
             correlation.correlation_table(
                 joined, humans, [*automated, *truth], "human_vs_automated", **options
@@ -182,21 +189,21 @@ def build_ablation_table(
 
     Returns the long table (CSV: system, metric, n, estimate, interval) and its Markdown.
     """
-    bootstrap = _bootstrap(evaluation_common)
+    bootstrap = bootstrap_settings(evaluation_common)
     parts = [system_summary]
     if human_scores.empty:
         note = "Engineers' ratings: none yet, so the human criteria are absent."
     else:
-        parts.append(evaluation.summarize(human_scores, evaluation.HUMAN_METRICS, **bootstrap))
+        parts.append(summarize(human_scores, HUMAN_METRICS, **bootstrap))
         note = (
             f"Engineers' ratings: {len(merged_ratings)} ratings by "
             f"{merged_ratings['rater'].nunique()} raters on {len(human_scores)} scenarios "
             "(each scenario's mean over its raters)."
         )
     table = pd.concat(parts, ignore_index=True)
-    order = evaluation_common.get("system_order", evaluation.SYSTEM_ORDER)
-    systems = evaluation.order_systems(table["system"], order)
-    markdown = evaluation.ablation_markdown(
+    order = evaluation_common.get("system_order", SYSTEM_ORDER)
+    systems = order_systems(table["system"], order)
+    markdown = ablation_markdown(
         table,
         systems,
         expected_systems=order,
@@ -269,7 +276,7 @@ def write_correlation_report(
     metric("ratings", len(merged_ratings))
     metric("raters", merged_ratings["rater"].nunique() if not merged_ratings.empty else 0)
     metric("rated_scenarios", len(human_scores))
-    pooled = metric_correlations[metric_correlations["system"] == evaluation.POOLED]
+    pooled = metric_correlations[metric_correlations["system"] == POOLED]
     for comparison, title in HEATMAP_PANELS:
         table = pooled[pooled["comparison"] == comparison]
         if table.empty:

@@ -14,11 +14,11 @@ from anchormix_kedro.instruction_data.audio import apply_gain_db, integrated_lou
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
 
 logger = logging.getLogger(__name__)
 
 ADVICE_COLUMNS = ["example_id", "system", "advice", "latency_s"]
-MODEL_SAMPLE_RATE = 16000
 
 
 def select_test_examples(instruction_dataset: pd.DataFrame, inference: dict) -> pd.DataFrame:
@@ -50,8 +50,8 @@ def generate_model_advice(
 ) -> pd.DataFrame:
     """Batched greedy advice from a trained package (its own formulation), or from its base alone."""
     model, processor, manifest = load_package(model_package, with_adapter=with_adapter)
-    formulation = manifest["formulation"] if with_adapter else "anchor_target"
-    conversations = [json.loads(m) for m in test_examples[f"messages_{formulation}"]]
+    formulation = manifest["formulation"] if with_adapter else ANCHOR_TARGET
+    conversations = [json.loads(m) for m in test_examples[messages_column(formulation)]]
     outputs = generate(
         model,
         processor,
@@ -116,11 +116,12 @@ def dsp_baseline_advice(
         started = time.perf_counter()
         if ex.excerpt_id not in audio_cache:
             audio_cache.clear()  # examples are sorted by excerpt: keep one in memory
-            audio_cache[ex.excerpt_id] = excerpts[ex.excerpt_id]()["audio"]
-        audio = audio_cache[ex.excerpt_id]
+            audio_cache[ex.excerpt_id] = excerpts[ex.excerpt_id]()
+        record = audio_cache[ex.excerpt_id]
+        audio, rate = record["audio"], int(record["meta"]["sample_rate"])
         relative = integrated_loudness(
-            apply_gain_db(audio[ex.target], ex.gain_db), MODEL_SAMPLE_RATE
-        ) - integrated_loudness(audio[ex.anchor], MODEL_SAMPLE_RATE)
+            apply_gain_db(audio[ex.target], ex.gain_db), rate
+        ) - integrated_loudness(audio[ex.anchor], rate)
         convention = lookup_convention(
             index, ex.genre, ex.anchor, ex.target, int(inference["convention_min_songs"])
         )

@@ -1,8 +1,10 @@
 """Fine-tuning with the transformers Trainer and peft: LoRA or QLoRA, resumable, tracked.
 
-A run's work folder (checkpoints, the tiny base, the MLflow run id) is named by a
-fingerprint of its settings and data, so starting the same run again after it was killed
-continues from its last checkpoint and keeps logging into the same MLflow run.
+Tokenizer, data, model, collator and Trainer in one short function (:func:`fine_tune`), as
+in LLaMA-Factory's and trl's SFT workflows. A run's work folder (checkpoints, the tiny
+base, the MLflow run id) is named by a fingerprint of its settings and data, so starting
+the same run again after it was killed continues from its last checkpoint and keeps
+logging into the same MLflow run.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -22,7 +23,6 @@ from typing import Any
 
 import mlflow
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import (
     EarlyStoppingCallback,
     Trainer,
@@ -32,20 +32,13 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from anchormix_kedro.model.adapter import lora_model, trainable_parameter_count
+from anchormix_kedro.model.callbacks import MlflowStepLogger, mlflow_run_for
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
-from anchormix_kedro.model.factory import (
-    LANGUAGE_MODEL_PROJECTIONS,
-    TINY,
-    ModelSettings,
-    build_tiny_base,
-    disable_cpu_bf16_repacking,
-    load_base,
-)
+from anchormix_kedro.model.factory import TINY, ModelSettings, build_tiny_base, load_base
+from anchormix_kedro.model.package import manifest, save_package
 
 logger = logging.getLogger(__name__)
-
-RUN_ID_FILE = "mlflow_run_id.txt"
-PACKAGE_MANIFEST = "anchormix.json"
 
 
 @dataclass(frozen=True)
@@ -66,6 +59,8 @@ class TrainingSettings:
     max_eval_examples: int | None = 64
     work_root: str = "data/06_models/work"
     lora: dict = field(default_factory=dict)
+    # Written into the package so `anchormix advise --model` judges as the pipeline does.
+    advice_conventions: dict = field(default_factory=dict)
     pretrain: dict = field(
         default_factory=dict
     )  # tiny base only: {"enabled": bool, "stage": {...}}
@@ -85,11 +80,6 @@ class TrainingSettings:
         return StageSettings(**self.pretrain.get("stage", {}))
 
 
-def process_rank() -> int:
-    """This process's rank under torchrun (0 when not distributed)."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def fingerprint(*parts: Any) -> str:
     """Short stable hash of JSON-able settings and data identifiers."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -101,52 +91,6 @@ def sample_rows(rows: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
     if limit is None or limit >= len(rows):
         return rows
     return random.Random(seed).sample(rows, limit)
-
-
-class MlflowStepLogger(TrainerCallback):
-    """Logs the Trainer's losses and evaluation metrics per step into one MLflow run.
-
-    The run is the one recorded in the work folder, so a resumed run continues the
-    history of the run that was killed rather than starting a new one.
-    """
-
-    def __init__(self, run_id: str | None, prefix: str) -> None:
-        self.run_id = run_id
-        self.prefix = prefix
-        self.client = mlflow.MlflowClient() if run_id else None
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not self.client or not logs:
-            return
-        for key, value in logs.items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                self.client.log_metric(
-                    self.run_id, f"{self.prefix}{key}", float(value), step=state.global_step
-                )
-
-
-def mlflow_run_for(work_dir: Path) -> str | None:
-    """The MLflow run this work folder logs into: the first run that started it.
-
-    Returns None when no MLflow run is active (e.g. library use without tracking) and on
-    every data-parallel process but the first.
-    """
-    if process_rank() != 0:
-        return None
-    record = work_dir / RUN_ID_FILE
-    if record.is_file():
-        run_id = record.read_text().strip()
-        active = mlflow.active_run()
-        if active and active.info.run_id != run_id:
-            mlflow.set_tag("anchormix.resumes_run_id", run_id)
-            logger.info("Resuming: metrics continue in MLflow run %s", run_id)
-        return run_id
-    active = mlflow.active_run()
-    if active is None:
-        return None
-    work_dir.mkdir(parents=True, exist_ok=True)
-    record.write_text(active.info.run_id)
-    return active.info.run_id
 
 
 def training_arguments(
@@ -210,46 +154,6 @@ def run_stage(
     return {"metrics": metrics, "trainer": trainer}
 
 
-def lora_model(model, settings: ModelSettings, lora: dict, gradient_checkpointing: bool):
-    """Wrap a base model with LoRA on the language model's projections (QLoRA when 4-bit)."""
-    if settings.load_in_4bit:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing
-        )
-        disable_cpu_bf16_repacking(model)
-    options = {
-        "r": 16,
-        "lora_alpha": 32,
-        "lora_dropout": 0.05,
-        "target_modules": LANGUAGE_MODEL_PROJECTIONS,
-        **lora,
-    }
-    config = LoraConfig(task_type="CAUSAL_LM", **options)
-    model = get_peft_model(model, config)
-    return model
-
-
-def trainable_parameter_count(model: torch.nn.Module) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
-
-
-def save_package(
-    model: PeftModel, processor, out_dir: Path, manifest: dict, base_dir: Path | None
-) -> Path:
-    """Adapter, processor, the tiny base when there is one, and a manifest of how it was made."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    model.save_pretrained(out_dir / "adapter")
-    processor.save_pretrained(out_dir / "processor")
-    if base_dir is not None:
-        shutil.copytree(base_dir, out_dir / "base")
-    (out_dir / PACKAGE_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-    return out_dir
-
-
 def prepare_tiny_base(
     settings: ModelSettings,
     training: TrainingSettings,
@@ -295,17 +199,28 @@ def prepare_tiny_base(
     return base_dir
 
 
+@dataclass(frozen=True)
+class FineTuneData:
+    """What one fine-tuning run learns from.
+
+    ``train`` and ``valid`` are JSON conversations of the variant's formulation; the tiny
+    base also needs texts to train its tokenizer on and its generic pre-training
+    conversations (``pretrain``, ``pretrain_valid``). ``data_id`` names the data (a resumed
+    run must train on the same).
+    """
+
+    train: Sequence[str]
+    valid: Sequence[str]
+    store: FeatureStore
+    data_id: str
+    system_prompt: str
+    tokenizer_texts: Sequence[str] = ()
+    pretrain: Sequence[str] = ()
+    pretrain_valid: Sequence[str] = ()
+
+
 def fine_tune(
-    settings: ModelSettings,
-    training: TrainingSettings,
-    train_conversations: Sequence[str],
-    eval_conversations: Sequence[str],
-    tokenizer_texts: Sequence[str],
-    pretrain_conversations: tuple[Sequence[str], Sequence[str]],
-    store: FeatureStore,
-    data_id: str,
-    out_dir: Path,
-    system_prompt: str,
+    settings: ModelSettings, training: TrainingSettings, data: FineTuneData, out_dir: Path
 ) -> dict:
     """Build or load the base, add LoRA, train with early stopping, save the package.
 
@@ -314,18 +229,19 @@ def fine_tune(
     set_seed(training.seed)
     started = time.perf_counter()
     root = Path(training.work_root)
-    work_dir = root / f"finetune-{fingerprint(asdict(settings), asdict(training), data_id)}"
+    work_dir = root / f"finetune-{fingerprint(asdict(settings), asdict(training), data.data_id)}"
     work_dir.mkdir(parents=True, exist_ok=True)
     run_id = mlflow_run_for(work_dir)
     base_dir = None
     if settings.source == TINY:
-        base_id = fingerprint(asdict(settings), training.pretrain, training.seed, data_id)
+        base_id = fingerprint(asdict(settings), training.pretrain, training.seed, data.data_id)
         base_dir = prepare_tiny_base(
             settings,
             training,
-            tokenizer_texts,
-            *pretrain_conversations,
-            store,
+            data.tokenizer_texts,
+            data.pretrain,
+            data.pretrain_valid,
+            data.store,
             root / f"tiny-base-{base_id}",
             run_id,
         )
@@ -346,12 +262,8 @@ def fine_tune(
     logger.info(
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
     )
-    train = ConversationDataset(train_conversations, processor, store)
-    evaluation = (
-        ConversationDataset(eval_conversations, processor, store)
-        if len(eval_conversations)
-        else None
-    )
+    train = ConversationDataset(data.train, processor, data.store)
+    evaluation = ConversationDataset(data.valid, processor, data.store) if len(data.valid) else None
     stage = run_stage(
         model,
         processor,
@@ -367,19 +279,21 @@ def fine_tune(
         "base_seconds": round(base_seconds, 1),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
-    manifest = {
-        "base": "tiny" if base_dir is not None else settings.name_or_path,
-        "model_settings": asdict(settings),
-        "formulation": training.formulation,
-        "system_prompt": system_prompt,
-        "data_id": data_id,
-        "metrics": stage["metrics"],
-        "timing": timing,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "mlflow_run_id": run_id,
-    }
-    save_package(stage["trainer"].model, processor, out_dir, manifest, base_dir)
+    package_manifest = manifest(
+        base="tiny" if base_dir is not None else settings.name_or_path,
+        model_settings=asdict(settings),
+        formulation=training.formulation,
+        system_prompt=data.system_prompt,
+        front_end=settings.front_end_settings,
+        advice_conventions=training.advice_conventions,
+        data_id=data.data_id,
+        metrics=stage["metrics"],
+        timing=timing,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        mlflow_run_id=run_id,
+    )
+    save_package(stage["trainer"].model, processor, out_dir, package_manifest, base_dir)
     if run_id:
         for name, value in timing.items():
             mlflow.MlflowClient().log_metric(run_id, f"{training.formulation}/{name}", value)

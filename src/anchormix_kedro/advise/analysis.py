@@ -1,0 +1,314 @@
+"""What ``anchormix advise`` measures: windows where anchor and target play together, their
+relative loudness there, and the DSP baseline's (or the model's) judgement of it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.advise.model_advice import apply_model_answers
+from anchormix_kedro.advise.songs import Song
+from anchormix_kedro.evaluation.dsp_baseline import judge_pair, shipped_conventions
+from anchormix_kedro.instruction_data.audio import frame_rms_db, integrated_loudness
+from anchormix_kedro.instruction_data.conventions import (
+    ALL_GENRES,
+    convention_index,
+    lookup_convention,
+)
+from anchormix_kedro.instruction_data.excerpts import (
+    ACTIVE,
+    FRAME_S,
+    SILENT,
+    ExcerptSettings,
+    choose_excerpt_start,
+)
+from anchormix_kedro.vocabulary import CONVENTION_MIN_SONGS, STEM_NAMES
+
+#: Status of a target that never plays while the anchor does: nothing to compare, no advice.
+NOT_TOGETHER = "not_together"
+
+# --------------------------------------------------------------------------- windows
+
+
+def stem_activity(data: np.ndarray, sample_rate: int, settings: ExcerptSettings) -> np.ndarray:
+    """Whether each 100 ms frame is playing (as the ingestion pipeline decides it)."""
+    return frame_rms_db(data, sample_rate, FRAME_S) > settings.activity_threshold_dbfs
+
+
+def choose_windows(
+    anchor_active: np.ndarray,
+    target_active: np.ndarray,
+    window_frames: int,
+    n_windows: int,
+    hop_frames: int,
+    min_together_fraction: float,
+) -> list[tuple[int, int]]:
+    """Up to ``n_windows`` non-overlapping windows (frame ranges) where both stems play.
+
+    The song is cut into ``n_windows`` equal regions (fewer when it is too short to hold
+    them all) and each region contributes its window with the most frames where both stems
+    play, if they play together in at least ``min_together_fraction`` of it. Regions where
+    they do not are skipped. A song no longer than a window is one window, if they play
+    together enough in it.
+    """
+    n_frames = len(anchor_active)
+    together = anchor_active & target_active
+    if n_frames <= window_frames:
+        return [(0, n_frames)] if together.mean() >= min_together_fraction else []
+    n_regions = max(1, min(n_windows, n_frames // window_frames))
+    edges = np.linspace(0, n_frames, n_regions + 1).round().astype(int)
+    windows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        offset = choose_excerpt_start(
+            {"together": together[low:high]}, ["together"], [], window_frames, hop_frames
+        )
+        start = low + offset
+        stop = min(start + window_frames, n_frames)
+        if together[start:stop].mean() >= min_together_fraction:
+            windows.append((start, stop))
+    return windows
+
+
+def _window_samples(start: int, stop: int, frame: int, n_samples: int) -> tuple[int, int]:
+    """Sample range of a frame range; a window ending on the last frame takes the song's tail."""
+    end = n_samples if stop * frame + frame > n_samples else stop * frame
+    return start * frame, end
+
+
+def best_window(together: np.ndarray, window_frames: int, hop_frames: int) -> tuple[int, int]:
+    """The single window of the whole song where the two stems play together most."""
+    start = choose_excerpt_start(
+        {"together": together}, ["together"], [], window_frames, hop_frames
+    )
+    return start, min(start + window_frames, len(together))
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class TargetReport:
+    """What the command says about one target stem."""
+
+    stem: str
+    status: str  # "active", "silent" or "not_together"
+    relative_db: float | None = None
+    convention_db: float | None = None
+    convention_genre: str | None = None
+    verdict: str | None = None
+    fader_move_db: float | None = None
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    advice: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "stem": self.stem,
+            "status": self.status,
+            "relative_db": _rounded(self.relative_db, 2),
+            "convention_db": _rounded(self.convention_db, 2),
+            "convention_genre": self.convention_genre,
+            "verdict": self.verdict,
+            "fader_move_db": _rounded(self.fader_move_db, 1),
+            "windows": [[round(a, 2), round(b, 2)] for a, b in self.windows],
+            "advice": self.advice,
+        }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    # "+ 0.0" turns a negative zero into a plain zero in the output.
+    return None if value is None else round(value, digits) + 0.0
+
+
+def _ordered_targets(stems: Sequence[str], anchor: str) -> list[str]:
+    known = [s for s in STEM_NAMES if s in stems and s != anchor]
+    return known + sorted(s for s in stems if s not in STEM_NAMES and s != anchor)
+
+
+def match_genre(genre: str | None, conventions_genres: Sequence[str]) -> tuple[str, str | None]:
+    """The conventions' spelling of ``genre`` (case-insensitive), or ``all`` and a warning."""
+    if genre is None:
+        return ALL_GENRES, None
+    for known in conventions_genres:
+        if known.lower() == genre.strip().lower():
+            return known, None
+    listing = ", ".join(g for g in conventions_genres if g != ALL_GENRES)
+    return ALL_GENRES, (
+        f"no shipped conventions for genre '{genre}' (known: {listing}); using all genres"
+    )
+
+
+def plan_windows(
+    anchor: str,
+    target: str,
+    activity: Mapping[str, np.ndarray],
+    settings: ExcerptSettings,
+    n_windows: int,
+    warn: Callable[[str], None],
+) -> list[tuple[int, int]]:
+    """The frame ranges to measure a target in; empty when it never plays with the anchor."""
+    window_frames = max(1, int(round(settings.seconds / FRAME_S)))
+    hop_frames = max(1, int(round(settings.hop_seconds / FRAME_S)))
+    windows = choose_windows(
+        activity[anchor],
+        activity[target],
+        window_frames,
+        n_windows,
+        hop_frames,
+        settings.min_active_fraction,
+    )
+    if windows:
+        return windows
+    together = activity[anchor] & activity[target]
+    start, stop = best_window(together, window_frames, hop_frames)
+    if not together[start:stop].any():
+        return []
+    warn(
+        f"{anchor} and {target} seldom play together; measured on the one window where "
+        f"they do most ({start * FRAME_S:.1f}-{stop * FRAME_S:.1f} s)"
+    )
+    return [(start, stop)]
+
+
+@dataclass
+class _Measured:
+    relative_levels: list[float] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)  # seconds
+    model_answers: list[Mapping] = field(default_factory=list)
+
+
+def _measure_target(
+    song: Song,
+    anchor: str,
+    target: str,
+    frame_windows: Sequence[tuple[int, int]],
+    settings: ExcerptSettings,
+    advisor: object | None,
+    genre: str,
+    on_window: Callable[[], None],
+) -> _Measured:
+    """Loudness of target minus anchor in each window (and the model's answers, if any)."""
+    rate = song.sample_rate
+    frame = int(round(FRAME_S * rate))
+    measured = _Measured()
+    for start, stop in frame_windows:
+        begin, end = _window_samples(start, stop, frame, song.stems[anchor].shape[0])
+        anchor_clip, target_clip = song.stems[anchor][begin:end], song.stems[target][begin:end]
+        anchor_lufs = integrated_loudness(anchor_clip, rate)
+        target_lufs = integrated_loudness(target_clip, rate)
+        on_window()
+        if min(anchor_lufs, target_lufs) <= settings.silence_lufs:
+            continue
+        measured.relative_levels.append(target_lufs - anchor_lufs)
+        measured.windows.append((begin / rate, end / rate))
+        if advisor is not None:
+            measured.model_answers.append(
+                advisor.advise(
+                    anchor=anchor,
+                    target=target,
+                    anchor_audio=anchor_clip,
+                    target_audio=target_clip,
+                    sample_rate=rate,
+                    genre=None if genre == ALL_GENRES else genre,
+                )
+            )
+    return measured
+
+
+def analyse(
+    song: Song,
+    anchor: str,
+    genre: str,
+    settings: ExcerptSettings,
+    n_windows: int,
+    tolerance_db: float,
+    warn: Callable[[str], None],
+    advisor: object | None = None,
+    progress: bool = False,
+) -> list[TargetReport]:
+    """Measure and judge every target stem against ``anchor``.
+
+    A stem is silent when its loudness over the whole song is at most
+    ``settings.silence_lufs``; the others are measured in the windows of
+    :func:`plan_windows`, and the median of the windows' relative levels is judged by the
+    DSP baseline against the genre's convention, or by ``advisor``.
+    """
+    rate = song.sample_rate
+    targets = _ordered_targets(list(song.stems), anchor)
+    index = convention_index(shipped_conventions())
+    bar = tqdm(
+        total=len(song.stems),
+        desc="analysing",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
+    with bar:
+        silent, activity = {}, {}
+        for stem in [anchor, *targets]:
+            bar.set_postfix_str(stem)
+            silent[stem] = integrated_loudness(song.stems[stem], rate) <= settings.silence_lufs
+            activity[stem] = stem_activity(song.stems[stem], rate, settings)
+            bar.update()
+        if silent[anchor]:
+            raise CliError(
+                f"the anchor '{anchor}' ({song.files[anchor]}) is silent in the whole song; "
+                f"choose another anchor with --anchor ({', '.join(targets)})"
+            )
+        plans = {
+            t: plan_windows(anchor, t, activity, settings, n_windows, warn)
+            for t in targets
+            if not silent[t]
+        }
+        bar.total += sum(len(w) for w in plans.values())
+        bar.set_postfix_str("windows")
+
+        reports = []
+        for target in targets:
+            if silent[target]:
+                reports.append(TargetReport(stem=target, status=SILENT))
+                continue
+            measured = _measure_target(
+                song, anchor, target, plans[target], settings, advisor, genre, bar.update
+            )
+            if not measured.relative_levels:
+                warn(f"{anchor} and {target} never play at the same time; no advice for {target}")
+                reports.append(TargetReport(stem=target, status=NOT_TOGETHER))
+                continue
+            report = TargetReport(
+                stem=target,
+                status=ACTIVE,
+                relative_db=float(np.median(measured.relative_levels)),
+                windows=measured.windows,
+            )
+            convention = lookup_convention(index, genre, anchor, target, CONVENTION_MIN_SONGS)
+            if convention is not None:
+                report.convention_db = float(convention["median_db"])
+                report.convention_genre = str(convention["genre"])
+            if advisor is not None:
+                apply_model_answers(report, measured.model_answers, tolerance_db)
+            elif convention is not None:
+                judgement = judge_pair(
+                    anchor,
+                    target,
+                    report.relative_db,
+                    convention,
+                    seed=f"{song.name}|{anchor}>{target}",
+                    tolerance_db=tolerance_db,
+                )
+                report.verdict = judgement.label
+                report.fader_move_db = judgement.fader_move_db
+                report.advice = judgement.advice
+            else:
+                warn(
+                    f"no convention for '{target}' against '{anchor}': the shipped conventions "
+                    f"cover {', '.join(STEM_NAMES)}; rename {song.files[target]} to one of "
+                    "them for advice. Relative level only"
+                )
+            reports.append(report)
+    return reports

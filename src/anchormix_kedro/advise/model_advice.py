@@ -1,0 +1,82 @@
+"""The fine-tuned model behind ``anchormix advise --model``: loading it and combining its
+per-window answers into one verdict and fader move per target."""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.vocabulary import label_for_gain
+
+if TYPE_CHECKING:  # analysis imports this module; the report is only annotated here
+    from anchormix_kedro.advise.analysis import TargetReport
+
+MLFLOW_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
+
+
+def load_model_advisor(model: str, tracking_uri: str | None) -> object:
+    """Load a fine-tuned advisor from an adapter directory or an MLflow run or model URI.
+
+    The advisor comes from ``anchormix_kedro.model.advisor.load_advisor(path)``. The command calls
+    its ``advise(anchor=, target=, anchor_audio=, target_audio=, sample_rate=, genre=)`` once
+    per window, with ``(samples, channels)`` float32 clips at the song's rate, and reads
+    ``advice`` (text) and, when present, ``verdict`` and ``fader_move_db`` from the mapping
+    it returns.
+    """
+    try:
+        advisor_module = importlib.import_module("anchormix_kedro.model.advisor")
+    except ModuleNotFoundError as exc:
+        if exc.name == "anchormix_kedro.model.advisor":
+            raise CliError(
+                "the model advisor is unavailable in this installation "
+                "(no anchormix_kedro.model.advisor module); run without --model for the DSP baseline"
+            ) from None
+        raise CliError(f"the model advisor cannot be loaded: {exc}") from None
+    if model.startswith(MLFLOW_URI_SCHEMES):
+        import mlflow.artifacts
+
+        try:
+            path = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=model, tracking_uri=tracking_uri)
+            )
+        except Exception as exc:  # MLflow raises many kinds; the message is what matters
+            raise CliError(f"{model}: cannot download the model from MLflow ({exc})") from None
+    else:
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise CliError(
+                f"{model}: no such adapter directory; give a local adapter directory or an "
+                "MLflow URI (runs:/<run id>/<path>, models:/<name>/<version>)"
+            )
+    try:
+        return advisor_module.load_advisor(path)
+    except Exception as exc:  # whatever went wrong, the user needs the path and the reason
+        raise CliError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
+
+
+def apply_model_answers(
+    report: TargetReport, answers: Sequence[Mapping], tolerance_db: float
+) -> None:
+    """Combine the model's per-window answers: median fader move, majority verdict."""
+    moves = [float(a["fader_move_db"]) for a in answers if a.get("fader_move_db") is not None]
+    verdicts = [a["verdict"] for a in answers if a.get("verdict")]
+    if moves:
+        report.fader_move_db = float(np.median(moves))
+    if verdicts:
+        report.verdict = Counter(verdicts).most_common(1)[0][0]
+    elif moves:
+        report.verdict = label_for_gain(-report.fader_move_db, tolerance_db)
+    # The advice of the window whose move is nearest the combined one speaks for the song.
+    spoken = [a for a in answers if a.get("advice")]
+    if spoken:
+        chosen = min(
+            spoken,
+            key=lambda a: abs(float(a.get("fader_move_db") or 0.0) - (report.fader_move_db or 0.0)),
+        )
+        report.advice = str(chosen["advice"])

@@ -1,0 +1,98 @@
+"""Figures of the automated evaluation: the per-system summary and convention following."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from anchormix_kedro.evaluation.summaries import POOLED, order_systems
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: figures are saved by the catalog, never shown
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_summary(summary: pd.DataFrame, metrics: Sequence[str] | None = None):
+    """One panel per metric: each system's estimate with its confidence interval."""
+    plt = _pyplot()
+    available = summary[summary["estimate"].notna()]
+    metrics = [
+        m
+        for m in (metrics or list(dict.fromkeys(available["metric"])))
+        if m in set(available["metric"])
+    ]
+    if not metrics:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No metric has any value", ha="center", va="center")
+        return fig
+    columns = min(4, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        frame = available[available["metric"] == metric]
+        frame = frame.set_index("system").loc[order_systems(frame["system"])]
+        x = np.arange(len(frame))
+        lower = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
+        upper = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
+        ax.bar(x, frame["estimate"], color="#4C72B0", alpha=0.8)
+        ax.errorbar(x, frame["estimate"], yerr=[lower, upper], fmt="none", color="black", capsize=3)
+        ax.set_xticks(x, frame.index, rotation=30, ha="right", fontsize=8)
+        ax.set_title(frame["label"].iloc[0], fontsize=9)
+    fig.suptitle("Automated metrics per system (bars: estimate, whiskers: bootstrap interval)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_convention_following(frame: pd.DataFrame):
+    """Per genre: distance from the convention after each system's advice, before it, and
+    where the professional mixes sit (research question 2)."""
+    plt = _pyplot()
+    data = frame[frame["genre"] != POOLED]
+    if data.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No example has a genre convention", ha="center", va="center")
+        return fig
+    genres = sorted(data["genre"].unique())
+    systems = order_systems(data["system"])
+    width = 0.8 / max(1, len(systems))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(genres) + 2), 4.5))
+    x = np.arange(len(genres))
+    for i, system in enumerate(systems):
+        rows = data[data["system"] == system].set_index("genre").reindex(genres)
+        estimate = rows["distance_after_db"].astype(float)
+        lower = (estimate - rows["distance_after_ci_low"].astype(float)).clip(lower=0).fillna(0)
+        upper = (rows["distance_after_ci_high"].astype(float) - estimate).clip(lower=0).fillna(0)
+        ax.bar(x + (i - (len(systems) - 1) / 2) * width, estimate, width, label=system)
+        ax.errorbar(
+            x + (i - (len(systems) - 1) / 2) * width,
+            estimate,
+            yerr=[lower, upper],
+            fmt="none",
+            color="black",
+            capsize=2,
+            linewidth=0.8,
+        )
+    first = data.drop_duplicates("genre").set_index("genre").reindex(genres)
+    ax.scatter(x, first["distance_before_db"], marker="v", color="grey", zorder=3, label="before")
+    ax.scatter(
+        x, first["reference_distance_db"], marker="*", s=80, color="black", zorder=3,
+        label="professional mix",
+    )  # fmt: skip
+    ax.set_xticks(x, genres, rotation=30, ha="right")
+    ax.set_ylabel("|level - genre convention| (dB)")
+    ax.set_title("Does the advice follow the genre conventions of the training split?")
+    ax.legend(fontsize=8, ncols=2)
+    fig.tight_layout()
+    return fig
