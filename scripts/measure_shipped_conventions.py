@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
+from kedro.config import OmegaConfigLoader
 
 from anchormix_kedro.instruction_data.audio import AudioError
 from anchormix_kedro.instruction_data.conventions import measure_genre_conventions
@@ -32,19 +32,21 @@ from anchormix_kedro.instruction_data.perturbation import (
     anchor_target_pairs,
     make_examples,
 )
+from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 from anchormix_kedro.vocabulary import STEM_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
 DEFAULT_OUTPUT = PROJECT_ROOT / "src" / "anchormix_kedro" / "resources" / "genre_conventions.csv"
-PARAMETERS = PROJECT_ROOT / "conf" / "base" / "parameters.yml"
+CONF = PROJECT_ROOT / "conf"
 
 logger = logging.getLogger("measure_shipped_conventions")
 
 
-def pipeline_settings(parameters: Path) -> tuple[ExcerptSettings, float]:
-    """The excerpt settings and balance tolerance of the project's configuration."""
-    params = yaml.safe_load(parameters.read_text("utf-8"))
+def pipeline_settings(conf: Path) -> tuple[ExcerptSettings, float]:
+    """The excerpt settings and balance tolerance of the project's base configuration."""
+    loader = OmegaConfigLoader(conf_source=str(conf), env="base", **CONFIG_LOADER_ARGS)
+    params = loader["parameters"]
     return (
         ExcerptSettings(**params["ingestion"]["excerpt"]),
         float(params["perturbation"]["balanced_tolerance_db"]),
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--musdb-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--parameters", type=Path, default=PARAMETERS)
+    parser.add_argument("--conf", type=Path, default=CONF, help="the project's conf/ folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings, tolerance_db = pipeline_settings(args.parameters)
+    settings, tolerance_db = pipeline_settings(args.conf)
     conventions = measure(args.musdb_root, settings, tolerance_db)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     conventions.to_csv(args.output, index=False)

@@ -19,7 +19,7 @@ def stand_in_advice(
 ) -> pd.DataFrame:
     """``advice_by_system`` for the examples of ``split``: three systems of known quality.
 
-    - ``fine_tuned``: the reference advice itself (perfect by construction);
+    - ``advisor``: the reference advice itself (perfect by construction);
     - ``dsp_baseline``: :func:`anchormix_kedro.evaluation.dsp_baseline.judge_pair` on the perturbed
       level against the training split's conventions;
     - ``generic_base``: deliberately wrong, the opposite direction by a random amount; one
@@ -34,7 +34,7 @@ def stand_in_advice(
         rows.append(
             {
                 "example_id": ex.example_id,
-                "system": "fine_tuned",
+                "system": "advisor",
                 "advice": ex.advice,
                 "latency_s": 1.0,
             }  # fmt: skip

@@ -116,7 +116,7 @@ def test_shared_facts_live_in_globals_and_agree_with_the_cli_defaults():
     assert globals_["balanced_tolerance_db"] == vocabulary.BALANCED_TOLERANCE_DB
     assert globals_["convention_min_songs"] == vocabulary.CONVENTION_MIN_SONGS
     parameters = "\n".join(
-        p.read_text() for p in (PROJECT_ROOT / "conf" / "base").glob("parameters*.yml")
+        p.read_text() for p in (PROJECT_ROOT / "conf" / "base").rglob("parameters*/**/*.yml")
     )
     # Every use interpolates the one value instead of repeating it.
     for key in ("balanced_tolerance_db", "convention_min_songs"):

@@ -150,14 +150,14 @@ def test_vocals_raised_by_8_db_are_too_loud_with_an_8_db_fader_move(capsys, song
     assert code == 0
     vocals_row = next(line for line in text.splitlines() if line.startswith("vocals "))
     assert "too loud" in vocals_row and "-8.0 dB" in vocals_row and "0.0-10.0 s" in vocals_row
-    assert "vocals: " in text and "dsp-baseline" in text
+    assert "vocals: " in text and "dsp_baseline" in text
 
 
 def test_json_output_is_one_object_with_every_field(capsys, song_folder):
     result, _ = advise_json(capsys, str(song_folder), "--genre", "pop/rock")
     assert {"song", "anchor", "genre", "model", "targets", "warnings"} <= set(result)
     assert (result["song"], result["anchor"], result["genre"]) == ("My Song", "drums", "Pop/Rock")
-    assert result["model"] == "dsp-baseline" and result["warnings"] == []
+    assert result["model"] == "dsp_baseline" and result["warnings"] == []
     assert [t["stem"] for t in result["targets"]] == ["bass", "other", "vocals"]
     for entry in result["targets"]:
         assert entry["status"] == "active"

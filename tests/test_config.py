@@ -41,7 +41,7 @@ def test_base_configuration_builds_every_pipeline_input(monkeypatch):
         assert name in pipelines["__default__"].datasets()
         assert type(catalog.get(name)).__name__ == kind, name
     assert ModelSettings.from_params(params["model"]).source == "tiny"
-    TrainingSettings.from_params({**params["training"], **params["advisor"]["variant"]})
+    TrainingSettings.from_params({**params["training"], **params["systems"]["variants"]["advisor"]})
 
 
 def test_pace_configuration_resolves_without_a_gpu(monkeypatch):
@@ -60,7 +60,7 @@ def test_pace_configuration_resolves_without_a_gpu(monkeypatch):
     quantization = quantization_config(settings)
     assert quantization.load_in_4bit and quantization.bnb_4bit_quant_type == "nf4"
     training = TrainingSettings.from_params(
-        {**params["training"], **params["no_anchor"]["variant"]}
+        {**params["training"], **params["systems"]["variants"]["no_anchor"]}
     )
     assert (
         training.formulation == "target_only"

@@ -95,12 +95,12 @@ def test_join_keeps_the_split_orders_systems_and_keeps_missing_advice(dataset):
     given = advice(
         ("loud4", "zeta", "x"),
         ("loud4", "dsp_baseline", None),
-        ("loud4", "fine_tuned", ""),
-        ("soft6", "fine_tuned", "raise it"),
+        ("loud4", "advisor", ""),
+        ("soft6", "advisor", "raise it"),
     )
     joined = join_advice(given, dataset, split="test")
-    assert list(joined["system"]) == ["fine_tuned", "dsp_baseline", "zeta"]
-    assert pd.isna(joined.loc[1, "advice"]) and joined.loc[0, "advice"] == ""
+    assert list(joined["system"]) == ["advisor", "zeta", "dsp_baseline"]  # variants, then baselines
+    assert pd.isna(joined.loc[2, "advice"]) and joined.loc[0, "advice"] == ""
     assert joined["latency_s"].isna().all()
     assert joined.loc[0, "reference_advice"] == LOUD
     assert len(join_advice(given, dataset, split=None)) == 4
@@ -109,9 +109,9 @@ def test_join_keeps_the_split_orders_systems_and_keeps_missing_advice(dataset):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([("nope", "fine_tuned", "x")], r"1 example ids that the instruction dataset lacks.*nope"),
+        ([("nope", "advisor", "x")], r"1 example ids that the instruction dataset lacks.*nope"),
         (
-            [("loud4", "fine_tuned", "x"), ("loud4", "fine_tuned", "y")],
+            [("loud4", "advisor", "x"), ("loud4", "advisor", "y")],
             r"repeated \(example_id, system\).*loud4",
         ),
     ],
@@ -331,13 +331,13 @@ def _metric_table(systems: dict[str, list[float]]) -> pd.DataFrame:
 
 def test_summary_intervals_do_not_depend_on_other_systems():
     rng = np.random.default_rng(0)
-    two = {"fine_tuned": list(rng.random(30)), "dsp_baseline": list(rng.random(30))}
-    alone = summarize(_metric_table({"fine_tuned": two["fine_tuned"]}), seed=4)
+    two = {"advisor": list(rng.random(30)), "dsp_baseline": list(rng.random(30))}
+    alone = summarize(_metric_table({"advisor": two["advisor"]}), seed=4)
     both = summarize(_metric_table(two), seed=4)
     pick = ["estimate", "ci_low", "ci_high"]
     assert (
         alone.query("metric == 'rouge_l'")[pick].to_numpy().tolist()
-        == both.query("system == 'fine_tuned' and metric == 'rouge_l'")[pick].to_numpy().tolist()
+        == both.query("system == 'advisor' and metric == 'rouge_l'")[pick].to_numpy().tolist()
     )
     assert set(both["metric"]) == {"rouge_l", "direction_accuracy", "balanced_f1"}
     with pytest.raises(ValueError, match="confidence"):
@@ -345,17 +345,18 @@ def test_summary_intervals_do_not_depend_on_other_systems():
 
 
 def test_ablation_markdown_bolds_the_best_and_names_absent_systems():
-    table = _metric_table({"no_anchor": [0.2, 0.4, 0.3], "fine_tuned": [0.9, 0.8, 0.7]})
+    table = _metric_table({"no_anchor": [0.2, 0.4, 0.3], "advisor": [0.9, 0.8, 0.7]})
     summary = summarize(table, n_resamples=100)
-    markdown = ablation_markdown(summary, notes=["A note."])
-    assert markdown.index("fine_tuned") < markdown.index("no_anchor")  # the ablation's order
+    declared = ["advisor", "no_anchor", "generic_base", "dsp_baseline"]
+    markdown = ablation_markdown(summary, expected_systems=declared, notes=["A note."])
+    assert markdown.index("advisor") < markdown.index("no_anchor")  # the ablation's order
     assert "| ROUGE-L F1 | **0.800 [" in markdown
     assert "Systems without advice in this run: generic_base, dsp_baseline." in markdown
     assert markdown.rstrip().endswith("A note.")
     frame = ablation_frame(summary)
-    assert list(frame.columns) == ["metric", "label", "fine_tuned", "no_anchor"]
+    assert list(frame.columns) == ["metric", "label", "advisor", "no_anchor"]
     mlflow_metrics = summary_metrics_for_mlflow(summary)
-    assert mlflow_metrics["fine_tuned.rouge_l.estimate"]["value"] == pytest.approx(0.8)
+    assert mlflow_metrics["advisor.rouge_l.estimate"]["value"] == pytest.approx(0.8)
 
 
 def test_convention_following_table_per_system_and_genre():

@@ -81,7 +81,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
 
     metrics = catalog.load("evaluation_metrics")
     assert len(metrics) == len(advice)
-    perfect = metrics[metrics["system"] == "fine_tuned"]
+    perfect = metrics[metrics["system"] == "advisor"]
     assert perfect["direction_correct"].all() and perfect["rouge_l"].min() == pytest.approx(1.0)
     wrong = metrics[metrics["system"] == "generic_base"]
     assert not wrong["direction_correct"].fillna(False).any()
@@ -90,7 +90,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
 
     summary = pd.read_csv(reporting / "evaluation" / "system_summary.csv")
     accuracy = summary[summary["metric"] == "direction_accuracy"].set_index("system")
-    assert accuracy.loc["fine_tuned", "estimate"] == 1.0
+    assert accuracy.loc["advisor", "estimate"] == 1.0
     assert accuracy.loc["generic_base", "estimate"] == 0.0
     report = (reporting / "evaluation" / "automated_eval_report.md").read_text()
     assert "LLM judge: none configured" in report and "Research question 2" in report
@@ -103,7 +103,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert len(key) == 3 * 3 and key["system"].nunique() == 3
     page = _latest(reporting / "rating_study", "rating_study.html").read_text()
     assert all(f'data-scenario="{s}"' in page for s in key["scenario_id"])
-    assert "fine_tuned" not in page and "generic_base" not in page
+    assert "advisor" not in page and "generic_base" not in page
 
     # No ratings yet: said plainly; text metrics still correlated with the truth metrics.
     correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
@@ -115,12 +115,12 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     )
     assert "No human ratings exist" in caplog.text
     ablation = (reporting / "correlation" / "ablation_table.md").read_text()
-    assert "Engineers' ratings: none yet" in ablation and "fine_tuned" in ablation
+    assert "Engineers' ratings: none yet" in ablation and "advisor" in ablation
 
     # Two engineers rate the page (constructed ratings: better for the correct system).
     ratings_folder = project / "data" / "01_raw" / "ratings"
     ratings_folder.mkdir(parents=True)
-    score = {"fine_tuned": 6, "dsp_baseline": 4, "generic_base": 2}
+    score = {"advisor": 6, "dsp_baseline": 4, "generic_base": 2}
     for rater, shift in (("ann", 0), ("ben", 1)):
         rows = [
             {"rater": rater, "scenario_id": r.scenario_id, "comment": ""}
@@ -152,7 +152,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     last = runs[-1]
     assert last.data.metrics["correlation.raters"] == 2
     first_eval = [
-        r for r in runs if "automated_eval.fine_tuned.direction_accuracy.estimate" in r.data.metrics
+        r for r in runs if "automated_eval.advisor.direction_accuracy.estimate" in r.data.metrics
     ]
     assert len(first_eval) == 1
     artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}

@@ -239,7 +239,7 @@ TINY_TRAINING = {
 def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     catalog = run(project, "__default__", TINY_TRAINING)
     advice = catalog.load("advice_by_system")
-    assert set(advice["system"]) == {"fine_tuned", "no_anchor", "generic_base", "dsp_baseline"}
+    assert set(advice["system"]) == {"advisor", "no_anchor", "generic_base", "dsp_baseline"}
     test_ids = set(catalog.load("test_examples")["example_id"])
     assert all(set(group["example_id"]) == test_ids for _, group in advice.groupby("system"))
     assert (advice["latency_s"] > 0).all()

@@ -246,7 +246,7 @@ def metric_table(n: int = 24) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "example_id": [f"e{i}" for i in range(n)],
-            "system": ["fine_tuned", "dsp_baseline"] * (n // 2),
+            "system": ["advisor", "dsp_baseline"] * (n // 2),
             "advice": [f"advice {i}" for i in range(n)],
             "rouge_l": np.where(correct, 0.8, 0.3) + 0.05 * rng.normal(size=n),
             "meteor": rng.random(n),

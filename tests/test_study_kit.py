@@ -16,7 +16,7 @@ from anchormix_kedro.evaluation import study_kit
 from anchormix_kedro.evaluation.ratings import read_ratings_csv, scenario_scores, validate_ratings
 from anchormix_kedro.vocabulary import CRITERIA
 
-SYSTEMS = ("fine_tuned", "dsp_baseline", "generic_base")
+SYSTEMS = ("advisor", "dsp_baseline", "generic_base")
 GENRES = ("Jazz", "Pop", "Rap", "Rock")
 RATE = 16000
 HOSTILE = '</blockquote><script>alert("x")</script> & "quoted" <b>bold</b>'
@@ -106,8 +106,8 @@ def test_sample_is_seeded_and_ids_are_opaque_and_stable():
 def test_sample_leaves_out_empty_advice_and_names_bad_choices(caplog):
     frame = candidates(per_stratum=1)
     frame.loc[frame["system"] == "generic_base", "advice"] = ""
-    key = study_kit.sample_scenarios(frame, 3, "s1", systems=["fine_tuned", "dsp_baseline"])
-    assert set(key["system"]) == {"fine_tuned", "dsp_baseline"} and len(key) == 6
+    key = study_kit.sample_scenarios(frame, 3, "s1", systems=["advisor", "dsp_baseline"])
+    assert set(key["system"]) == {"advisor", "dsp_baseline"} and len(key) == 6
     # A system that never answered: the others are still compared, and the log says so.
     assert study_kit.sample_scenarios(frame, 3, "s1").equals(key)
     assert "no example has advice from every system" in caplog.text

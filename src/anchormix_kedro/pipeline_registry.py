@@ -1,12 +1,19 @@
 """Project pipelines.
 
-Composite pipelines are built from explicit imports: Kedro 1.7 imports only the pipeline
-folder named by ``--pipeline``, so ``find_pipelines()`` keys cannot compose them.
+The systems compared are declared once, in the ``systems`` parameters
+(``conf/base/parameters/systems.yml``); the registry reads them and hands the variant and
+baseline names to the pipelines that need them. Composite pipelines are built from explicit
+imports: Kedro 1.7 imports only the pipeline folder named by ``--pipeline``, so
+``find_pipelines()`` keys cannot compose them.
 """
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline
+import os
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Pipeline, pipeline
 
 from anchormix_kedro.pipelines import (
     automated_eval,
@@ -17,19 +24,54 @@ from anchormix_kedro.pipelines import (
     perturbation,
     templating,
 )
+from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+from anchormix_kedro.vocabulary import system_order
+
+CONF_SOURCE = "conf"
+
+
+def _conf_source() -> Path:
+    """The project's conf/ folder: beside the working directory (``kedro run``) or above
+    the source tree (an editable install used from elsewhere)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / CONF_SOURCE
+        if (candidate / "base").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"no {CONF_SOURCE}/base folder in {Path.cwd()}: run kedro from the project root"
+    )
+
+
+def declared_systems(env: str | None = None) -> tuple[list[str], list[str]]:
+    """``(variants, baselines)`` as the ``systems`` parameters declare them (``KEDRO_ENV``'s
+    environment over base)."""
+    loader = OmegaConfigLoader(
+        conf_source=str(_conf_source()),
+        env=env or os.environ.get("KEDRO_ENV"),
+        **CONFIG_LOADER_ARGS,
+    )
+    systems = loader["parameters"].get("systems")
+    if not systems:
+        raise ValueError("the `systems` parameters are missing (conf/base/parameters/systems.yml)")
+    order = system_order(systems)
+    variants = list(systems.get("variants") or {})
+    return variants, [s for s in order if s not in variants]
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Map pipeline names to pipelines: one per stage plus the composites."""
-    stages = {
+    """Map pipeline names to pipelines: one per stage plus the composites. Every node is
+    tagged with its stage's name."""
+    variants, baselines = declared_systems()
+    built = {
         "ingestion": ingestion.create_pipeline(),
         "perturbation": perturbation.create_pipeline(),
         "templating": templating.create_pipeline(),
-        "fine_tuning": fine_tuning.create_pipeline(),
-        "inference": inference.create_pipeline(),
+        "fine_tuning": fine_tuning.create_pipeline(variants=variants),
+        "inference": inference.create_pipeline(variants=variants, baselines=baselines),
         "automated_eval": automated_eval.create_pipeline(),
         "correlation": correlation.create_pipeline(),
     }
+    stages = {name: pipeline(stage, tags=name) for name, stage in built.items()}
     data = stages["ingestion"] + stages["perturbation"] + stages["templating"]
     training = data + stages["fine_tuning"]
     evaluation = stages["inference"] + stages["automated_eval"] + stages["correlation"]

@@ -7,6 +7,8 @@ code just to know what "balanced" is called.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # --------------------------------------------------------------------------- labels
 
 TOO_SOFT, BALANCED, TOO_LOUD = "too_soft", "balanced", "too_loud"
@@ -64,14 +66,30 @@ LIKERT_LABELS: dict[int, str] = {
 
 # --------------------------------------------------------------------------- systems
 
-FINE_TUNED, NO_ANCHOR, GENERIC_BASE, DSP_BASELINE = (
-    "fine_tuned",
-    "no_anchor",
-    "generic_base",
-    "dsp_baseline",
-)
-# The order tables show the compared systems in when the configuration names none.
-SYSTEM_ORDER: tuple[str, ...] = (FINE_TUNED, NO_ANCHOR, GENERIC_BASE, DSP_BASELINE)
+# Trained variants are named in conf/base/parameters/systems.yml (e.g. `advisor`,
+# `no_anchor`); these baselines are systems the code runs without training of their own.
+GENERIC_BASE, DSP_BASELINE = "generic_base", "dsp_baseline"
+BASELINES: tuple[str, ...] = (GENERIC_BASE, DSP_BASELINE)
+
+
+def system_order(systems: Mapping) -> list[str]:
+    """The compared systems as the ``systems`` parameters declare them: variants, then
+    baselines. Raises a ValueError naming what is wrong with the declaration."""
+    variants = list(systems.get("variants") or {})
+    baselines = list(systems.get("baselines") or [])
+    unknown = [name for name in baselines if name not in BASELINES]
+    if unknown:
+        raise ValueError(
+            f"systems.baselines: unknown baseline(s) {unknown}; the known ones are "
+            f"{', '.join(BASELINES)} (trained systems go under systems.variants)"
+        )
+    clashes = sorted(set(variants) & set(BASELINES))
+    if clashes:
+        raise ValueError(f"systems.variants: {clashes} is a baseline's name; rename the variant")
+    if not variants and GENERIC_BASE in baselines:
+        raise ValueError("systems.baselines: generic_base needs at least one variant's base model")
+    return variants + baselines
+
 
 # --------------------------------------------------------------------------- defaults outside Kedro
 

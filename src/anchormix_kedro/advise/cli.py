@@ -44,9 +44,9 @@ from anchormix_kedro.advise.songs import (
     Song,
     load_song,
 )
-from anchormix_kedro.evaluation.dsp_baseline import DSP_BASELINE_ID, shipped_conventions
+from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings
-from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB
+from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB, DSP_BASELINE
 
 # The command's pieces live in songs, analysis, model_advice and render; they stay importable
 # from here, where scripts and tests have always found them.
@@ -205,7 +205,7 @@ def advise(args: argparse.Namespace) -> int:
         "song": song.name,
         "anchor": anchor,
         "genre": genre,
-        "model": args.model or DSP_BASELINE_ID,
+        "model": args.model or DSP_BASELINE,
         "sample_rate": song.sample_rate,
         "seconds": round(song.seconds, 2),
         "window_seconds": args.window_seconds,

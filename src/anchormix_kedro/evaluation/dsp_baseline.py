@@ -22,7 +22,8 @@ from anchormix_kedro.instruction_data.conventions import ALL_GENRES, CONVENTION_
 from anchormix_kedro.vocabulary import BALANCED, BALANCED_TOLERANCE_DB, label_for_gain
 
 #: How the baseline is named wherever systems are compared.
-DSP_BASELINE_ID = "dsp-baseline"
+# Salts the wording draws; fixed, so that the same example is always worded the same.
+WORDING_SALT = "dsp-baseline"
 #: |deviation from the convention| at or below this is "balanced" (the dataset's tolerance).
 CONVENTIONS_RESOURCE = "resources/genre_conventions.csv"
 
@@ -78,7 +79,7 @@ def dsp_advice(
     same words. ``convention`` is a conventions row (``genre``, ``median_db``); when given,
     the sentence quoting it is appended ("Across genres, the vocal usually sits ...").
     """
-    rng = random.Random(f"{DSP_BASELINE_ID}:{seed}")
+    rng = random.Random(f"{WORDING_SALT}:{seed}")
     sentence = None
     if convention is not None:
         sentence = convention_sentence(

@@ -19,16 +19,23 @@ import numpy as np
 import pandas as pd
 
 from anchormix_kedro.evaluation.statistics import bootstrap_balanced_f1, bootstrap_mean, seeded_rng
-from anchormix_kedro.vocabulary import CRITERIA, SYSTEM_ORDER
+from anchormix_kedro.vocabulary import BASELINES, CRITERIA
 
 #: Pooled rows (all systems or all genres) carry this name.
 POOLED = "all"
 
 
-def order_systems(systems: Sequence[str], preferred: Sequence[str] = SYSTEM_ORDER) -> list[str]:
-    """Unique system names: the ablation's systems in their order first, any others sorted."""
+def order_systems(systems: Sequence[str], preferred: Sequence[str] = ()) -> list[str]:
+    """Unique system names: ``preferred`` ones in their order (the declared order, see
+    :func:`anchormix_kedro.vocabulary.system_order`), then trained variants sorted, then the
+    baselines."""
     present = list(dict.fromkeys(str(s) for s in systems))
-    return [s for s in preferred if s in present] + sorted(s for s in present if s not in preferred)
+    rest = [s for s in present if s not in preferred]
+    return (
+        [s for s in preferred if s in present]
+        + sorted(s for s in rest if s not in BASELINES)
+        + [s for s in BASELINES if s in rest]
+    )
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ def ablation_frame(summary: pd.DataFrame, systems: Sequence[str] | None = None) 
     """The summary laid out as an ablation table: one row per metric, one column per system.
 
     Cells read ``estimate [low, high]`` ("n/a" where no example has the metric); systems in
-    :data:`SYSTEM_ORDER` first. Columns: ``metric``, ``label``, then one per system.
+    :func:`order_systems`. Columns: ``metric``, ``label``, then one per system.
     """
     systems = list(systems) if systems is not None else order_systems(summary["system"])
     metrics = list(dict.fromkeys(summary["metric"]))
@@ -206,7 +213,7 @@ def _best_systems(summary: pd.DataFrame) -> dict[str, set[str]]:
 def ablation_markdown(
     summary: pd.DataFrame,
     systems: Sequence[str] | None = None,
-    expected_systems: Sequence[str] = SYSTEM_ORDER,
+    expected_systems: Sequence[str] = (),
     title: str = "Ablation: every system on every metric",
     notes: Sequence[str] = (),
     confidence: float = 0.95,

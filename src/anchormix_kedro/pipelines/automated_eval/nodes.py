@@ -34,7 +34,7 @@ from anchormix_kedro.evaluation.summaries import (
     summarize,
     summary_metrics_for_mlflow,
 )
-from anchormix_kedro.vocabulary import SYSTEM_ORDER
+from anchormix_kedro.vocabulary import system_order
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +190,8 @@ def write_automated_eval_report(
 ) -> str:
     """A Markdown report: what ran, every metric per system, the per-genre convention table."""
     bootstrap = bootstrap_settings(evaluation_common)
-    systems = order_systems(
-        system_summary["system"], evaluation_common.get("system_order", SYSTEM_ORDER)
-    )
+    declared = system_order(evaluation_common.get("systems") or {})
+    systems = order_systems(system_summary["system"], declared)
     judge_line = (
         f"LLM judge: {judge_status['backend']} `{judge_status['model']}` (rubric "
         f"{judge_status['rubric_version']}): {judge_status['scored']} of "
@@ -211,7 +210,7 @@ def write_automated_eval_report(
     table = ablation_markdown(
         system_summary,
         systems,
-        expected_systems=evaluation_common.get("system_order", SYSTEM_ORDER),
+        expected_systems=declared,
         title="Automated evaluation: every metric per system",
         notes=notes,
         confidence=bootstrap["confidence"],

@@ -24,7 +24,7 @@ from anchormix_kedro.evaluation.summaries import (
     order_systems,
     summarize,
 )
-from anchormix_kedro.vocabulary import CRITERIA, SYSTEM_ORDER
+from anchormix_kedro.vocabulary import CRITERIA, system_order
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def build_ablation_table(
             "(each scenario's mean over its raters)."
         )
     table = pd.concat(parts, ignore_index=True)
-    order = evaluation_common.get("system_order", SYSTEM_ORDER)
+    order = system_order(evaluation_common.get("systems") or {})
     systems = order_systems(table["system"], order)
     markdown = ablation_markdown(
         table,

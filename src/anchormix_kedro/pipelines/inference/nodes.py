@@ -45,10 +45,11 @@ def generate_model_advice(
     test_examples: pd.DataFrame,
     log_mel_features: dict[str, Callable[[], dict]],
     inference: dict,
-    system: str,
     with_adapter: bool = True,
 ) -> pd.DataFrame:
-    """Batched greedy advice from a trained package (its own formulation), or from its base alone."""
+    """Batched greedy advice from a trained package (its own formulation), or from its base
+    alone (asked the anchor-and-target question). The ``system`` column is filled in by
+    :func:`combine_advice`."""
     model, processor, manifest = load_package(model_package, with_adapter=with_adapter)
     formulation = manifest["formulation"] if with_adapter else ANCHOR_TARGET
     conversations = [json.loads(m) for m in test_examples[messages_column(formulation)]]
@@ -61,42 +62,31 @@ def generate_model_advice(
         max_new_tokens=int(inference["max_new_tokens"]),
     )
     logger.info(
-        "%s: %d pieces of advice, %.3f s each",
-        system,
+        "%d pieces of advice from %s (%s), %.3f s each",
         len(outputs),
+        model_package,
+        "with its adapter" if with_adapter else "base model only",
         sum(s for _, s in outputs) / max(1, len(outputs)),
     )
     return pd.DataFrame(
         {
             "example_id": test_examples["example_id"],
-            "system": system,
+            "system": None,
             "advice": [text for text, _ in outputs],
             "latency_s": [seconds for _, seconds in outputs],
         }
     )[ADVICE_COLUMNS]
 
 
-def fine_tuned_advice(model_package, test_examples, log_mel_features, inference) -> pd.DataFrame:
-    return generate_model_advice(
-        model_package, test_examples, log_mel_features, inference, "fine_tuned"
-    )
-
-
-def no_anchor_advice(model_package, test_examples, log_mel_features, inference) -> pd.DataFrame:
-    return generate_model_advice(
-        model_package, test_examples, log_mel_features, inference, "no_anchor"
-    )
+def package_advice(model_package, test_examples, log_mel_features, inference) -> pd.DataFrame:
+    """A trained variant's advice."""
+    return generate_model_advice(model_package, test_examples, log_mel_features, inference)
 
 
 def generic_base_advice(model_package, test_examples, log_mel_features, inference) -> pd.DataFrame:
     """The base model without any adapter, asked the same anchor-and-target question."""
     return generate_model_advice(
-        model_package,
-        test_examples,
-        log_mel_features,
-        inference,
-        "generic_base",
-        with_adapter=False,
+        model_package, test_examples, log_mel_features, inference, with_adapter=False
     )
 
 
@@ -135,7 +125,7 @@ def dsp_baseline_advice(
         rows.append(
             {
                 "example_id": ex.example_id,
-                "system": "dsp_baseline",
+                "system": None,
                 "advice": judgement.advice,
                 "latency_s": time.perf_counter() - started,
             }
@@ -143,9 +133,12 @@ def dsp_baseline_advice(
     return pd.DataFrame(rows, columns=ADVICE_COLUMNS)
 
 
-def combine_advice(*tables: pd.DataFrame) -> pd.DataFrame:
-    """One table: example, system, advice text, latency."""
-    combined = pd.concat(tables, ignore_index=True)
+def combine_advice(**advice_by_system: pd.DataFrame) -> pd.DataFrame:
+    """One table: example, system (named as declared), advice text, latency."""
+    combined = pd.concat(
+        [table.assign(system=system) for system, table in advice_by_system.items()],
+        ignore_index=True,
+    )
     logger.info(
         "Advice from %s",
         ", ".join(f"{s} ({n})" for s, n in combined["system"].value_counts().items()),

@@ -1,62 +1,112 @@
-"""Inference: advice for the test examples from the fine-tuned model, the no-anchor ablation,
-the generic base model and the DSP baseline, as one table."""
+"""Inference: advice for the test examples from every declared system, as one table.
 
-from kedro.pipeline import Node, Pipeline
+One template reused with ``namespace=`` per trained variant, plus the baselines: the
+variants' base model without an adapter (``generic_base``) and the loudness rule
+(``dsp_baseline``).
+"""
+
+from collections.abc import Sequence
+
+from kedro.pipeline import Node, Pipeline, pipeline
+
+from anchormix_kedro.vocabulary import DSP_BASELINE, GENERIC_BASE
 
 from .nodes import (
     combine_advice,
     dsp_baseline_advice,
-    fine_tuned_advice,
     generic_base_advice,
-    no_anchor_advice,
+    package_advice,
     select_test_examples,
 )
 
+SHARED = {"test_examples", "log_mel_features"}
 
-def create_pipeline(**kwargs) -> Pipeline:
-    shared = ["test_examples", "log_mel_features", "params:inference"]
+
+def advice_of(system: str) -> str:
+    """The dataset holding one system's advice before the tables are combined."""
+    return f"{system}_advice"
+
+
+def variant_template() -> Pipeline:
     return Pipeline(
+        [
+            Node(
+                package_advice,
+                ["model_package", "test_examples", "log_mel_features", "params:inference"],
+                "advice",
+                name="generate_advice",
+            )
+        ]
+    )
+
+
+def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> list[Pipeline]:
+    built = {
+        GENERIC_BASE: lambda: pipeline(
+            [
+                Node(
+                    generic_base_advice,
+                    ["model_package", "test_examples", "log_mel_features", "params:inference"],
+                    "advice",
+                    name="generate_base_model_advice",
+                )
+            ],
+            # Every variant shares one base: the first variant's package carries it, so the
+            # node sits in that variant's namespace.
+            namespace=variants[0],
+            inputs={s: s for s in SHARED},
+            outputs={"advice": advice_of(GENERIC_BASE)},
+            parameters={"params:inference": "params:inference"},
+        ),
+        DSP_BASELINE: lambda: pipeline(
+            [
+                Node(
+                    dsp_baseline_advice,
+                    ["test_examples", "excerpts", "genre_conventions", "params:inference"],
+                    "advice",
+                    name="measure_and_word_advice",
+                )
+            ],
+            namespace=DSP_BASELINE,
+            inputs={"test_examples", "excerpts", "genre_conventions"},
+            outputs={"advice": advice_of(DSP_BASELINE)},
+            parameters={"params:inference": "params:inference"},
+        ),
+    }
+    return [built[name]() for name in baselines]
+
+
+def create_pipeline(variants: Sequence[str] = (), baselines: Sequence[str] = (), **kwargs):
+    """Test examples, each system's advice, and the combined table."""
+    systems = [*variants, *baselines]
+    select = Pipeline(
         [
             Node(
                 select_test_examples,
                 ["instruction_dataset", "params:inference"],
                 "test_examples",
                 name="select_test_examples",
-            ),
-            Node(
-                fine_tuned_advice,
-                ["advisor.model_package", *shared],
-                "fine_tuned_advice",
-                name="fine_tuned_advice",
-            ),
-            Node(
-                no_anchor_advice,
-                ["no_anchor.model_package", *shared],
-                "no_anchor_advice",
-                name="no_anchor_advice",
-            ),
-            Node(
-                generic_base_advice,
-                ["advisor.model_package", *shared],
-                "generic_base_advice",
-                name="generic_base_advice",
-            ),
-            Node(
-                dsp_baseline_advice,
-                ["test_examples", "excerpts", "genre_conventions", "params:inference"],
-                "dsp_baseline_advice",
-                name="dsp_baseline_advice",
-            ),
-            Node(
-                combine_advice,
-                [
-                    "fine_tuned_advice",
-                    "no_anchor_advice",
-                    "generic_base_advice",
-                    "dsp_baseline_advice",
-                ],
-                "advice_by_system",
-                name="combine_advice",
-            ),
+            )
         ]
     )
+    per_variant = [
+        pipeline(
+            variant_template(),
+            namespace=variant,
+            inputs={"model_package": f"{variant}.model_package", **{s: s for s in SHARED}},
+            outputs={"advice": advice_of(variant)},
+            parameters={"params:inference": "params:inference"},
+        )
+        for variant in variants
+    ]
+    combine = Pipeline(
+        [
+            Node(
+                combine_advice,
+                {system: advice_of(system) for system in systems},
+                "advice_by_system",
+                name="combine_advice",
+            )
+        ]
+    )
+    return sum([*per_variant, *baseline_pipelines(baselines, variants)], select) + combine
