@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
 from anchormix_kedro.model.factory import ModelSettings, quantization_config
 from anchormix_kedro.model.workflow import TrainingSettings
-from anchormix_kedro.pipeline_registry import register_pipelines
+from anchormix_kedro.pipeline_registry import declared_systems, register_pipelines
+from anchormix_kedro.pipelines import fine_tuning, inference
+from anchormix_kedro.pipelines.fine_tuning.pipeline import TRAINING_TAG
 from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 from conftest import PROJECT_ROOT
 
@@ -83,3 +87,48 @@ def test_pace_configuration_resolves_without_a_gpu(monkeypatch):
 def test_bad_model_settings_are_named(bad):
     with pytest.raises(ValueError, match="model"):
         ModelSettings.from_params(bad)
+
+
+def test_systems_are_declared_once_and_a_new_variant_is_one_entry(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    assert declared_systems(conf=conf) == (
+        ["advisor", "no_anchor"],
+        ["generic_base", "dsp_baseline"],
+    )
+    systems = conf / "base" / "parameters" / "systems.yml"
+    text = systems.read_text().replace(
+        "    no_anchor: {formulation: target_only}",
+        "    no_anchor: {formulation: target_only}\n    single_clip: {formulation: single_clip}",
+    )
+    systems.write_text(text)
+    variants, baselines = declared_systems(conf=conf)
+    assert variants == ["advisor", "no_anchor", "single_clip"]
+    training = fine_tuning.create_pipeline(variants=variants)
+    assert "single_clip.train_advice_model" in {n.name for n in training.nodes}
+    assert "params:systems.variants.single_clip" in training.inputs()
+    advice = inference.create_pipeline(variants=variants, baselines=baselines)
+    combine = next(n for n in advice.nodes if n.name == "combine_advice")
+    assert combine.inputs == [f"{s}_advice" for s in [*variants, *baselines]]
+    systems.write_text(text.replace("[generic_base, dsp_baseline]", "[generic_base, rule]"))
+    with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['rule'\]"):
+        declared_systems(conf=conf)
+
+
+def test_every_node_carries_its_stage_tag_and_slurm_trains_by_tag():
+    pipelines = register_pipelines()
+    stages = [
+        "ingestion",
+        "perturbation",
+        "templating",
+        "fine_tuning",
+        "inference",
+        "automated_eval",
+        "correlation",
+    ]
+    for stage in stages:
+        assert all(stage in node.tags for node in pipelines[stage].nodes), stage
+    tagged = {n.name for n in pipelines["__default__"].nodes if TRAINING_TAG in n.tags}
+    assert tagged == {"advisor.train_advice_model", "no_anchor.train_advice_model"}
+    script = (PROJECT_ROOT / "slurm" / "train_pace.sbatch").read_text()
+    assert f"--tags={TRAINING_TAG}" in script and "train_advice_model" not in script

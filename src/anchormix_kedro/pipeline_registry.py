@@ -30,7 +30,7 @@ from anchormix_kedro.vocabulary import system_order
 CONF_SOURCE = "conf"
 
 
-def _conf_source() -> Path:
+def conf_source() -> Path:
     """The project's conf/ folder: beside the working directory (``kedro run``) or above
     the source tree (an editable install used from elsewhere)."""
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
@@ -42,11 +42,13 @@ def _conf_source() -> Path:
     )
 
 
-def declared_systems(env: str | None = None) -> tuple[list[str], list[str]]:
+def declared_systems(
+    env: str | None = None, conf: Path | None = None
+) -> tuple[list[str], list[str]]:
     """``(variants, baselines)`` as the ``systems`` parameters declare them (``KEDRO_ENV``'s
     environment over base)."""
     loader = OmegaConfigLoader(
-        conf_source=str(_conf_source()),
+        conf_source=str(conf or conf_source()),
         env=env or os.environ.get("KEDRO_ENV"),
         **CONFIG_LOADER_ARGS,
     )

@@ -6,6 +6,7 @@ from .nodes import (
     build_instruction_dataset,
     make_dataset_card,
     measure_conventions,
+    plot_example_spectrograms,
     plot_reference_levels,
 )
 
@@ -41,6 +42,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="examples",
                 outputs="reference_levels_plot",
                 name="plot_reference_levels",
+            ),
+            Node(
+                plot_example_spectrograms,
+                inputs=["instruction_dataset", "excerpts"],
+                outputs="example_spectrograms_plot",
+                name="plot_example_spectrograms",
             ),
         ]
     )
