@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,16 @@ def test_vectorised_loudness_agrees_with_pyloudnorm(rate):
     assert integrated_loudness(signal[:, 0], rate) == pytest.approx(
         pyloudnorm.Meter(rate).integrated_loudness(signal[:, 0].astype(np.float64)), abs=1e-6
     )
+
+
+def test_the_odd_stem_is_blamed_for_its_channels_and_a_truncated_stem_by_name():
+    stems = tone_stems(1.0)
+    stems["vocals"] = np.concatenate([stems["vocals"], stems["vocals"][:, :1]], axis=1)
+    with pytest.raises(
+        AudioError, match=r"stem 'vocals' has 3 channels, while bass, drums, other have 2"
+    ):
+        align_stems(stems, dict.fromkeys(stems, RATE), "song-x", math.inf)
+    stems = tone_stems(1.0)
+    stems["bass"] = stems["bass"][:1]
+    with pytest.raises(AudioError, match=r"song-x: stem 'bass' 0\.00 s is less than half"):
+        align_stems(stems, dict.fromkeys(stems, RATE), "song-x", math.inf)

@@ -7,6 +7,7 @@ pyloudnorm's convention) unless a docstring says otherwise.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -160,19 +161,35 @@ def align_stems(
     rate = distinct_rates[0]
     notes: list[str] = []
     channels = {n: d.shape[1] for n, d in stems.items()}
-    widest = max(channels.values())
+    # The stems' usual width is the most common one (stereo wins a tie): the odd stem is
+    # the one to blame.
+    counts = Counter(channels.values())
+    usual = max(counts, key=lambda width: (counts[width], width == 2, width))
+    if usual == 1 and 2 in counts:
+        usual = 2  # mono stems among stereo ones are duplicated, never the other way
     aligned: dict[str, np.ndarray] = {}
     for name, data in stems.items():
-        if data.shape[1] == 1 and widest == 2:
+        if data.shape[1] == 1 and usual == 2:
             notes.append(f"{source}: stem '{name}' is mono; duplicated to both channels")
             data = np.repeat(data, 2, axis=1)
-        elif data.shape[1] != widest:
+        elif data.shape[1] != usual:
+            others = sorted(n for n in stems if n != name and channels[n] == usual)
             raise AudioError(
-                f"{source}: stem '{name}' has {data.shape[1]} channels, others {widest}"
+                f"{source}: stem '{name}' has {data.shape[1]} channels, while "
+                f"{', '.join(others)} {'has' if len(others) == 1 else 'have'} {usual}; "
+                "export it as mono or stereo"
             )
         aligned[name] = data
     lengths = {n: d.shape[0] for n, d in aligned.items()}
     shortest, longest = min(lengths.values()), max(lengths.values())
+    truncated = sorted(n for n, length in lengths.items() if length < longest / 2)
+    if truncated:
+        # Trimming to a stem this short would silence every other stem: blame it instead.
+        listing = ", ".join(f"'{n}' {lengths[n] / rate:.2f} s" for n in truncated)
+        raise AudioError(
+            f"{source}: stem {listing} is less than half as long as the longest "
+            f"({longest / rate:.2f} s): it looks truncated; re-export it"
+        )
     if longest != shortest:
         mismatch_s = (longest - shortest) / rate
         listing = ", ".join(f"{n} {length / rate:.2f} s" for n, length in lengths.items())

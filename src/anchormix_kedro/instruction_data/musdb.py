@@ -57,8 +57,9 @@ UNKNOWN_GENRE = "unknown"
 
 
 def validate_stem_names(names: Iterable[str], setting: str) -> list[str]:
-    """Return ``names`` as a list, or raise a ``ValueError`` naming the unknown stem and the setting."""
-    names = list(names)
+    """Return ``names`` as a list (one name alone is a one-item list), or raise a
+    ``ValueError`` naming the unknown stem and the setting."""
+    names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in STEM_NAMES]
     if unknown:
         raise ValueError(
