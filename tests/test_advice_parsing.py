@@ -205,3 +205,71 @@ def test_summary_of_nothing_parsed_has_no_rates_to_invent():
     assert summary["parse_rate"] == 0.0 and summary["direction_accuracy"] == 0.0
     assert summary["direction_accuracy_parsed"] is None
     assert summary["balanced_precision"] is None and summary["fader_move_mae_db"] is None
+
+
+# --------------------------------------------------------------------------- consistency, stems
+
+#: Hand-labelled advice: (text, target, anchor, self-consistent, names a wrong stem).
+LABELLED_CONSISTENCY = [
+    # Seen from a fine-tuned model: two amounts in one piece of advice.
+    (
+        "The bass is buried about 7 dB below the drums. Push the bass fader up around 8 dB.",
+        "bass",
+        "drums",
+        False,
+        False,
+    ),
+    # Seen from a fine-tuned model: the vocal named for the other instruments.
+    ("The vocal is buried under the drums: raise it by 5 dB.", "other", "drums", True, True),
+    ("The vocal is too loud, push it up 3 dB.", "vocals", "drums", False, False),
+    ("It's balanced, but pull it down 3 dB.", "vocals", "drums", False, False),
+    ("Pull the guitars down 4 dB against the drums.", "other", "drums", True, False),
+    ("The bass drum is too loud; bring the bass up 2 dB.", "bass", "drums", False, False),
+    ("Bring the vocal down about 3-4 dB.", "vocals", "drums", True, False),
+    ("The bass sits well; leave it where it is.", "bass", "drums", True, False),
+    ("The bass sits well, but the vocal needs 2 dB more.", "bass", "drums", False, True),
+    ("Great song!", "bass", "drums", False, True),
+    (None, "vocals", "drums", False, True),
+]
+
+
+@pytest.mark.parametrize("text, target, anchor, consistent, wrong_stem", LABELLED_CONSISTENCY)
+def test_hand_labelled_consistency_and_stems(text, target, anchor, consistent, wrong_stem):
+    parsed = parse_advice(text)
+    assert parsed.self_consistent is consistent
+    assert parsed.names_wrong_stem(target, anchor) is wrong_stem
+    metrics = truth_metrics(parsed, BALANCED, 0.0, target, anchor)
+    assert metrics.self_consistent is consistent and metrics.wrong_stem is wrong_stem
+
+
+def test_every_template_phrasing_is_consistent_and_about_its_stems():
+    failures = [
+        text for text, label, _ in all_template_texts() if not parse_advice(text).self_consistent
+    ]
+    assert not failures, failures[:3]
+    for anchor in STEMS:
+        for target in STEMS:
+            if target == anchor:
+                continue
+            for label in ADVICE_TEMPLATES:
+                for index in range(len(ADVICE_TEMPLATES[label])):
+                    text = advice_text(label, target, anchor, 4.0, PickTemplate(index))
+                    assert not parse_advice(text).names_wrong_stem(target, anchor), text
+
+
+def test_summary_rates_consistency_and_wrong_stems():
+    frame = truth_metrics_frame(
+        ["Pull the vocal down 4 dB.", "The vocal is buried: raise it 3 dB or 5 dB.", None],
+        [TOO_LOUD, TOO_SOFT, BALANCED],
+        [4.0, -3.0, 0.0],
+        targets=["vocals", "bass", "other"],
+        anchors=["drums", "drums", "drums"],
+    )
+    assert list(frame["self_consistent"]) == [True, False, False]
+    assert list(frame["wrong_stem"]) == [False, True, True]
+    summary = summarize_truth_metrics(frame)
+    assert summary["self_consistency_rate"] == pytest.approx(1 / 3)
+    assert summary["wrong_stem_rate"] == pytest.approx(2 / 3)
+    no_targets = truth_metrics_frame(["Pull it down 4 dB."], [TOO_LOUD], [4.0])
+    assert no_targets["wrong_stem"].isna().all()
+    assert summarize_truth_metrics(no_targets)["wrong_stem_rate"] is None

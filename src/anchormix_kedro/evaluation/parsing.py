@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 
@@ -136,6 +136,21 @@ _CONVENTION_SENTENCE = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
+# Words that name a stem: which stem the advice is about.
+_STEM_MENTIONS: dict[str, re.Pattern[str]] = {
+    "drums": re.compile(
+        r"\b(?:drums?|drum\s+bus|kit|kick|snare|percussion|hi-?hats?|cymbals?|bass\s+drum)\b",
+        re.IGNORECASE,
+    ),
+    "bass": re.compile(r"\bbass\b(?!\s+drum)", re.IGNORECASE),
+    "vocals": re.compile(r"\b(?:vocals?|vox|voice|singer|singing)\b", re.IGNORECASE),
+    "other": re.compile(
+        r"\b(?:other\s+instruments?|instruments?|instrument\s+bus|guitars?|keys|keyboards?"
+        r"|piano|synths?|pads?|chords?|accompaniment)\b",
+        re.IGNORECASE,
+    ),
+}
+
 
 def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern, re.IGNORECASE) for pattern in patterns)
@@ -156,6 +171,29 @@ class ParsedAdvice:
 
     direction: str | None
     amount_db: float | None
+    # Every distinct amount stated, whether the cues contradict each other (a description
+    # one way, a move the other), and the stems the advice names.
+    # Left out of equality: two readings agree when they state the same judgement.
+    amounts_db: tuple[float, ...] = field(default=(), compare=False)
+    contradictory: bool = field(default=False, compare=False)
+    stems_named: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def self_consistent(self) -> bool:
+        """One direction, at most one amount, and a fader move that agrees with both:
+        "balanced" names no amount to move; unparsed advice is never self-consistent."""
+        if self.direction is None or self.contradictory:
+            return False
+        if self.direction == BALANCED:
+            return not any(amount > 0 for amount in self.amounts_db)
+        return len(self.amounts_db) <= 1
+
+    def names_wrong_stem(self, target: str, anchor: str | None) -> bool:
+        """Whether the advice speaks of a stem that is neither the target nor the anchor
+        ("the vocal is buried" about the bass); unparsed advice counts as wrong."""
+        if self.direction is None:
+            return True
+        return bool(set(self.stems_named) - {target, anchor})
 
     @property
     def fader_move_db(self) -> float | None:
@@ -226,6 +264,11 @@ def _amounts(text: str) -> list[tuple[int, float, int]]:
     return sorted(found)
 
 
+def stems_named(text: str) -> tuple[str, ...]:
+    """The stems a text names, in the vocabulary's order."""
+    return tuple(stem for stem, pattern in _STEM_MENTIONS.items() if pattern.search(text))
+
+
 def parse_advice(text: str | None) -> ParsedAdvice:
     """The direction and dB amount that a piece of gain advice states.
 
@@ -270,8 +313,15 @@ def parse_advice(text: str | None) -> ParsedAdvice:
         if balanced and not any(amount > 0 for _, amount, _ in amounts):
             direction = BALANCED
 
+    distinct = tuple(dict.fromkeys(round(amount, 2) for _, amount, _ in amounts))
+    details = {
+        "amounts_db": distinct,
+        "contradictory": bool(loud and soft)
+        or (balanced > 0 and direction not in (None, BALANCED)),
+        "stems_named": stems_named(advice),
+    }
     if direction in (None, BALANCED) or not amounts:
-        return ParsedAdvice(direction, None)
+        return ParsedAdvice(direction, None, **details)
     moves = sorted(start for start, _ in loud_moves + soft_moves)
     after_move = [amount for start, amount, _ in amounts if moves and start >= moves[0]]
-    return ParsedAdvice(direction, after_move[0] if after_move else amounts[0][1])
+    return ParsedAdvice(direction, after_move[0] if after_move else amounts[0][1], **details)

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.statistics import bootstrap_balanced_f1, bootstrap_mean, seeded_rng
+from anchormix_kedro.evaluation.statistics import (
+    bootstrap_balanced_f1,
+    bootstrap_mean,
+    seeded_rng,
+    song_bootstrap_balanced_f1,
+    song_bootstrap_mean,
+)
 from anchormix_kedro.vocabulary import BASELINES, CRITERIA
 
 #: Pooled rows (all systems or all genres) carry this name.
@@ -108,9 +114,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "ci_high",
     "better",
     "digits",
+    "n_songs",
 )
 # How a summary says which way is better; plain words survive a CSV round trip.
-_BETTER = {True: "higher", False: "lower", None: "neither"}
+BETTER_WORDS = {True: "higher", False: "lower", None: "neither"}
 
 
 def summarize(
@@ -121,6 +128,7 @@ def summarize(
     seed: int = 0,
     group_column: str = "system",
     pooled: bool = False,
+    cluster_column: str | None = None,
 ) -> pd.DataFrame:
     """Per group (system) estimate of every metric with a percentile-bootstrap interval.
 
@@ -129,7 +137,9 @@ def summarize(
     metric (0 with NaN estimates when none do, e.g. judge scores without a judge). The
     resampling of each (group, metric) is seeded from ``seed`` and their names, so adding a
     system or a metric does not change the others' intervals. ``pooled=True`` adds a group
-    :data:`POOLED` over all rows.
+    :data:`POOLED` over all rows. With ``cluster_column`` (e.g. ``song``) present, the
+    intervals resample whole clusters and ``n_songs`` counts them; else they resample
+    examples and ``n_songs`` is missing.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie between 0 and 1, got {confidence}")
@@ -147,13 +157,27 @@ def summarize(
                 continue
             rng = seeded_rng(seed, str(group), spec.name)
             values = frame[spec.column]
+            songs = None
+            clustered = cluster_column is not None and cluster_column in frame.columns
             if spec.kind == "balanced_f1":
                 n = int(values.map(lambda v: isinstance(v, str)).sum())
-                estimate, low, high = bootstrap_balanced_f1(values, n_resamples, confidence, rng)
+                if clustered:
+                    estimate, low, high, songs = song_bootstrap_balanced_f1(
+                        values, frame[cluster_column], n_resamples, confidence, rng
+                    )
+                else:
+                    estimate, low, high = bootstrap_balanced_f1(
+                        values, n_resamples, confidence, rng
+                    )
             else:
                 numeric = pd.to_numeric(values.astype("Float64"), errors="coerce")
                 n = int(numeric.notna().sum())
-                estimate, low, high = bootstrap_mean(numeric, n_resamples, confidence, rng)
+                if clustered:
+                    estimate, low, high, songs = song_bootstrap_mean(
+                        numeric, frame[cluster_column], n_resamples, confidence, rng
+                    )
+                else:
+                    estimate, low, high = bootstrap_mean(numeric, n_resamples, confidence, rng)
             rows.append(
                 {
                     "system": group,
@@ -163,8 +187,9 @@ def summarize(
                     "estimate": estimate,
                     "ci_low": low,
                     "ci_high": high,
-                    "better": _BETTER[spec.higher_is_better],
+                    "better": BETTER_WORDS[spec.higher_is_better],
                     "digits": spec.digits,
+                    "n_songs": songs,
                 }
             )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -24,6 +24,10 @@ class TruthMetrics:
       direction adds up (4 dB down against a true 3 dB up is 7 dB off).
     - ``amount_error_db``: ``|amount - |gain_db||`` when the direction is correct and not
       balanced: how well the size of the imbalance was judged.
+    - ``self_consistent``: one direction, at most one amount, a fader move that agrees
+      (:attr:`ParsedAdvice.self_consistent`); unparsed advice is not.
+    - ``wrong_stem``: the advice speaks of a stem that is neither the target nor the anchor;
+      unparsed advice counts as wrong; ``None`` when the target is not given.
     """
 
     predicted_direction: str | None
@@ -33,6 +37,8 @@ class TruthMetrics:
     balanced_outcome: str | None
     fader_move_error_db: float | None
     amount_error_db: float | None
+    self_consistent: bool = False
+    wrong_stem: bool | None = None
 
 
 def _missing(value: object) -> bool:
@@ -40,14 +46,22 @@ def _missing(value: object) -> bool:
 
 
 def truth_metrics(
-    parsed: ParsedAdvice, true_label: str, true_gain_db: float | None
+    parsed: ParsedAdvice,
+    true_label: str,
+    true_gain_db: float | None,
+    target: str | None = None,
+    anchor: str | None = None,
 ) -> TruthMetrics:
-    """Compare parsed advice with the example's label and gain (the offset applied in dB)."""
+    """Compare parsed advice with the example's label and gain (the offset applied in dB),
+    and, when ``target`` is given, with the stems it is about."""
     if true_label not in DIRECTIONS:
         raise ValueError(f"unknown label {true_label!r}; expected one of {', '.join(DIRECTIONS)}")
     direction = parsed.direction
+    wrong_stem = None if target is None else parsed.names_wrong_stem(target, anchor)
     if direction is None:
-        return TruthMetrics(None, parsed.amount_db, False, None, None, None, None)
+        return TruthMetrics(
+            None, parsed.amount_db, False, None, None, None, None, False, wrong_stem
+        )
 
     predicted_balanced, truly_balanced = direction == BALANCED, true_label == BALANCED
     outcome = {
@@ -73,24 +87,34 @@ def truth_metrics(
         outcome,
         move_error,
         amount_error,
+        parsed.self_consistent,
+        wrong_stem,
     )
 
 
 def truth_metrics_frame(
-    texts: list[str | None], true_labels: list[str], true_gains_db: list[float | None]
+    texts: list[str | None],
+    true_labels: list[str],
+    true_gains_db: list[float | None],
+    targets: list[str] | None = None,
+    anchors: list[str | None] | None = None,
 ) -> pd.DataFrame:
     """:func:`truth_metrics` of every text, one row each (columns of :class:`TruthMetrics`)."""
-    if not len(texts) == len(true_labels) == len(true_gains_db):
+    targets = list(targets) if targets is not None else [None] * len(texts)
+    anchors = list(anchors) if anchors is not None else [None] * len(texts)
+    if not len(texts) == len(true_labels) == len(true_gains_db) == len(targets) == len(anchors):
         raise ValueError(
-            f"texts ({len(texts)}), labels ({len(true_labels)}) and gains "
-            f"({len(true_gains_db)}) differ in length"
+            f"texts ({len(texts)}), labels ({len(true_labels)}), gains "
+            f"({len(true_gains_db)}), targets and anchors differ in length"
         )
     rows = [
-        asdict(truth_metrics(parse_advice(text), label, gain))
-        for text, label, gain in zip(texts, true_labels, true_gains_db, strict=True)
+        asdict(truth_metrics(parse_advice(text), label, gain, target, anchor))
+        for text, label, gain, target, anchor in zip(
+            texts, true_labels, true_gains_db, targets, anchors, strict=True
+        )
     ]
     frame = pd.DataFrame(rows, columns=list(TruthMetrics.__dataclass_fields__))
-    for column in ("direction_correct", "parsed"):
+    for column in ("direction_correct", "parsed", "self_consistent", "wrong_stem"):
         frame[column] = frame[column].astype("boolean")
     for column in ("predicted_amount_db", "fader_move_error_db", "amount_error_db"):
         frame[column] = frame[column].astype("Float64")
@@ -135,4 +159,10 @@ def summarize_truth_metrics(frame: pd.DataFrame) -> dict[str, float | int | None
         "fader_move_median_error_db": float(move_errors.median()) if len(move_errors) else None,
         "n_amount_error": len(amount_errors),
         "amount_mae_db": float(amount_errors.mean()) if len(amount_errors) else None,
+        "self_consistency_rate": ratio(frame["self_consistent"].fillna(False).sum(), n),
+        "wrong_stem_rate": (
+            ratio(frame["wrong_stem"].astype(bool).sum(), n)
+            if frame["wrong_stem"].notna().all() and n
+            else None
+        ),
     }

@@ -1,0 +1,85 @@
+"""Song-level (cluster) bootstrap and paired comparisons between systems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anchormix_kedro.evaluation.comparisons import comparison_markdown, paired_comparisons
+from anchormix_kedro.evaluation.statistics import (
+    bootstrap_mean,
+    paired_song_bootstrap,
+    song_bootstrap_balanced_f1,
+    song_bootstrap_mean,
+)
+from anchormix_kedro.evaluation.summaries import AUTOMATED_METRICS, summarize
+
+
+def clustered(n_songs: int = 6, per_song: int = 40, seed: int = 1):
+    """Values that depend on the song far more than on the example."""
+    rng = np.random.default_rng(seed)
+    song_means = rng.uniform(0.2, 0.9, n_songs)
+    songs = np.repeat([f"song {i}" for i in range(n_songs)], per_song)
+    values = np.repeat(song_means, per_song) + rng.normal(0, 0.01, n_songs * per_song)
+    return values, songs
+
+
+def test_resampling_songs_widens_the_interval_of_clustered_data():
+    values, songs = clustered()
+    mean, low, high, n_songs = song_bootstrap_mean(values, songs, 2000)
+    _, example_low, example_high = bootstrap_mean(values, 2000)
+    assert n_songs == 6 and mean == pytest.approx(values.mean())
+    assert (high - low) > 5 * (example_high - example_low)
+    with_missing = np.where(songs == "song 0", np.nan, values)
+    assert song_bootstrap_mean(with_missing, songs, 100)[3] == 5
+
+
+def test_balanced_f1_by_song():
+    outcomes = ["tp", "fp", "tn", None, "fn", "tp"] * 5
+    songs = [f"s{i // 6}" for i in range(30)]
+    f1, low, high, n_songs = song_bootstrap_balanced_f1(outcomes, songs, 500)
+    assert n_songs == 5 and f1 == pytest.approx(2 * 10 / (2 * 10 + 5 + 5))
+    assert low == pytest.approx(f1) and high == pytest.approx(f1)  # every song is the same
+
+
+def test_paired_differences_and_p_values():
+    values, songs = clustered()
+    same = paired_song_bootstrap(values, values, songs, n_resamples=500)
+    assert same["difference"] == 0 and same["p_value"] == 1.0 and same["n_songs"] == 6
+    better = paired_song_bootstrap(values + 0.1, values, songs, n_resamples=500)
+    assert better["difference"] == pytest.approx(0.1)
+    assert better["ci_low"] > 0 and better["p_value"] < 0.01
+    noisy = np.random.default_rng(3).normal(0, 0.3, len(values))
+    unclear = paired_song_bootstrap(values + noisy, values, songs, n_resamples=500)
+    assert unclear["ci_low"] < 0 < unclear["ci_high"] and unclear["p_value"] > 0.05
+
+
+def test_summaries_by_song_and_comparisons_with_the_advisor():
+    values, songs = clustered()
+    rows = []
+    for system, shift in (("advisor", 0.0), ("no_anchor", -0.2), ("dsp_baseline", 0.0)):
+        for i, (value, song) in enumerate(zip(values, songs, strict=True)):
+            rows.append(
+                {
+                    "system": system,
+                    "example_id": f"ex{i}",
+                    "song": song,
+                    "direction_correct_score": float(np.clip(value + shift, 0, 1) > 0.5),
+                    "rouge_l": value + shift,
+                    "balanced_outcome": "tp" if i % 3 else "fn",
+                }
+            )
+    table = pd.DataFrame(rows)
+    summary = summarize(table, n_resamples=200, cluster_column="song")
+    assert set(summary["n_songs"]) == {6}
+    assert summarize(table, n_resamples=200)["n_songs"].isna().all()
+    comparisons = paired_comparisons(table, "advisor", AUTOMATED_METRICS, n_resamples=300)
+    assert set(comparisons["system"]) == {"no_anchor", "dsp_baseline"}
+    rouge = comparisons.set_index(["system", "metric"]).loc[("no_anchor", "rouge_l")]
+    assert rouge["difference"] == pytest.approx(-0.2) and rouge["ci_high"] < 0
+    tie = comparisons.set_index(["system", "metric"]).loc[("dsp_baseline", "rouge_l")]
+    assert tie["difference"] == 0 and tie["p_value"] == 1.0
+    markdown = comparison_markdown(comparisons)
+    assert "minus `advisor`" in markdown and "6 songs" in markdown and "ROUGE-L" in markdown
+    assert paired_comparisons(table, "missing", AUTOMATED_METRICS).empty
