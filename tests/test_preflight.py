@@ -176,3 +176,29 @@ def test_preflight_alone_and_a_failed_run_in_one_line(tmp_path):
     assert lines[-2].startswith("The run failed: ") and "logs/anchormix.log" in lines[-1]
     assert "Traceback" not in failed.stdout + failed.stderr
     assert "Traceback" in (project / "logs" / "anchormix.log").read_text()
+
+
+def test_a_secret_given_as_a_parameter_stops_the_run_without_being_shown(tmp_path):
+    secret = "sk-do-not-log-me"
+    params = {
+        "pairs": PAIRS,
+        "automated_eval": {"judge": {"api_key": secret, "api_key_env": "OPENAI_API_KEY"}},
+    }
+    (problem,) = parameter_problems(params)
+    assert "automated_eval.judge.api_key is a secret" in str(problem)
+    assert secret not in str(problem) and "credentials.yml" in problem.fix
+    assert parameter_problems({"pairs": PAIRS, "judge": {"token": ""}}) == []
+    project = cli_project(tmp_path)
+    result = kedro(
+        project,
+        "run",
+        "--pipeline=automated_eval",
+        "--params",
+        f"automated_eval.judge.api_key={secret}",
+    )
+    assert result.returncode == 2 and "is a secret given as a parameter" in result.stderr
+    written = [
+        p for p in project.rglob("*") if p.is_file() and secret in p.read_text(errors="ignore")
+    ]
+    assert written == [] and secret not in result.stdout + result.stderr
+    assert not (project / "mlflow.db").exists()

@@ -67,9 +67,33 @@ def _stems(value: object, setting: str) -> list[Problem]:
     return []
 
 
+#: A parameter whose last name part is one of these holds a secret (``*_env`` names a variable).
+SECRET_NAMES = frozenset({"api_key", "token", "secret", "password"})
+
+
+def secret_parameters(params: Mapping, prefix: str = "") -> list[str]:
+    """Dotted names of the parameters that hold a secret value (never their values)."""
+    found = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found += secret_parameters(value, f"{name}.")
+        elif str(key).lower() in SECRET_NAMES and value not in (None, ""):
+            found.append(name)
+    return found
+
+
 def parameter_problems(params: Mapping) -> list[Problem]:
     """Every problem in the run's parameters that would stop a pipeline later."""
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(
+            f"{name} is a secret given as a parameter (parameters are logged to MLflow)",
+            "put it in conf/local/credentials.yml under the entry named by "
+            "automated_eval.judge.credentials, or in the environment variable that "
+            "api_key_env names",
+        )
+        for name in secret_parameters(params)
+    ]
     pairs = params.get("pairs") or {}
     problems += _stems(pairs.get("anchors"), "pairs.anchors")
     problems += _stems(pairs.get("targets"), "pairs.targets")
