@@ -1,12 +1,19 @@
-"""Measure the genre conventions shipped with the project (the DSP baseline's reference).
+"""Measure the genre conventions shipped with the project (the reference of the DSP baseline
+and of ``anchormix advise``).
 
 For every MUSDB18 training song (the songs of ``train/`` minus the 14 validation songs of
 ``musdb.MUSDB_VALIDATION_TRACKS``) it picks the excerpt and measures the stems exactly as
 the ingestion pipeline does, forms all 12 ordered (anchor, target) pairs of the four stems
-where both play, and summarises each pair's relative level per genre and over all genres
-with the templating pipeline's own function. The output holds statistics, not audio.
+where both play, and writes
 
-    python scripts/measure_shipped_conventions.py [--musdb-root ../shared/data/musdb18-7s]
+- ``resources/genre_conventions.csv``: each pair's median and spread per genre and over all
+  genres, with the templating pipeline's own function (the DSP baseline's reference);
+- ``resources/professional_levels.csv``: each song's relative level of each pair, with its
+  genre, from which ``anchormix advise`` takes its percentiles and usual ranges.
+
+Both hold statistics, not audio.
+
+    python scripts/measure_shipped_conventions.py [--musdb-root /path/to/musdb18]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 from kedro.config import OmegaConfigLoader
 
+from anchormix_kedro.evaluation.professional_range import reference_levels
 from anchormix_kedro.instruction_data.audio import AudioError
 from anchormix_kedro.instruction_data.conventions import measure_genre_conventions
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
@@ -37,7 +45,9 @@ from anchormix_kedro.vocabulary import STEM_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
-DEFAULT_OUTPUT = PROJECT_ROOT / "src" / "anchormix_kedro" / "resources" / "genre_conventions.csv"
+RESOURCES = PROJECT_ROOT / "src" / "anchormix_kedro" / "resources"
+DEFAULT_OUTPUT = RESOURCES / "genre_conventions.csv"
+DEFAULT_LEVELS_OUTPUT = RESOURCES / "professional_levels.csv"
 CONF = PROJECT_ROOT / "conf"
 
 logger = logging.getLogger("measure_shipped_conventions")
@@ -53,21 +63,24 @@ def pipeline_settings(conf: Path) -> tuple[ExcerptSettings, float]:
     )
 
 
-def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.DataFrame:
-    """Conventions of all 12 ordered stem pairs over the training songs under ``root``."""
+def measure_examples(
+    root: Path, settings: ExcerptSettings, tolerance_db: float, splits: tuple[str, ...] = ("train",)
+) -> pd.DataFrame:
+    """The reference level of all 12 ordered stem pairs of the songs of ``splits`` under
+    ``root`` (the perturbation step's examples at a single 0 dB offset)."""
     corpus = discover_corpus(root)
     # No carving: every song that is neither a validation nor a test song counts as training.
-    splits = assign_splits(corpus.tracks, MUSDB_VALIDATION_TRACKS, carve_missing={}, seed=0)
-    training = [t for t in corpus.tracks if splits[t.name] == "train"]
+    assigned = assign_splits(corpus.tracks, MUSDB_VALIDATION_TRACKS, carve_missing={}, seed=0)
+    chosen = [t for t in corpus.tracks if assigned[t.name] in splits]
     loudness_rows, track_rows = [], []
-    for position, track in enumerate(training, start=1):
+    for position, track in enumerate(chosen, start=1):
         try:
             stem_set = corpus.load_stems(track, STEM_NAMES)
         except AudioError as exc:
-            logger.warning("[%d/%d] skipped %s: %s", position, len(training), track.name, exc)
+            logger.warning("[%d/%d] skipped %s: %s", position, len(chosen), track.name, exc)
             continue
         excerpt = extract_excerpt(stem_set, STEM_NAMES, STEM_NAMES, settings)
-        track_rows.append({"song": track.name, "split": "train", "genre": track.genre})
+        track_rows.append({"song": track.name, "split": assigned[track.name], "genre": track.genre})
         loudness_rows.extend(
             {
                 "excerpt_id": track.name,
@@ -78,7 +91,7 @@ def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.Da
             }
             for stem in STEM_NAMES
         )
-        logger.info("[%d/%d] %s (%s)", position, len(training), track.name, track.genre)
+        logger.info("[%d/%d] %s (%s)", position, len(chosen), track.name, track.genre)
     # A single 0 dB offset turns the perturbation step into "the reference level of each
     # pair whose two stems play", the quantity the conventions summarise.
     examples, _ = make_examples(
@@ -89,20 +102,32 @@ def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.Da
         tolerance_db,
         seed=0,
     )
-    return measure_genre_conventions(examples, split="train")
+    return examples
+
+
+def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.DataFrame:
+    """Conventions of all 12 ordered stem pairs over the training songs under ``root``."""
+    return measure_genre_conventions(measure_examples(root, settings, tolerance_db), split="train")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--musdb-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--levels-output", type=Path, default=DEFAULT_LEVELS_OUTPUT)
     parser.add_argument("--conf", type=Path, default=CONF, help="the project's conf/ folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings, tolerance_db = pipeline_settings(args.conf)
-    conventions = measure(args.musdb_root, settings, tolerance_db)
+    examples = measure_examples(args.musdb_root, settings, tolerance_db)
+    conventions = measure_genre_conventions(examples, split="train")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     conventions.to_csv(args.output, index=False)
+    levels = reference_levels(examples)
+    levels.to_csv(args.levels_output, index=False)
+    print(
+        f"wrote {len(levels)} song levels ({levels['song'].nunique()} songs) to {args.levels_output}"
+    )
     pooled = conventions[conventions["genre"] == "all"]
     print(f"wrote {len(conventions)} rows ({len(pooled)} pairs over all genres) to {args.output}")
     print(pooled.to_string(index=False))

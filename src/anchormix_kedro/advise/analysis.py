@@ -1,5 +1,6 @@
 """What ``anchormix advise`` measures: windows where anchor and target play together, their
-relative loudness there, and the DSP baseline's (or the model's) judgement of it."""
+relative loudness there, where that level sits among professional mixes (the engineers'
+graded verdict), and, with ``--model``, the model's advice beside it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from tqdm import tqdm
 from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.model_advice import apply_model_answers
 from anchormix_kedro.advise.songs import Song
-from anchormix_kedro.evaluation.dsp_baseline import judge_pair, shipped_conventions
+from anchormix_kedro.advise.verdict import compare_with_model, graded_advice
+from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
+from anchormix_kedro.evaluation.professional_range import (
+    Bands,
+    Placement,
+    ProfessionalLevels,
+    place_level,
+)
 from anchormix_kedro.instruction_data.audio import frame_rms_db, integrated_loudness
 from anchormix_kedro.instruction_data.conventions import (
     ALL_GENRES,
@@ -27,7 +35,7 @@ from anchormix_kedro.instruction_data.excerpts import (
     ExcerptSettings,
     choose_excerpt_start,
 )
-from anchormix_kedro.vocabulary import CONVENTION_MIN_SONGS, STEM_NAMES
+from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB, CONVENTION_MIN_SONGS, STEM_NAMES
 
 #: Status of a target that never plays while the anchor does: nothing to compare, no advice.
 NOT_TOGETHER = "not_together"
@@ -92,6 +100,26 @@ def best_window(together: np.ndarray, window_frames: int, hop_frames: int) -> tu
 
 
 @dataclass
+class ModelAnswer:
+    """The model's combined answer for one target (filled by ``apply_model_answers``)."""
+
+    verdict: str | None = None
+    fader_move_db: float | None = None
+    advice: str | None = None
+    agrees: bool = True
+    disagreement: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "fader_move_db": _rounded(self.fader_move_db, 1),
+            "advice": self.advice,
+            "agrees_with_measurement": self.agrees,
+            "disagreement": self.disagreement,
+        }
+
+
+@dataclass
 class TargetReport:
     """What the command says about one target stem."""
 
@@ -100,22 +128,32 @@ class TargetReport:
     relative_db: float | None = None
     convention_db: float | None = None
     convention_genre: str | None = None
+    placement: Placement | None = None
     verdict: str | None = None
     fader_move_db: float | None = None
     windows: list[tuple[float, float]] = field(default_factory=list)
     advice: str | None = None
+    model: ModelAnswer | None = None
 
     def as_dict(self) -> dict:
+        placed = self.placement.as_dict() if self.placement else {}
         return {
             "stem": self.stem,
             "status": self.status,
             "relative_db": _rounded(self.relative_db, 2),
             "convention_db": _rounded(self.convention_db, 2),
             "convention_genre": self.convention_genre,
+            "percentile": placed.get("percentile"),
+            "usual_range_db": placed.get("usual_range_db"),
+            "outer_range_db": placed.get("outer_range_db"),
+            "range_genre": placed.get("range_genre"),
+            "range_songs": placed.get("range_songs"),
+            "grade": placed.get("grade"),
             "verdict": self.verdict,
             "fader_move_db": _rounded(self.fader_move_db, 1),
             "windows": [[round(a, 2), round(b, 2)] for a, b in self.windows],
             "advice": self.advice,
+            "model": self.model.as_dict() if self.model else None,
         }
 
 
@@ -219,23 +257,51 @@ def _measure_target(
     return measured
 
 
+def _judge(
+    report: TargetReport,
+    anchor: str,
+    levels: ProfessionalLevels,
+    bands: Bands,
+    genre: str,
+    warn: Callable[[str], None],
+    source: str,
+) -> None:
+    """The measurement's graded verdict of a measured target, in place."""
+    distribution = levels.distribution(genre, anchor, report.stem)
+    if distribution is None:
+        warn(
+            f"no professional levels for '{report.stem}' against '{anchor}' ({source}): they "
+            f"cover {', '.join(STEM_NAMES)}; map the file to one of them with --stem. "
+            "Relative level only"
+        )
+        return
+    report.placement = place_level(report.relative_db, distribution, bands)
+    report.verdict = report.placement.verdict
+    report.fader_move_db = report.placement.fader_move_db
+    report.advice = graded_advice(anchor, report.stem, report.placement)
+
+
 def analyse(
     song: Song,
     anchor: str,
     genre: str,
     settings: ExcerptSettings,
     n_windows: int,
-    tolerance_db: float,
+    levels: ProfessionalLevels,
+    bands: Bands,
     warn: Callable[[str], None],
     advisor: object | None = None,
+    tolerance_db: float = BALANCED_TOLERANCE_DB,
     progress: bool = False,
 ) -> list[TargetReport]:
     """Measure and judge every target stem against ``anchor``.
 
     A stem is silent when its loudness over the whole song is at most
     ``settings.silence_lufs``; the others are measured in the windows of
-    :func:`plan_windows`, and the median of the windows' relative levels is judged by the
-    DSP baseline against the genre's convention, or by ``advisor``.
+    :func:`plan_windows`, and the median of the windows' relative levels is placed among
+    the professional mixes of ``levels`` (the graded verdict). With ``advisor`` the
+    model's combined answer is set beside it (``tolerance_db`` labels a model's move that
+    comes without a verdict) and disagreements are marked.
     """
     rate = song.sample_rate
     targets = _ordered_targets(list(song.stems), anchor)
@@ -290,25 +356,13 @@ def analyse(
             if convention is not None:
                 report.convention_db = float(convention["median_db"])
                 report.convention_genre = str(convention["genre"])
+            _judge(report, anchor, levels, bands, genre, warn, song.files[target])
             if advisor is not None:
-                apply_model_answers(report, measured.model_answers, tolerance_db)
-            elif convention is not None:
-                judgement = judge_pair(
-                    anchor,
-                    target,
-                    report.relative_db,
-                    convention,
-                    seed=f"{song.name}|{anchor}>{target}",
-                    tolerance_db=tolerance_db,
-                )
-                report.verdict = judgement.label
-                report.fader_move_db = judgement.fader_move_db
-                report.advice = judgement.advice
-            else:
-                warn(
-                    f"no convention for '{target}' against '{anchor}': the shipped conventions "
-                    f"cover {', '.join(STEM_NAMES)}; rename {song.files[target]} to one of "
-                    "them for advice. Relative level only"
-                )
+                report.model = ModelAnswer()
+                apply_model_answers(report.model, measured.model_answers, tolerance_db)
+                if report.placement is not None:
+                    report.model.agrees, report.model.disagreement = compare_with_model(
+                        report.placement, report.model.verdict
+                    )
             reports.append(report)
     return reports

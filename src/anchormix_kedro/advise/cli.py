@@ -1,12 +1,14 @@
 """The ``anchormix`` command: gain advice for your own stems.
 
-    anchormix advise SONG [--anchor drums] [--genre GENRE] [--model ADAPTER_OR_MLFLOW_URI] [--json]
+    anchormix advise SONG [--anchor drums] [--genre GENRE] [--stem GROUP=FILE ...]
+                          [--model ADAPTER_OR_MLFLOW_URI] [--json] [--verbose]
 
-SONG is a folder of stem files (one per stem, named by the file: ``vocals.wav``) or a
-Native Instruments ``.stem.mp4``. For every stem other than the anchor it measures the
-stem's loudness relative to the anchor in a few windows spread across the song where both
-play, and judges it with the DSP baseline against the shipped genre conventions, or with a
-fine-tuned model (``--model``).
+SONG is a folder of stem files or session tracks (mapped to MUSDB18's four stems by their
+names, see :mod:`.session`) or a Native Instruments ``.stem.mp4``. For every stem other
+than the anchor it measures the stem's loudness relative to the anchor in a few windows
+spread across the song where both play, and places it among the professional mixes of
+MUSDB18 (percentile, usual range, graded verdict); with ``--model`` a fine-tuned model's
+advice is shown beside the measurement, disagreements marked.
 
 Errors are one line on stderr (``anchormix: error: ...``) and exit status 2; warnings go
 to stderr (and into the ``warnings`` list of ``--json``).
@@ -26,6 +28,7 @@ from tqdm import tqdm
 from anchormix_kedro import __version__
 from anchormix_kedro.advise.analysis import (
     NOT_TOGETHER,
+    ModelAnswer,
     TargetReport,
     analyse,
     best_window,
@@ -36,7 +39,13 @@ from anchormix_kedro.advise.analysis import (
 )
 from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.model_advice import MLFLOW_URI_SCHEMES, load_model_advisor
+from anchormix_kedro.advise.quiet import library_output
 from anchormix_kedro.advise.render import format_fader_move, render_text
+from anchormix_kedro.advise.session import (
+    DEFAULT_STEM_WORDS,
+    parse_stem_override,
+    read_stem_words,
+)
 from anchormix_kedro.advise.songs import (
     AUDIO_EXTENSIONS,
     LENGTH_TOLERANCE_S,
@@ -45,8 +54,15 @@ from anchormix_kedro.advise.songs import (
     load_song,
 )
 from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
+from anchormix_kedro.evaluation.professional_range import (
+    RANGE_MIN_SONGS,
+    Bands,
+    shipped_levels,
+)
+from anchormix_kedro.instruction_data.conventions import ALL_GENRES
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings
-from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB, DSP_BASELINE
+from anchormix_kedro.instruction_data.musdb import UNKNOWN_GENRE, genre_of, shipped_genres
+from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB
 
 # The command's pieces live in songs, analysis, model_advice and render; they stay importable
 # from here, where scripts and tests have always found them.
@@ -55,6 +71,8 @@ __all__ = [
     "EXIT_ERROR",
     "LENGTH_TOLERANCE_S",
     "MLFLOW_URI_SCHEMES",
+    "MEASUREMENT",
+    "ModelAnswer",
     "NOT_STEMS",
     "NOT_TOGETHER",
     "PROG",
@@ -78,6 +96,8 @@ __all__ = [
 
 PROG = "anchormix"
 EXIT_ERROR = 2
+#: What the command's own verdict is called in the output (``model`` without ``--model``).
+MEASUREMENT = "professional_range"
 
 
 # --------------------------------------------------------------------------- command
@@ -104,6 +124,24 @@ def _tolerance(text: str) -> float:
     return value
 
 
+def _percentiles(text: str) -> tuple[float, float]:
+    low, separator, high = text.partition(",")
+    try:
+        values = (float(low), float(high))
+    except ValueError:
+        values = None
+    if not separator or values is None or not (0 < values[0] < values[1] < 100):
+        raise argparse.ArgumentTypeError(
+            f"expected LOW,HIGH percentiles between 0 and 100 (e.g. 10,90), got {text!r}"
+        )
+    return values
+
+
+def known_genres() -> list[str]:
+    """The genres with shipped conventions (without ``all``), for --help and messages."""
+    return sorted(set(shipped_conventions()["genre"]) - {ALL_GENRES})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="AnchorMix: anchor-conditioned gain-balancing advice."
@@ -114,24 +152,65 @@ def build_parser() -> argparse.ArgumentParser:
         "advise",
         help="gain advice for the stems of one song",
         description=(
-            "Measure every stem's loudness relative to the anchor where both play and say "
-            "whether it is too loud, too soft or balanced, and which fader move fixes it."
+            "Measure every stem's loudness relative to the anchor where both play, place it "
+            "among professional mixes (percentile and usual range) and say whether it is "
+            "within the usual range, on the loud or quiet side, or too loud or too soft, and "
+            "which fader move brings it back."
         ),
     )
     advise.add_argument(
         "song",
         metavar="SONG",
         type=Path,
-        help="a folder of stem files (wav, flac, mp3, ogg, m4a; the stem is the file name) "
-        "or an NI .stem.mp4",
+        help="a folder of stems or session tracks (wav, flac, mp3, ogg, m4a; e.g. vocals.wav "
+        "or 'Lead Vox.wav', 'Kick.wav') or an NI .stem.mp4",
     )
     advise.add_argument("--anchor", default="drums", help="the anchor stem (default: drums)")
-    advise.add_argument("--genre", help="use this genre's conventions (default: all genres pooled)")
+    advise.add_argument(
+        "--genre",
+        help=f"the song's genre, one of: {', '.join(known_genres())} (case does not matter; "
+        "default: from MUSDB18's track list when the song is in it, else all genres)",
+    )
+    advise.add_argument(
+        "--stem",
+        metavar="GROUP=FILE",
+        action="append",
+        type=parse_stem_override,
+        default=[],
+        help="put FILE of the song folder in stem GROUP (drums, bass, other, vocals), e.g. "
+        '--stem vocals="Lead Vox.wav"; repeatable',
+    )
+    advise.add_argument(
+        "--stem-words",
+        metavar="YAML",
+        type=Path,
+        help="extra words naming each stem group in file names ({vocals: [leadvox], ...})",
+    )
+    advise.add_argument(
+        "--usual-percentiles",
+        type=_percentiles,
+        default=(25.0, 75.0),
+        metavar="LOW,HIGH",
+        help="the usual range of professional mixes (default: 25,75)",
+    )
+    advise.add_argument(
+        "--outer-percentiles",
+        type=_percentiles,
+        default=(10.0, 90.0),
+        metavar="LOW,HIGH",
+        help="beyond these a stem is too loud or too soft (default: 10,90)",
+    )
+    advise.add_argument(
+        "--genre-ranges",
+        action="store_true",
+        help=f"use the genre's own mixes for a pair when it has at least {RANGE_MIN_SONGS} "
+        "songs (default: the mixes of every genre; see docs/cli.md)",
+    )
     advise.add_argument(
         "--model",
         metavar="ADAPTER_OR_MLFLOW_URI",
-        help="a fine-tuned adapter: a local directory or runs:/..., models:/..., "
-        "mlflow-artifacts:/... (default: the DSP baseline)",
+        help="also ask a fine-tuned adapter: a local directory or runs:/..., models:/..., "
+        "mlflow-artifacts:/... (its advice is shown beside the measurement)",
     )
     advise.add_argument(
         "--tracking-uri",
@@ -139,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     advise.add_argument(
         "--json", action="store_true", help="print one machine-readable JSON object"
+    )
+    advise.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the machine-learning libraries' own warnings and progress (with --model)",
     )
     advise.add_argument(
         "--window-seconds",
@@ -156,9 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance-db",
         type=_tolerance,
         default=BALANCED_TOLERANCE_DB,
-        help=f"within ±this of the convention is balanced (default: {BALANCED_TOLERANCE_DB})",
+        help="with --model: a model's move within ±this is balanced when it states no verdict "
+        f"(default: {BALANCED_TOLERANCE_DB})",
     )
     return parser
+
+
+def choose_genre(asked: str | None, song_name: str) -> tuple[str, str, str | None]:
+    """``(genre, where it came from, warning)``: ``--genre``, MUSDB18's track list, or all."""
+    genres = sorted(set(shipped_conventions()["genre"]))
+    if asked is not None:
+        genre, warning = match_genre(asked, genres)
+        return genre, "--genre", warning
+    listed = genre_of(song_name, shipped_genres())
+    if listed == UNKNOWN_GENRE:
+        return ALL_GENRES, "default", None
+    genre, warning = match_genre(listed, genres)
+    if warning:
+        warning = f"{song_name} is a MUSDB18 {listed} song: {warning}"
+    return genre, "MUSDB18 track list", warning
 
 
 def advise(args: argparse.Namespace) -> int:
@@ -170,14 +270,27 @@ def advise(args: argparse.Namespace) -> int:
         # tqdm.write keeps a running progress bar intact below the message.
         tqdm.write(f"{PROG}: warning: {message}", file=sys.stderr)
 
+    try:
+        bands = Bands(usual=args.usual_percentiles, outer=args.outer_percentiles)
+    except ValueError as exc:
+        raise CliError(f"--usual-percentiles and --outer-percentiles: {exc}") from None
+    stem_words = read_stem_words(args.stem_words) if args.stem_words else DEFAULT_STEM_WORDS
     # Load the model first: a bad --model should fail before minutes of decoding.
-    advisor = load_model_advisor(args.model, args.tracking_uri) if args.model else None
-    song = load_song(args.song, warn)
+    advisor = None
+    if args.model:
+        with library_output(args.verbose, capture_stderr=True) as printed:
+            try:
+                advisor = load_model_advisor(args.model, args.tracking_uri)
+            except CliError:
+                sys.stderr.write(printed.getvalue())  # what the libraries said may explain it
+                raise
+    song = load_song(args.song, warn, args.stem, stem_words)
     anchor = args.anchor.strip().lower()
     if anchor not in song.stems:
         raise CliError(
             f"{args.song}: no stem named '{args.anchor}'; stems found: "
-            f"{', '.join(sorted(song.stems))} (choose the anchor with --anchor)"
+            f"{', '.join(sorted(song.stems))} (choose the anchor with --anchor, or map a "
+            "file to it with --stem)"
         )
     if len(song.stems) < 2:
         raise CliError(f"{args.song}: only one stem ({anchor}); need the anchor and another stem")
@@ -185,32 +298,41 @@ def advise(args: argparse.Namespace) -> int:
         raise CliError(
             f"{args.song}: {song.seconds:.2f} s of audio; need at least 0.4 s to measure loudness"
         )
-    conventions_genres = sorted(set(shipped_conventions()["genre"]))
-    genre, genre_warning = match_genre(args.genre, conventions_genres)
+    genre, genre_source, genre_warning = choose_genre(args.genre, song.name)
     if genre_warning:
         warn(genre_warning)
     settings = ExcerptSettings(seconds=args.window_seconds)
-    reports = analyse(
-        song,
-        anchor,
-        genre,
-        settings,
-        args.windows,
-        args.tolerance_db,
-        warn,
-        advisor=advisor,
-        progress=not args.json and sys.stderr.isatty(),
-    )
+    levels = shipped_levels(RANGE_MIN_SONGS if args.genre_ranges else None)
+    with library_output(args.verbose or advisor is None):
+        reports = analyse(
+            song,
+            anchor,
+            genre,
+            settings,
+            args.windows,
+            levels,
+            bands,
+            warn,
+            advisor=advisor,
+            tolerance_db=args.tolerance_db,
+            progress=not args.json and sys.stderr.isatty(),
+        )
     result = {
         "song": song.name,
         "anchor": anchor,
         "genre": genre,
-        "model": args.model or DSP_BASELINE,
+        "genre_source": genre_source,
+        "model": args.model,
+        "verdict_by": MEASUREMENT,
+        "usual_percentiles": list(bands.usual),
+        "outer_percentiles": list(bands.outer),
         "sample_rate": song.sample_rate,
         "seconds": round(song.seconds, 2),
         "window_seconds": args.window_seconds,
         "tolerance_db": args.tolerance_db,
         "files": song.files,
+        "stem_files": song.sources,
+        "not_stems": song.not_stems,
         "targets": [r.as_dict() for r in reports],
         "warnings": warnings,
     }

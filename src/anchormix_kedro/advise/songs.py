@@ -1,15 +1,20 @@
-"""Loading a song for ``anchormix advise``: a folder of stem files or an NI ``.stem.mp4``."""
+"""Loading a song for ``anchormix advise``: a folder of stem files or an NI ``.stem.mp4``.
+
+A folder's files are mapped to MUSDB18's four stem groups by :mod:`.session` (its names,
+``--stem`` overrides, ``--stem-words``); the files of one group are summed into its stem.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.advise.session import DEFAULT_STEM_WORDS, assign_files, is_mix_name
 from anchormix_kedro.instruction_data.audio import (
     AudioError,
     align_stems,
@@ -22,8 +27,8 @@ from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SU
 from anchormix_kedro.vocabulary import STEM_NAMES
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-#: Files of a song folder that are not stems.
-NOT_STEMS = ("mixture",)
+#: Files of a song folder that are not stems (a whole mix; see :func:`.session.is_mix_name`).
+NOT_STEMS = ("mixture", "mix", "mixdown", "master", "bounce")
 #: Resampling can leave stems a sample or two apart: only larger differences are reported.
 LENGTH_TOLERANCE_S = 0.01
 
@@ -35,19 +40,33 @@ class Song:
     name: str
     stems: dict[str, np.ndarray]
     sample_rate: int
-    files: dict[str, str]  # stem -> the file (or stream) it came from, for messages
+    files: dict[str, str]  # stem -> the file(s) (or stream) it came from, for messages
+    #: stem -> every file summed into it (a session folder may give a group several files)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    #: audio files of the folder that are a whole mix (e.g. ``mixture.wav``), not used
+    not_stems: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
         return next(iter(self.stems.values())).shape[0] / self.sample_rate
 
 
-def load_song(path: Path, warn: Callable[[str], None]) -> Song:
-    """Load a folder of stem files or a ``.stem.mp4``; warnings are passed to ``warn``."""
+def load_song(
+    path: Path,
+    warn: Callable[[str], None],
+    overrides: Sequence[tuple[str, str]] = (),
+    stem_words: Mapping[str, Sequence[str]] = DEFAULT_STEM_WORDS,
+) -> Song:
+    """Load a folder of stem files or a ``.stem.mp4``; warnings are passed to ``warn``.
+
+    ``overrides`` (``--stem GROUP=FILE``) and ``stem_words`` apply to a folder only.
+    """
     if not path.exists():
         raise CliError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _load_stem_folder(path, warn)
+        return _load_stem_folder(path, warn, overrides, stem_words)
+    if overrides:
+        raise CliError(f"{path}: --stem applies to a folder of stem files, not to one file")
     if path.name.lower().endswith(STEM_MP4_SUFFIX):
         return _load_stem_mp4(path, warn)
     raise CliError(
@@ -71,28 +90,26 @@ def _load_stem_mp4(path: Path, warn: Callable[[str], None]) -> Song:
         stems=aligned.stems,
         sample_rate=aligned.sample_rate,
         files={stem: f"{path.name} stream {sid}" for stem, sid in streams.items()},
+        sources={stem: [f"{path.name} stream {sid}"] for stem, sid in streams.items()},
     )
 
 
-def _stem_files(folder: Path, warn: Callable[[str], None]) -> dict[str, Path]:
-    """``{stem name: file}`` of a song folder; other files are listed in a warning."""
-    files: dict[str, Path] = {}
+def _audio_files(folder: Path, warn: Callable[[str], None]) -> tuple[list[Path], list[str]]:
+    """The audio files of a song folder, and the whole mixes in it (not stems, not used).
+
+    Files that are not audio are named in a warning."""
+    files: list[Path] = []
     unsupported: list[str] = []
+    mixes: list[str] = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
         if entry.suffix.lower() not in AUDIO_EXTENSIONS:
             unsupported.append(entry.name)
-            continue
-        stem = entry.stem.lower()
-        if stem in NOT_STEMS:
-            continue
-        if stem in files:
-            raise CliError(
-                f"{folder}: two files for stem '{stem}' ({files[stem].name}, {entry.name}); "
-                "keep one"
-            )
-        files[stem] = entry
+        elif is_mix_name(entry.stem):
+            mixes.append(entry.name)
+        else:
+            files.append(entry)
     if unsupported:
         warn(
             f"{folder}: ignored files that are not audio stems ({', '.join(unsupported)}); "
@@ -100,49 +117,70 @@ def _stem_files(folder: Path, warn: Callable[[str], None]) -> dict[str, Path]:
         )
     if not files:
         raise CliError(
-            f"{folder}: no stem files found; put one {'/'.join(AUDIO_EXTENSIONS)} file per stem "
-            "in the folder (e.g. drums.wav, bass.wav, other.wav, vocals.wav)"
+            f"{folder}: no stem files found; put the song's {'/'.join(AUDIO_EXTENSIONS)} "
+            "stems or session tracks in the folder (e.g. drums.wav, bass.wav, other.wav, "
+            "vocals.wav, or Kick.wav, Snare.wav, Lead Vox.wav, ...)"
         )
-    return files
+    return files, mixes
 
 
-def _load_stem_folder(folder: Path, warn: Callable[[str], None]) -> Song:
-    files = _stem_files(folder, warn)
-    stems: dict[str, np.ndarray] = {}
+def _read_files(folder: Path, files: Sequence[Path], warn: Callable[[str], None]) -> tuple:
+    """Every file decoded, at one rate and one length: ``({file name: audio}, rate)``."""
+    audio: dict[str, np.ndarray] = {}
     rates: dict[str, int] = {}
-    for stem, file in files.items():
+    for file in files:
         try:
-            stems[stem], rates[stem] = read_audio_file(file)
+            audio[file.name], rates[file.name] = read_audio_file(file)
         except AudioError as exc:
             raise CliError(str(exc)) from None
     rate = max(rates.values())
     if len(set(rates.values())) > 1:
-        listing = ", ".join(f"{files[s].name} {r} Hz" for s, r in rates.items())
-        resampled = [files[s].name for s, r in rates.items() if r != rate]
+        listing = ", ".join(f"{name} {r} Hz" for name, r in rates.items())
+        resampled = [name for name, r in rates.items() if r != rate]
         warn(
             f"{folder}: stems have different sample rates ({listing}); "
             f"resampled {', '.join(resampled)} to {rate} Hz"
         )
-        stems = {s: resample(d, rates[s], rate) for s, d in stems.items()}
-    lengths = {s: d.shape[0] for s, d in stems.items()}
+        audio = {name: resample(data, rates[name], rate) for name, data in audio.items()}
+    lengths = {name: data.shape[0] for name, data in audio.items()}
     shortest = min(lengths.values())
     if (max(lengths.values()) - shortest) / rate > LENGTH_TOLERANCE_S:
-        listing = ", ".join(f"{files[s].name} {n / rate:.2f} s" for s, n in lengths.items())
+        listing = ", ".join(f"{name} {n / rate:.2f} s" for name, n in lengths.items())
         warn(
             f"{folder}: stems differ in length ({listing}); "
             f"all trimmed to the shortest, {shortest / rate:.2f} s"
         )
-    stems = {s: d[:shortest] for s, d in stems.items()}
+    audio = {name: data[:shortest] for name, data in audio.items()}
     try:
-        check_finite(stems, str(folder))
-        aligned = align_stems(stems, dict.fromkeys(stems, rate), str(folder), math.inf)
+        check_finite(audio, str(folder))
+        aligned = align_stems(audio, dict.fromkeys(audio, rate), str(folder), math.inf)
     except AudioError as exc:
         raise CliError(str(exc)) from None
     for note in aligned.warnings:
         warn(note)
+    return aligned.stems, rate
+
+
+def _load_stem_folder(
+    folder: Path,
+    warn: Callable[[str], None],
+    overrides: Sequence[tuple[str, str]],
+    stem_words: Mapping[str, Sequence[str]],
+) -> Song:
+    files, mixes = _audio_files(folder, warn)
+    groups = assign_files(files, overrides, stem_words, folder)
+    audio, rate = _read_files(folder, files, warn)
+    stems: dict[str, np.ndarray] = {}
+    for group, members in groups.items():
+        summed = np.zeros_like(audio[members[0].name])
+        for member in members:
+            summed += audio[member.name]
+        stems[group] = summed
     return Song(
         name=folder.resolve().name,
-        stems=aligned.stems,
+        stems=stems,
         sample_rate=rate,
-        files={s: f.name for s, f in files.items()},
+        files={g: " + ".join(f.name for f in members) for g, members in groups.items()},
+        sources={g: [f.name for f in members] for g, members in groups.items()},
+        not_stems=mixes,
     )

@@ -2,11 +2,20 @@
 
 A ratings file has one row per (rater, scenario) with columns ``rater``, ``scenario_id``,
 the four criteria (``effectiveness``, ``musicality``, ``actionability``, ``helpfulness``:
-whole numbers from 1 to 7) and optionally ``comment`` and ``study_id``, as the study
-page downloads it. :func:`validate_ratings` rejects a file with every problem listed by
-file, row and value (wrong columns, empty or out-of-range ratings, unknown scenario ids,
-a rater rating a scenario twice, ratings of another study); nothing is guessed or filled
-in. :func:`merge_ratings` does so for many files and also rejects duplicates across them.
+whole numbers from 1 to 7) and optionally the rest of :data:`OPTIONAL_COLUMNS`: the study,
+the rater's role, experience and consent, the written feedback on the scenario
+(``strengths``, ``weaknesses``, ``suggestions``; ``comment`` on earlier pages) and the
+answers about the rater's workflow, as the study page downloads it. :func:`validate_ratings`
+rejects a file with every problem listed by file, row and value (wrong columns, empty or
+out-of-range ratings, unknown scenario ids, a rater rating a scenario twice, ratings of
+another study, ratings without consent); nothing is guessed or filled in.
+:func:`merge_ratings` does so for many files and also rejects duplicates across them.
+
+People's text is safe to open in a spreadsheet: the page (and
+:func:`~anchormix_kedro.evaluation.study_kit.page_csv.spreadsheet_safe`) writes a cell that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) with a leading apostrophe, and the loader takes it off again, so the text
+read back is the text the rater typed (:mod:`anchormix_kedro.evaluation.study_kit.page_csv`).
 
 Inter-rater agreement is Krippendorff's alpha (:func:`krippendorff_alpha`, from its
 definition through the coincidence matrix; nominal, ordinal, interval and ratio metrics),
@@ -24,20 +33,25 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.evaluation.study_kit.page_csv import (
+    CONSENT_GIVEN,
+    FEEDBACK_COLUMNS,
+    RATER_COLUMNS,
+    WORKFLOW_COLUMNS,
+    restore_spreadsheet_text,
+)
 from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("rater", "scenario_id", *CRITERIA)
-OPTIONAL_COLUMNS: tuple[str, ...] = ("study_id", "comment")
-#: Columns of a validated ratings frame.
-RATINGS_COLUMNS: tuple[str, ...] = (
+OPTIONAL_COLUMNS: tuple[str, ...] = (
     "study_id",
-    "rater",
-    "scenario_id",
-    *CRITERIA,
-    "comment",
-    "source",
-    "row",
+    *RATER_COLUMNS,
+    *FEEDBACK_COLUMNS,
+    *WORKFLOW_COLUMNS,
 )
+#: Columns of a validated ratings frame.
+RATINGS_COLUMNS: tuple[str, ...] = ("study_id", "rater", *RATER_COLUMNS, "scenario_id", *CRITERIA,
+                                    *FEEDBACK_COLUMNS, *WORKFLOW_COLUMNS, "source", "row")  # fmt: skip
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 _LISTED_PROBLEMS = 12
 _RATING = re.compile(r"^[+]?(\d+)(?:\.0*)?$")
@@ -115,7 +129,8 @@ def validate_ratings(
         )
     text = frame.copy()
     text.columns = columns
-    text = text.astype(object).where(text.notna(), "").astype(str).apply(lambda c: c.str.strip())
+    text = text.astype(object).where(text.notna(), "").astype(str)
+    text = restore_spreadsheet_text(text).apply(lambda c: c.str.strip())
     if text.empty:
         raise RatingsError(f"ratings file {source!r} holds a header but no ratings")
 
@@ -134,14 +149,21 @@ def validate_ratings(
         row_study = row.get("study_id", "")
         if study_id is not None and row_study and row_study != study_id:
             problems.append(f"{where}: study_id {row_study!r} is not this study ({study_id!r})")
+        if "consent" in row and row["consent"].lower() != CONSENT_GIVEN:
+            problems.append(
+                f"{where}: consent = {row['consent']!r}; only ratings whose rater consented "
+                f"({CONSENT_GIVEN!r}) can be used: ask the rater, or leave the file out"
+            )
         typed = {
             "study_id": row_study or study_id or "",
             "rater": row["rater"],
             "scenario_id": scenario,
-            "comment": row.get("comment", ""),
+            **{column: row.get(column, "") for column in OPTIONAL_COLUMNS if column != "study_id"},
             "source": source,
             "row": number,
         }
+        if "consent" in row:
+            typed["consent"] = row["consent"].lower()
         for criterion in CRITERIA:
             value = row[criterion]
             rating = _rating(value)
@@ -347,7 +369,7 @@ def rater_agreement(
 def scenario_scores(ratings: pd.DataFrame) -> pd.DataFrame:
     """Mean rating of each scenario over its raters: ``human_<criterion>``, ``human_mean``.
 
-    Also ``n_raters`` and ``n_comments`` (non-empty comments) per scenario.
+    Also ``n_raters`` and ``n_comments`` (raters who wrote any feedback on it) per scenario.
     """
     columns = [
         "scenario_id",
@@ -362,7 +384,12 @@ def scenario_scores(ratings: pd.DataFrame) -> pd.DataFrame:
     for criterion in CRITERIA:
         data[criterion] = data[criterion].astype(float)
     data["mean"] = data[list(CRITERIA)].mean(axis=1)
-    data["has_comment"] = data["comment"].fillna("").astype(str).str.strip() != ""
+    written = [c for c in FEEDBACK_COLUMNS if c in data.columns]
+    data["has_comment"] = (
+        data[written].fillna("").astype(str).apply(lambda c: c.str.strip() != "").any(axis=1)
+        if written
+        else False
+    )
     grouped = data.groupby("scenario_id", sort=True)
     scores = grouped[[*CRITERIA, "mean"]].mean().add_prefix("human_")
     scores["n_raters"] = grouped["rater"].nunique()

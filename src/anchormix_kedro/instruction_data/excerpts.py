@@ -2,6 +2,8 @@
 
 The excerpt keeps, for every stem, its BS.1770 loudness measured at the native rate
 (the truth the dataset is built on) and a 16 kHz mono copy of the audio for the model.
+:func:`source_rate_excerpt` cuts the same excerpt at the source's rate and channels, for
+people to listen to (the rating study).
 """
 
 from __future__ import annotations
@@ -140,3 +142,23 @@ def extract_excerpt(
             excerpt.status[name] = ACTIVE
         excerpt.audio[name] = resample(to_mono(clip), rate, settings.model_sample_rate)
     return excerpt
+
+
+def source_rate_excerpt(
+    stem_set: StemSet, start_s: float, seconds: float, stems: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The excerpt starting at ``start_s`` (as :func:`extract_excerpt` chose it) at the
+    source's rate and channels: ``{stem: (samples, channels) float32}``.
+
+    Raises a ValueError naming the times when the excerpt lies outside the song.
+    """
+    rate = stem_set.sample_rate
+    start = int(round(start_s * rate))
+    stop = min(stem_set.n_samples, start + int(round(seconds * rate)))
+    if start < 0 or start >= stop:
+        raise ValueError(
+            f"excerpt {start_s:.3f}-{start_s + seconds:.3f} s lies outside the song "
+            f"({stem_set.n_samples / rate:.3f} s): run the ingestion pipeline again"
+        )
+    names = list(stems) if stems is not None else list(stem_set.stems)
+    return {name: np.ascontiguousarray(stem_set.stems[name][start:stop]) for name in names}

@@ -1,11 +1,16 @@
 """The rating study's page: one self-contained HTML document and its helpers.
 
-:func:`render_page` fills ``resources/page.html`` with the scenarios (audio players, the
-advice, 7-point Likert scales for the four criteria, an optional comment), progress, and
-a button that downloads the ratings as CSV (:data:`PAGE_CSV_COLUMNS`, read back by
-:mod:`anchormix_kedro.evaluation.ratings`). The page's style and script are
-``resources/page.css`` and ``resources/page.js``, written into the page. Every text is
-escaped with :func:`html.escape`; nothing is fetched from anywhere (a
+:func:`render_page` fills ``resources/page.html`` with: the rater's details (name, role,
+experience, consent), the scenarios (four looped, exclusive players whose position carries
+over from one to the next, an A/B switch between the mix and the mix as the advice would
+leave it, the advice, 7-point Likert scales for the four criteria, the proposal's written
+feedback: strengths, weaknesses, suggestions), the proposal's questions about the rater's
+workflow, progress with marks for partly rated scenarios, "next unrated", and a button
+that downloads the ratings as CSV (:data:`PAGE_CSV_COLUMNS`, read back by
+:mod:`anchormix_kedro.evaluation.ratings`; cells a spreadsheet would run as formulas are
+written with a leading apostrophe, which the loader takes off: :mod:`.page_csv`). The
+page's style and script are ``resources/page.css`` and ``resources/page.js``. Every
+text is escaped with :func:`html.escape`; nothing is fetched from anywhere (a
 Content-Security-Policy forbids it), so the page works offline from a file.
 """
 
@@ -20,6 +25,18 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from anchormix_kedro.evaluation.study_kit.audio import (
+    ADVISED_UNCHANGED,
+    ADVISED_UNREADABLE,
+    ScenarioClips,
+)
+from anchormix_kedro.evaluation.study_kit.page_csv import (
+    CONSENT_GIVEN,
+    FEEDBACK_COLUMNS,
+    FORMULA_STARTS,
+    RATER_COLUMNS,
+    WORKFLOW_COLUMNS,
+)
 from anchormix_kedro.instruction_data.advice import STEM_WORDS
 from anchormix_kedro.vocabulary import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
 
@@ -30,17 +47,63 @@ HUMAN_QUESTIONS: dict[str, str] = {
     "actionability": "Is the advice clear, specific, and easy to implement in a DAW?",
     "helpfulness": "How helpful would this advice be in a real-world mixing session?",
 }
+#: The proposal's written feedback on each scenario (section 5.1, qualitative feedback).
+FEEDBACK_QUESTIONS: dict[str, str] = {
+    "strengths": "Strengths of this advice",
+    "weaknesses": "Weaknesses of this advice",
+    "suggestions": "How would you improve it?",
+}
+#: Asked once: the advice's potential impact on the rater's workflow.
+WORKFLOW_QUESTIONS: dict[str, str] = {
+    "workflow_fit": "How would advice like this fit into your mixing workflow? When would you "
+    "use it, and for what?",
+    "workflow_change": "What would have to change for you to use it in a real session?",
+}
+ROLES: tuple[str, ...] = (
+    "Mixing engineer",
+    "Mastering engineer",
+    "Producer",
+    "Recording engineer",
+    "Musician",
+    "Student of audio engineering",
+    "Researcher",
+    "Other",
+)
+EXPERIENCE: tuple[str, ...] = (
+    "Less than 1 year",
+    "1-3 years",
+    "3-5 years",
+    "5-10 years",
+    "More than 10 years",
+)
 #: Columns of the CSV the page downloads, in order.
-PAGE_CSV_COLUMNS: tuple[str, ...] = ("study_id", "rater", "scenario_id", *CRITERIA, "comment")
+PAGE_CSV_COLUMNS: tuple[str, ...] = (
+    "study_id",
+    "rater",
+    *RATER_COLUMNS,
+    "scenario_id",
+    *CRITERIA,
+    *(c for c in FEEDBACK_COLUMNS if c in FEEDBACK_QUESTIONS),
+    *WORKFLOW_COLUMNS,
+)
 DEFAULT_TITLE = "AnchorMix: rate gain-balancing advice"
 DEFAULT_INSTRUCTIONS = (
     "Each scenario is a multitrack mix in which one stem (the target) sits at a level that "
-    "may be off relative to another stem (the anchor). Listen to the anchor, the target and "
-    "the mix, read the advice, and rate it on the four criteria from 1 (very poor) to "
-    "7 (excellent). Scenarios appear in random order and do not say who or what wrote the "
-    "advice. Your ratings stay in this browser until you download them: when you are done "
-    "(or want to stop), enter your name and press the download button, then send us the "
-    "CSV file."
+    "may be off relative to another stem (the anchor). Listen to the anchor, the target, the "
+    "mix and the mix as the advice would leave it (the A/B button switches between the last "
+    "two at the same position), read the advice, and rate it on the four criteria from "
+    "1 (very poor) to 7 (excellent); the written feedback is optional. Scenarios appear in "
+    "random order and do not say who or what wrote the advice. Your ratings stay in this "
+    "browser until you download them: when you are done (or want to stop), fill in the "
+    "details about you, press the download button and send us the CSV file."
+)
+DEFAULT_AUDIO_NOTICE = (
+    "The audio comes from the MUSDB18 dataset, whose licence allows non-commercial research "
+    "use only: listen to it for this study, and do not copy or pass on the page or its audio."
+)
+DEFAULT_CONSENT = (
+    "I agree that my ratings, my written answers and the details above are used for this "
+    "research study and published in anonymised form (without my name)."
 )
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -65,6 +128,13 @@ def _stem_noun(stem: str) -> str:
     return STEM_WORDS[stem].noun if stem in STEM_WORDS else stem
 
 
+def _options(values: tuple[str, ...]) -> str:
+    e = html.escape
+    return '<option value="">choose</option>' + "".join(
+        f'<option value="{e(v)}">{e(v)}</option>' for v in values
+    )
+
+
 def _likert(scenario: str, criterion: str) -> str:
     e = html.escape
     options = []
@@ -83,40 +153,96 @@ def _likert(scenario: str, criterion: str) -> str:
     )
 
 
-def _scenario_section(row, total: int, clip_ids: Mapping[str, str]) -> str:
+def _advised_note(clip: ScenarioClips) -> str:
+    if clip.advised_state == ADVISED_UNCHANGED:
+        return "The advice leaves the level as it is: this is the mix unchanged."
+    if clip.advised_state == ADVISED_UNREADABLE:
+        return "No fader move can be read from this advice: this is the mix unchanged."
+    return "The advice's fader move applied to the target."
+
+
+def _players(sid: str, anchor: str, target: str, clip: ScenarioClips) -> str:
+    e = html.escape
+    figures = "".join(
+        f'<figure class="player" data-role="{role}"><figcaption>{e(caption)}</figcaption>'
+        f'<audio controls loop preload="none" data-clip="{e(clip_id)}" data-role="{role}">'
+        f"</audio>{note}</figure>"
+        for role, caption, clip_id, note in (
+            ("anchor", f"Anchor: {anchor}", clip.anchor, ""),
+            ("target", f"Target: {target}", clip.target, ""),
+            ("mix", "A: the mix (all stems)", clip.mix, ""),
+            (
+                "advised",
+                "B: the mix with this advice applied",
+                clip.advised,
+                f'<small class="advised-note" data-state="{e(clip.advised_state)}">'
+                f"{e(_advised_note(clip))}</small>",
+            ),
+        )
+    )
+    return (
+        f'<div class="players">{figures}</div><p class="ab"><button type="button" '
+        f'class="ab-switch" data-scenario="{e(sid)}" aria-pressed="false">A/B: switch between '
+        'the mix and the advised mix</button> <span class="now-playing" '
+        'aria-live="polite"></span></p>'
+    )
+
+
+def _scenario_section(row, total: int, clip: ScenarioClips) -> str:
     e = html.escape
     sid = str(row.scenario_id)
     anchor, target = _stem_noun(row.anchor), _stem_noun(row.target)
-    players = "".join(
-        f'<figure><figcaption>{e(caption)}</figcaption><audio controls preload="none" '
-        f'data-clip="{e(clip_ids[name])}"></audio></figure>'
-        for name, caption in (
-            ("anchor", f"Anchor: {anchor}"),
-            ("target", f"Target: {target}"),
-            ("mix", "The mix (all stems)"),
-        )
-    )
     criteria = "".join(_likert(sid, criterion) for criterion in CRITERIA)
+    feedback = "".join(
+        f'<label>{e(question)} (optional)<textarea name="{e(sid)}:{column}" rows="2" '
+        f'data-feedback="{column}"></textarea></label>'
+        for column, question in FEEDBACK_QUESTIONS.items()
+    )
     return (
-        f'<section class="scenario" id="{e(sid)}" data-scenario="{e(sid)}">'
-        f'<h2>Scenario {int(row.position)} of {total}<span class="done-mark" aria-hidden="true">'
-        f" &#10003;</span></h2>"
+        f'<section class="scenario" id="{e(sid)}" data-scenario="{e(sid)}" tabindex="-1">'
+        f"<h2>Scenario {int(row.position)} of {total}"
+        '<span class="done-mark"> &#10003; rated</span>'
+        '<span class="partial-mark"> &#9680; partly rated</span></h2>'
         f'<p class="facts">Genre: <b>{e(str(row.genre))}</b>. Anchor: <b>{e(anchor)}</b>. '
         f"Target: <b>{e(target)}</b>.</p>"
-        f'<div class="players">{players}</div>'
+        f"{_players(sid, anchor, target, clip)}"
         f'<p class="advice-label">Advice:</p><blockquote class="advice">{e(str(row.advice))}'
-        f"</blockquote>{criteria}"
-        f'<label class="comment">Comment (optional): <textarea name="{e(sid)}:comment" '
-        f'rows="2" data-comment="1"></textarea></label></section>'
+        f'</blockquote>{criteria}<div class="feedback">{feedback}</div></section>'
     )
+
+
+def _rater_form(consent: str) -> str:
+    e = html.escape
+    return (
+        '<section id="about-you"><h2>About you</h2><div class="about">'
+        '<label>Your name or initials <input id="rater" type="text" autocomplete="name" '
+        'maxlength="80"></label>'
+        f'<label>Your role <select id="rater_role">{_options(ROLES)}</select></label>'
+        f'<label>Mixing experience <select id="rater_experience">{_options(EXPERIENCE)}'
+        "</select></label></div>"
+        f'<label class="consent"><input id="consent" type="checkbox" value="{CONSENT_GIVEN}"> '
+        f"{e(consent)}</label></section>"
+    )
+
+
+def _workflow_form() -> str:
+    e = html.escape
+    questions = "".join(
+        f'<label>{e(question)} (optional)<textarea id="{column}" rows="3" '
+        f'data-workflow="{column}"></textarea></label>'
+        for column, question in WORKFLOW_QUESTIONS.items()
+    )
+    return f'<section id="workflow"><h2>Your workflow</h2>{questions}</section>'
 
 
 def render_page(
     key: pd.DataFrame,
     clips: Mapping[str, str],
-    clips_by_scenario: Mapping[str, Mapping[str, str]],
+    clips_by_scenario: Mapping[str, ScenarioClips],
     title: str = DEFAULT_TITLE,
     instructions: str = DEFAULT_INSTRUCTIONS,
+    audio_notice: str = DEFAULT_AUDIO_NOTICE,
+    consent: str = DEFAULT_CONSENT,
 ) -> str:
     """The study page: one self-contained HTML document, scenarios in the key's order.
 
@@ -140,7 +266,11 @@ def render_page(
     config = {
         "study_id": str(studies[0]),
         "criteria": list(CRITERIA),
+        "feedback": list(FEEDBACK_QUESTIONS),
+        "rater_fields": list(RATER_COLUMNS),
+        "workflow": list(WORKFLOW_QUESTIONS),
         "columns": list(PAGE_CSV_COLUMNS),
+        "formula_starts": list(FORMULA_STARTS),
     }
     scale = ", ".join(f"{value} = {word}" for value, word in LIKERT_LABELS.items())
     return string.Template(_resource("page.html")).substitute(
@@ -149,9 +279,12 @@ def render_page(
         style=_resource("page.css"),
         total=len(ordered),
         instructions=e(instructions),
+        audio_notice=e(audio_notice),
         study_id=e(str(studies[0])),
         scale=e(scale),
+        about_you=_rater_form(consent),
         sections=sections,
+        workflow=_workflow_form(),
         config=_script_json(config),
         clips=_script_json(dict(clips)),
         script=_resource("page.js"),

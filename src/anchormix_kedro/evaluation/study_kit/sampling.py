@@ -2,7 +2,9 @@
 
 Each scenario is one example with one system's advice; it gets an opaque id
 (:func:`scenario_id`) and a place on the page. The key (columns :data:`KEY_COLUMNS`) maps
-those ids back to the example and system and is kept apart from the page.
+those ids back to the example and system and is kept apart from the page. The proposal
+asks for *subtle* imbalances: by default only examples whose offset is at most
+``max_offset_db`` (6 dB) are drawn, balanced ones included.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.evaluation.parsing import parse_advice
 from anchormix_kedro.evaluation.summaries import order_systems
 
 # The package's logger, as before the kit was split into modules.
@@ -32,7 +35,10 @@ KEY_COLUMNS: tuple[str, ...] = (
     "label",
     "gain_db",
     "advice",
+    "advised_move_db",  # the fader move read from the advice (empty: none can be read)
 )
+#: The largest offset shown to engineers by default (the proposal's "subtle imbalance").
+DEFAULT_MAX_OFFSET_DB = 6.0
 
 
 def scenario_id(study_id: str, example_id: str, system: str, advice: str) -> str:
@@ -69,6 +75,7 @@ def sample_scenarios(
     seed: int = 0,
     systems: Sequence[str] | None = None,
     strata: Sequence[str] = ("genre", "pair", "label"),
+    max_offset_db: float | None = DEFAULT_MAX_OFFSET_DB,
 ) -> pd.DataFrame:
     """The study key: ``n_examples`` examples, each with the advice of every system, shuffled.
 
@@ -77,11 +84,21 @@ def sample_scenarios(
     advice is not shown to engineers. Examples are drawn among those with advice from every
     chosen system (``systems``; default all present), so each is compared across systems;
     where none has, among those with the most (with a warning). They are drawn round robin
-    over ``strata`` (``pair`` is "anchor>target"). Columns :data:`KEY_COLUMNS`; ``position``
-    is the 1-based place on the page. No advice at all gives an empty key (with a warning).
+    over ``strata`` (``pair`` is "anchor>target"), among examples whose offset is at most
+    ``max_offset_db`` in size (``None``: any). Columns :data:`KEY_COLUMNS`; ``position`` is
+    the 1-based place on the page. No advice at all gives an empty key (with a warning).
     """
     if n_examples < 1:
         raise ValueError(f"n_examples must be at least 1, got {n_examples}")
+    if max_offset_db is not None:
+        subtle = candidates["gain_db"].astype(float).abs() <= float(max_offset_db)
+        if not subtle.any():
+            offsets = sorted(float(g) for g in candidates["gain_db"].unique())
+            raise ValueError(
+                f"study_kit.max_offset_db = {max_offset_db}: no example has an offset that "
+                f"small (offsets: {offsets[:12]}); raise it, or set it to null for any offset"
+            )
+        candidates = candidates[subtle]
     present = order_systems(candidates["system"])
     chosen = list(systems) if systems else present
     unknown = sorted(set(chosen) - set(present))
@@ -127,6 +144,7 @@ def sample_scenarios(
         scenario_id(study_id, e, s, a)
         for e, s, a in zip(key["example_id"], key["system"], key["advice"], strict=True)
     ]
+    key["advised_move_db"] = [parse_advice(a).fader_move_db for a in key["advice"]]
     key = key.sort_values(["example_id", "system"]).reset_index(drop=True)
     key = key.iloc[rng.permutation(len(key))].reset_index(drop=True)
     key["position"] = np.arange(1, len(key) + 1)

@@ -1,4 +1,5 @@
-"""Nodes of the ingestion pipeline: corpus -> tracks, excerpts (16 kHz) and loudness."""
+"""Nodes of the ingestion pipeline: corpus -> tracks, excerpts (16 kHz) and loudness, and
+source-rate copies of the excerpts people listen to."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pandas as pd
 
 from anchormix_kedro.instruction_data.audio import AudioError, StemSet
-from anchormix_kedro.instruction_data.excerpts import ExcerptSettings, extract_excerpt
+from anchormix_kedro.instruction_data.excerpts import (
+    ExcerptSettings,
+    extract_excerpt,
+    source_rate_excerpt,
+)
 from anchormix_kedro.instruction_data.musdb import MusdbCorpus, assign_splits, validate_stem_names
 from anchormix_kedro.instruction_data.synthetic.corpus import SyntheticCorpusSpec
 from anchormix_kedro.vocabulary import STEM_NAMES
@@ -235,3 +240,59 @@ def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataF
         len(failures),
     )
     return loudness, summary
+
+
+def extract_source_rate_excerpts(
+    musdb_corpus: MusdbCorpus,
+    synthetic_corpus: MusdbCorpus,
+    tracks: pd.DataFrame,
+    excerpts: dict[str, Callable[[], dict]],
+    source_rate: dict,
+) -> dict[str, Callable[[], dict]]:
+    """The excerpts of the songs of ``source_rate["splits"]`` at their source rate, in stereo.
+
+    The same stretch of each song as its 16 kHz excerpt (its ``start_s`` and ``seconds``),
+    for people to listen to: the rating study plays these. Computed lazily, one song in
+    memory at a time; a song whose excerpt failed keeps its error and has no audio.
+    """
+    splits = source_rate.get("splits")
+    chosen = tracks if splits is None else tracks[tracks["split"].isin(list(splits))]
+    chosen = chosen[chosen["excerpt_id"].isin(list(excerpts))]
+    _, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
+    loader = PrefetchingLoader(
+        corpus, sorted(zip(chosen["excerpt_id"], chosen["song"], strict=True))
+    )
+    logger.info(
+        "Source-rate excerpts: %d songs (splits %s)",
+        len(chosen),
+        "all" if splits is None else ", ".join(splits),
+    )
+
+    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
+        def record() -> dict:
+            window = excerpts[excerpt_id]()["meta"]
+            meta = {"excerpt_id": excerpt_id, "song": song, "error": window.get("error")}
+            if meta["error"]:
+                return {"meta": meta, "audio": {}}
+            try:
+                stem_set = loader.load(song)
+            except AudioError as exc:  # read before for the 16 kHz copy: changed since
+                logger.warning("source-rate excerpt of %s skipped: %s", song, exc)
+                return {"meta": {**meta, "error": str(exc)}, "audio": {}}
+            audio = source_rate_excerpt(
+                stem_set, float(window["start_s"]), float(window["seconds"]), STEM_NAMES
+            )
+            meta.update(
+                sample_rate=stem_set.sample_rate,
+                channels=int(next(iter(audio.values())).shape[1]),
+                start_s=float(window["start_s"]),
+                seconds=float(window["seconds"]),
+            )
+            return {"meta": meta, "audio": audio}
+
+        return record
+
+    return {
+        excerpt_id: make_record(excerpt_id, song)
+        for excerpt_id, song in zip(chosen["excerpt_id"], chosen["song"], strict=True)
+    }

@@ -1,8 +1,15 @@
-"""Ingestion: a MUSDB18 root (or a synthetic corpus) -> tracks, 16 kHz excerpts, loudness."""
+"""Ingestion: a MUSDB18 root (or a synthetic corpus) -> tracks, 16 kHz excerpts, loudness,
+and source-rate excerpts of the songs people listen to (the rating study)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import extract_excerpts, list_tracks, plan_synthetic_corpus, tabulate_loudness
+from .nodes import (
+    extract_excerpts,
+    extract_source_rate_excerpts,
+    list_tracks,
+    plan_synthetic_corpus,
+    tabulate_loudness,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -37,6 +44,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="excerpts",
                 outputs=["loudness", "ingestion_summary"],
                 name="tabulate_loudness",
+            ),
+            Node(
+                extract_source_rate_excerpts,
+                inputs=[
+                    "musdb_corpus",
+                    "synthetic_corpus",
+                    "tracks",
+                    "excerpts",
+                    "params:ingestion.source_rate",
+                ],
+                outputs="source_rate_excerpts",
+                name="extract_source_rate_excerpts",
             ),
         ]
     )

@@ -1,0 +1,112 @@
+"""The rating study's inputs and outputs in the pipelines: the source-rate excerpt store of
+ingestion, and the page written as ``rating_study/<version>/index.html``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog
+
+from anchormix_kedro.evaluation import study_kit
+from anchormix_kedro.instruction_data.musdb import MusdbCorpus, discover_corpus
+from anchormix_kedro.pipelines.automated_eval.nodes import render_rating_study
+from anchormix_kedro.pipelines.ingestion import nodes as ingestion
+from conftest import PROJECT_ROOT, RATE, tone_stems, write_hq_song
+
+SPLITS = {"validation_tracks": [], "carve_when_missing": {}, "seed": 0}
+EXCERPT = {"seconds": 2.0, "model_sample_rate": 16000, "hop_seconds": 0.5}
+
+
+@pytest.fixture
+def corpus(tmp_path) -> MusdbCorpus:
+    stems = tone_stems(3.0)
+    # A louder second half, so the excerpt does not start at 0 s.
+    for name in stems:
+        stems[name][: int(1.0 * RATE)] *= 0.001
+    write_hq_song(tmp_path / "musdb", "train", "Train Song", stems)
+    write_hq_song(tmp_path / "musdb", "test", "Test Song", stems)
+    return discover_corpus(tmp_path / "musdb")
+
+
+def test_source_rate_excerpts_are_the_same_stretch_in_stereo_at_the_source_rate(corpus):
+    empty = MusdbCorpus(root=None)
+    tracks = ingestion.list_tracks(corpus, empty, SPLITS)
+    excerpts = ingestion.extract_excerpts(
+        corpus, empty, tracks, EXCERPT, {"anchors": ["drums"], "targets": ["vocals", "bass"]}
+    )
+    loudness, _ = ingestion.tabulate_loudness(excerpts)
+    source = ingestion.extract_source_rate_excerpts(
+        corpus, empty, tracks, excerpts, {"splits": ["test"]}
+    )
+    assert list(source) == ["Test_Song"]  # only the split the study draws from
+    record = source["Test_Song"]()
+    meta, audio = record["meta"], record["audio"]
+    window = loudness[loudness["excerpt_id"] == "Test_Song"].iloc[0]
+    assert meta["start_s"] == pytest.approx(window["excerpt_start_s"]) and meta["start_s"] >= 0.5
+    assert (meta["sample_rate"], meta["channels"], meta["error"]) == (RATE, 2, None)
+    assert set(audio) == {"drums", "bass", "other", "vocals"}
+    original = corpus.load_stems(corpus.track("Test Song")).stems
+    start = int(round(meta["start_s"] * RATE))
+    for stem, clip in audio.items():
+        assert clip.shape == (int(2.0 * RATE), 2)
+        np.testing.assert_array_equal(clip, original[stem][start : start + len(clip)])
+    # The 16 kHz copy covers the same stretch.
+    assert excerpts["Test_Song"]()["meta"]["start_s"] == pytest.approx(meta["start_s"])
+    everything = ingestion.extract_source_rate_excerpts(
+        corpus, empty, tracks, excerpts, {"splits": None}
+    )
+    assert sorted(everything) == ["Test_Song", "Train_Song"]
+
+
+def _catalog_entries(project_root: Path, names: list[str], data_root: Path) -> DataCatalog:
+    text = (project_root / "conf" / "base" / "catalog" / "automated_eval.yml").read_text()
+    text = text.replace("${globals:data_root}", str(data_root))
+    config = yaml.safe_load(text)
+    for entry in config.values():
+        if isinstance(entry, dict):
+            entry.get("metadata", {}).clear()
+    return DataCatalog.from_config({name: config[name] for name in names})
+
+
+def test_the_page_is_saved_as_an_obvious_index_html_per_run(tmp_path):
+    key = study_kit.sample_scenarios(
+        pd.DataFrame(
+            [
+                {
+                    "example_id": "e1",
+                    "system": s,
+                    "excerpt_id": "x1",
+                    "genre": "Pop",
+                    "anchor": "drums",
+                    "target": "vocals",
+                    "label": "too_loud",
+                    "gain_db": 4.0,
+                    "advice": f"Pull the vocal fader down by {d} dB.",
+                }
+                for s, d in (("advisor", 4), ("dsp_baseline", 3))
+            ]
+        ),  # fmt: skip
+        1,
+        "study",
+    )
+    stereo = tone_stems(1.0)  # (samples, 2) at 44.1 kHz
+    records = {"x1": lambda: {"meta": {"sample_rate": RATE}, "audio": stereo}}
+    params = {"max_page_mb": 5, "clip_seconds": 1.0}
+    catalog = _catalog_entries(PROJECT_ROOT, ["rating_study_page"], tmp_path)
+    first = render_rating_study(key, records, params)
+    catalog.save("rating_study_page", first)
+    second = render_rating_study(key, records, params)
+    assert second.keys() != first.keys()  # a new version each run
+    catalog.save("rating_study_page", second)
+    pages = sorted((tmp_path / "08_reporting" / "rating_study").glob("*/index.html"))
+    assert [p.parent.name + "/index" for p in pages] == sorted([*first, *second])
+    html_text = pages[0].read_text(encoding="utf-8")
+    assert all(f'data-scenario="{sid}"' in html_text for sid in key["scenario_id"])
+    assert "advisor" not in html_text
+    # An empty key still writes a page that says so.
+    (empty,) = render_rating_study(key.iloc[:0], records, params).values()
+    assert "nothing to rate" in empty
