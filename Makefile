@@ -34,8 +34,11 @@ test: $(BIN)/.installed
 viz: $(BIN)/.installed
 	$(BIN)/kedro viz run --host 127.0.0.1
 
+# kedro-mlflow starts `mlflow` from PATH: the environment's bin goes first, so this works
+# in a fresh shell without activating it.
 mlflow-ui: $(BIN)/.installed
-	$(BIN)/kedro mlflow ui
+	@echo "MLflow UI: pick 'Model training' at its top left, or open the link 'kedro run' logs at its end"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/kedro mlflow ui $(ARGS)
 
 # Each writes its figures under data/08_reporting/ (training-input reads the data pipeline's outputs).
 benchmark: $(BIN)/.installed

@@ -253,16 +253,42 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     no_anchor = Path(catalog.load("no_anchor.model_package"))
     assert json.loads((no_anchor / "anchormix.json").read_text())["formulation"] == "target_only"
 
+    # One parent run for the `kedro run`, one nested run per variant (Compare overlays them).
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name == "anchormix_kedro"]
-    (tracked,) = client.search_runs([experiment.experiment_id])
-    assert tracked.data.params["training.lora.r"] == "32"
-    assert (
-        "finetune/loss" in tracked.data.metrics
-        and "anchor_target/valid_direction_accuracy" in tracked.data.metrics
-    )
-    assert len(client.get_metric_history(tracked.info.run_id, "finetune/loss")) >= 2
-    artifacts = {a.path for a in client.list_artifacts(tracked.info.run_id)}
-    assert {"advisor", "no_anchor"} <= artifacts
-    adapter = {a.path for a in client.list_artifacts(tracked.info.run_id, "advisor/adapter")}
-    assert "advisor/adapter/adapter_config.json" in adapter
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.run_name == "__default__ (local)" and parent.info.status == "FINISHED"
+    assert parent.data.params["training.lora.r"] == "32"
+    assert parent.data.tags["anchormix.variant"] == "advisor, no_anchor"
+    dataset_version = parent.data.tags["anchormix.dataset_version"]
+    # The baselines' test metrics and the comparison tables go to the parent.
+    assert "automated_eval.dsp_baseline.direction_accuracy.estimate" in parent.data.metrics
+    assert "automated_eval.generic_base.direction_accuracy.estimate" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "automated_eval")}
+    children = {r.info.run_name: r for r in runs if r.info.run_id != parent.info.run_id}
+    assert set(children) == {"advisor", "no_anchor"}
+    for name, formulation in (("advisor", "anchor_target"), ("no_anchor", "target_only")):
+        child = children[name]
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.params["training.formulation"] == formulation
+        tags = child.data.tags
+        assert tags["anchormix.variant"] == name and tags["anchormix.formulation"] == formulation
+        assert tags["anchormix.base_model"] == "tiny"
+        assert tags["anchormix.dataset_version"] == dataset_version
+        assert len(tags["mlflow.source.git.commit"]) == 40
+        # The same keys in every variant: losses per step, validation and test metrics.
+        metrics = child.data.metrics
+        assert {"train/loss", "eval/loss", "pretrain/loss", "valid/direction_accuracy"} <= set(
+            metrics
+        )
+        assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 2
+        test = metrics["test/direction_accuracy"]
+        assert test == parent.data.metrics[f"automated_eval.{name}.direction_accuracy.estimate"]
+        assert "test/direction_accuracy.ci_low" in metrics
+        (model,) = client.search_logged_models(
+            [experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'"
+        )
+        assert model.name == name and model.tags["anchormix.formulation"] == formulation

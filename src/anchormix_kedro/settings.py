@@ -4,9 +4,17 @@ import os
 
 from omegaconf.resolvers import oc
 
+from anchormix_kedro.hooks import TrackingHooks
+from anchormix_kedro.preflight import ParameterChecks
+
+# The parameters are checked before kedro-mlflow opens its store (docs/cluster.md); one
+# parent MLflow run per `kedro run` and one nested run per variant (docs/mlflow.md).
+HOOKS = (ParameterChecks(), TrackingHooks())
+
 # Under torchrun every GPU runs the pipeline; only the first process tracks it in MLflow.
+# (The plugin's distribution is named kedro_mlflow in recent builds, kedro-mlflow before.)
 if int(os.environ.get("RANK", "0")) != 0:
-    DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
+    DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -39,14 +39,7 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
             ) from None
         raise CliError(f"the model advisor cannot be loaded: {exc}") from None
     if model.startswith(MLFLOW_URI_SCHEMES):
-        import mlflow.artifacts
-
-        try:
-            path = Path(
-                mlflow.artifacts.download_artifacts(artifact_uri=model, tracking_uri=tracking_uri)
-            )
-        except Exception as exc:  # MLflow raises many kinds; the message is what matters
-            raise CliError(f"{model}: cannot download the model from MLflow ({exc})") from None
+        path = _download_from_mlflow(model, tracking_uri)
     else:
         path = Path(model).expanduser()
         if not path.exists():
@@ -58,6 +51,32 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
         return advisor_module.load_advisor(path)
     except Exception as exc:  # whatever went wrong, the user needs the path and the reason
         raise CliError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
+
+
+def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
+    """The package behind an MLflow URI, downloaded: ``models:/<name>/<version>`` (the
+    registry is the tracking server's), ``runs:/<run id>/<variant>`` (the model logged in
+    a training run) or an artifact URI."""
+    import mlflow
+    import mlflow.artifacts
+
+    from anchormix_kedro.model.mlflow_model import package_in
+
+    if model.startswith("models:/") and tracking_uri:
+        # MLflow resolves a registered model in its global registry, whatever it is passed.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=model, tracking_uri=tracking_uri
+        )
+    except Exception as exc:  # MLflow raises many kinds; the message is what matters
+        hint = "" if tracking_uri else "; is --tracking-uri (or MLFLOW_TRACKING_URI) set?"
+        raise CliError(f"{model}: cannot download the model from MLflow ({exc}){hint}") from None
+    try:
+        return package_in(downloaded)
+    except ValueError as exc:
+        raise CliError(f"{model}: {exc}") from None
 
 
 def apply_model_answers(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import mlflow
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str
+from mlflow.exceptions import MlflowException
 
-from anchormix_kedro.model.package import PACKAGE_MANIFEST
+from anchormix_kedro.model.package import PACKAGE_MANIFEST, point_adapter_at_base, read_manifest
+from anchormix_kedro.model.tracking import process_rank
+
+logger = logging.getLogger(__name__)
 
 
 class ModelPackageDataset(AbstractVersionedDataset[str, str]):
@@ -19,8 +22,11 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
 
     The folder is copied next to its destination first and renamed into place, so a run
     killed while saving leaves the previous version intact. With ``versioned: true`` every
-    run keeps its own package. When an MLflow run is active the package is also logged as
-    the run's artifact ``artifact_path``.
+    run keeps its own package. The adapter's ``base_model_name_or_path`` is pointed at the
+    saved base. When an MLflow run is active the package is also logged as an MLflow
+    model named ``artifact_path`` (:mod:`anchormix_kedro.model.mlflow_model`), in the run
+    that trained it (its manifest's ``mlflow_run_id``) when that run is in the tracking
+    store, else in the active run. Under torchrun only the first process saves.
 
     Example::
 
@@ -64,7 +70,7 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
         return str(path)
 
     def save(self, data: str) -> None:
-        if int(os.environ.get("RANK", "0")) != 0:
+        if process_rank() != 0:
             return  # under torchrun only the first process writes the shared package
         source = Path(data)
         if not (source / PACKAGE_MANIFEST).is_file():
@@ -78,10 +84,21 @@ class ModelPackageDataset(AbstractVersionedDataset[str, str]):
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
-        manifest = json.loads((target / PACKAGE_MANIFEST).read_text())
+        point_adapter_at_base(target)
         if self._artifact_path and mlflow.active_run():
-            mlflow.log_artifacts(str(target), artifact_path=self._artifact_path)
-            mlflow.set_tag(
-                f"anchormix.{self._artifact_path}.formulation", manifest.get("formulation", "")
-            )
+            from anchormix_kedro.model.mlflow_model import log_package
+
+            log_package(target, self._tracking_run(target), self._artifact_path)
         self._clear_version_cache()
+
+    @staticmethod
+    def _tracking_run(package: Path) -> str:
+        """The run that trained the package when the tracking store has it, else the active one."""
+        run_id = read_manifest(package).get("mlflow_run_id")
+        if run_id:
+            try:
+                mlflow.MlflowClient().get_run(run_id)
+                return run_id
+            except MlflowException:
+                logger.warning("%s: its training run %s is not in this store", package, run_id)
+        return mlflow.active_run().info.run_id

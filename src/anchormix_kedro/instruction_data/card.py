@@ -7,6 +7,82 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures are saved by the catalog, never shown
 import matplotlib.pyplot as plt
 import pandas as pd
+import yaml
+
+#: Where the songs came from, and on what terms (the dataset's and each model's card).
+CORPORA: dict[str, dict[str, str | None]] = {
+    "musdb18": {
+        "name": "MUSDB18",
+        "license": "other",
+        "license_name": "musdb18",
+        "license_link": "https://zenodo.org/records/1117372",
+        "terms": "MUSDB18's licence: non-commercial research use only",
+    },
+    "musdb18-hq": {
+        "name": "MUSDB18-HQ",
+        "license": "other",
+        "license_name": "musdb18-hq",
+        "license_link": "https://zenodo.org/records/3338373",
+        "terms": "MUSDB18-HQ's licence: non-commercial research use only",
+    },
+    "synthetic": {
+        "name": "AnchorMix synthetic multitracks",
+        "license": "cc0-1.0",
+        "license_name": None,
+        "license_link": None,
+        "terms": "rendered by AnchorMix from code, CC0",
+    },
+    "unknown": {
+        "name": "unknown",
+        "license": "unknown",
+        "license_name": None,
+        "license_link": None,
+        "terms": "unknown: the songs' source was not recorded",
+    },
+}
+
+
+def corpus_source(tracks: pd.DataFrame | None) -> str:
+    """The corpus the tracks table came from: a key of :data:`CORPORA`."""
+    if tracks is None or tracks.empty:
+        return "unknown"
+    if set(tracks["source"]) == {"synthetic"}:
+        return "synthetic"
+    layouts = set(tracks.loc[tracks["source"] != "synthetic", "layout"])
+    return "musdb18-hq" if layouts == {"wav_folder"} else "musdb18"
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return name
+    return "100K<n<1M"
+
+
+def dataset_card_header(dataset: pd.DataFrame, tracks: pd.DataFrame | None) -> str:
+    """The card's metadata header (Hugging Face's YAML block): source, licence, counts."""
+    source = corpus_source(tracks)
+    corpus = CORPORA[source]
+    splits = dataset.groupby("split")
+    metadata = {
+        "pretty_name": "AnchorMix instruction dataset",
+        **{k: corpus[k] for k in ("license", "license_name", "license_link") if corpus[k]},
+        "language": ["en"],
+        "task_categories": ["audio-text-to-text"],
+        "tags": ["music", "mixing", "gain-balancing", "instruction-tuning"],
+        "source_datasets": [source],
+        "size_categories": [_size_category(len(dataset))],
+        "dataset_info": {
+            "splits": [{"name": str(s), "num_examples": int(len(f))} for s, f in splits]
+        },
+        "anchormix": {
+            "source": corpus["name"],
+            "terms": corpus["terms"],
+            "conversations": int(len(dataset)),
+            "songs": {str(s): int(f["song"].nunique()) for s, f in splits},
+        },
+    }
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---"
 
 
 def _count_table(frame: pd.DataFrame, by: list[str]) -> str:
@@ -24,15 +100,22 @@ def make_dataset_card(
     conventions: pd.DataFrame,
     ingestion_summary: dict,
     perturbation_summary: dict,
+    tracks: pd.DataFrame | None = None,
 ) -> str:
-    """A Markdown card: sizes by split, label, pair and genre; conventions; what was skipped."""
+    """A Markdown card: a metadata header (source and licence from ``tracks``, counts), then
+    sizes by split, label, pair and genre; conventions; what was skipped."""
     data = instruction_dataset.assign(
         pair=instruction_dataset["anchor"] + " > " + instruction_dataset["target"]
     )
     songs_per_split = data.groupby("split")["song"].nunique()
     skipped_songs = ingestion_summary["songs_skipped"]
+    corpus = CORPORA[corpus_source(tracks)]
     lines = [
+        dataset_card_header(instruction_dataset, tracks),
+        "",
         "# AnchorMix instruction dataset",
+        "",
+        f"Source: {corpus['name']} ({corpus['terms']}).",
         "",
         f"{len(data)} conversations from {data['song'].nunique()} songs "
         f"({', '.join(f'{s}: {n} songs' for s, n in songs_per_split.items())}); no song is in two splits.",

@@ -24,6 +24,8 @@ from anchormix_kedro.vocabulary import (
 logger = logging.getLogger(__name__)
 
 PACKAGE_MANIFEST = "anchormix.json"
+ADAPTER = "adapter"
+MODEL_CARD = "README.md"
 # 2: the manifest records its front end, tolerance and convention settings.
 MANIFEST_VERSION = 2
 RETRAIN_HINT = "retrain it with `kedro run --pipeline=training` to record them"
@@ -105,7 +107,8 @@ def package_advice_conventions(manifest: dict) -> dict:
 
 
 def save_package(model, processor, out_dir: Path, manifest: dict, base_dir: Path | None) -> Path:
-    """Adapter, processor, the tiny base when there is one, and the manifest."""
+    """Adapter (with its model card), processor, the tiny base when there is one, and the
+    manifest."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -114,4 +117,145 @@ def save_package(model, processor, out_dir: Path, manifest: dict, base_dir: Path
     if base_dir is not None:
         shutil.copytree(base_dir, out_dir / "base")
     (out_dir / PACKAGE_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    point_adapter_at_base(out_dir)
+    write_model_card(out_dir)
     return out_dir
+
+
+def point_adapter_at_base(package: str | Path) -> str:
+    """Write where the adapter's base is into its ``adapter_config.json``: the absolute path
+    of the base saved in the package (the tiny base), else the pretrained base's hub id or
+    path, so that ``PeftModel.from_pretrained`` and ``AutoPeftModel*`` find it. Call again
+    after moving the package. Returns what was written."""
+    package = Path(package)
+    config_file = package / ADAPTER / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    saved_base = package / "base"
+    base = str(saved_base.resolve()) if saved_base.is_dir() else str(read_manifest(package)["base"])
+    config["base_model_name_or_path"] = base
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+    return base
+
+
+def update_manifest(package: str | Path, metrics: dict | None = None, **facts: Any) -> dict:
+    """Add measured metrics (e.g. the validation direction accuracy) and facts (e.g. the
+    variant's name) to the manifest, and fill the model card again. Returns the manifest."""
+    manifest = read_manifest(package)
+    manifest.update(facts)
+    manifest["metrics"] = {**manifest.get("metrics", {}), **(metrics or {})}
+    (Path(package) / PACKAGE_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    write_model_card(package)
+    return manifest
+
+
+def write_model_card(package: str | Path) -> None:
+    """The adapter's README: a Hugging Face model card filled from the manifest (peft writes
+    an empty template there)."""
+    (Path(package) / ADAPTER / MODEL_CARD).write_text(model_card(read_manifest(package)))
+
+
+#: The measured metrics a model card reports (the manifest has the Trainer's others too).
+CARD_METRICS = ("eval_loss", "direction_accuracy", "direction_examples", "train_loss", "epoch")
+
+
+def _card_number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def model_card(manifest: dict) -> str:
+    """A Hugging Face model card (metadata header and Markdown) for the package's adapter."""
+    base = str(manifest.get("base", "tiny"))
+    tiny = base == "tiny"
+    formulation = manifest.get("formulation", ANCHOR_TARGET)
+    data = manifest.get("training_data") or {}
+    lora = manifest.get("lora") or {}
+    quantised = bool((manifest.get("model_settings") or {}).get("load_in_4bit"))
+    method = "QLoRA (4-bit NF4 base)" if quantised else "LoRA"
+    metrics = {k: v for k, v in (manifest.get("metrics") or {}).items() if k in CARD_METRICS}
+    header = {
+        **({} if tiny else {"base_model": base}),
+        "library_name": "peft",
+        "license": data.get("license", "unknown"),
+        **{k: data[k] for k in ("license_name", "license_link") if data.get(k)},
+        "tags": ["anchormix", "qwen2-audio", "lora", *(["qlora"] if quantised else [])]
+        + ["music-mixing", "gain-balancing", formulation],
+        "language": ["en"],
+    }
+    header_lines = "\n".join(f"{k}: {json.dumps(v)}" for k, v in header.items())
+    base_text = (
+        "a tiny Qwen2-Audio built from a configuration and pre-trained by AnchorMix, saved "
+        "beside this adapter in `../base`"
+        if tiny
+        else f"[{base}](https://huggingface.co/{base})"
+    )
+    splits = data.get("splits") or {}
+    used = data.get("examples_used") or {}
+    split_lines = [
+        f"| {name} | {counts.get('examples', '?')} | {used.get(name, '-')} | "
+        f"{counts.get('songs', '?')} |"
+        for name, counts in splits.items()
+    ]
+    metric_lines = [f"| {k} | {_card_number(v)} |" for k, v in sorted(metrics.items())]
+    load_base = "PATH_TO_PACKAGE/base" if tiny else base
+    lines = [
+        "---",
+        header_lines,
+        "---",
+        "",
+        f"# AnchorMix adapter: {manifest.get('variant', formulation)} ({formulation})",
+        "",
+        "Gain-balancing advice for music mixing: asked about a target stem, the model says "
+        "whether it is too soft, balanced or too loud and by how many dB to move its fader"
+        + (", relative to an anchor stem it also hears." if formulation != "target_only" else "."),
+        "",
+        f"- **Base model**: {base_text}",
+        f"- **Method**: {method}, r {lora.get('r', '?')}, alpha {lora.get('lora_alpha', '?')}, "
+        f"on `{lora.get('target_modules', 'the language model')}`",
+        f"- **Input formulation**: `{formulation}`",
+        f"- **Trainable parameters**: {manifest.get('trainable_parameters', '?')} of "
+        f"{manifest.get('total_parameters', '?')}",
+        f"- **AnchorMix**: {manifest.get('anchormix_version', '?')}",
+        "",
+        "## Training data",
+        "",
+        f"{data.get('name', 'unknown')} ({data.get('terms', 'terms unknown')}), instruction "
+        f"dataset version `{manifest.get('data_id', '?')}`. No song is in two splits.",
+        "",
+        "| split | conversations | used | songs |",
+        "|---|---|---|---|",
+        *split_lines,
+        "",
+        "## Results (measured)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *metric_lines,
+        "",
+        "On the validation split: `eval_loss` (of the adapter kept), `direction_accuracy`, the "
+        "share of `direction_examples` (offsets of at least the configured dB) whose advice "
+        "names the right direction. `train_loss`: the mean training loss.",
+        "",
+        "## Use",
+        "",
+        "With AnchorMix: `anchormix advise SONG --model PATH_TO_PACKAGE` (or an MLflow "
+        "`models:/` URI). With peft directly:",
+        "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration",
+        "",
+        f'base = Qwen2AudioForConditionalGeneration.from_pretrained("{load_base}")',
+        'model = PeftModel.from_pretrained(base, "PATH_TO_PACKAGE/adapter")',
+        'processor = AutoProcessor.from_pretrained("PATH_TO_PACKAGE/processor")',
+        "```",
+        "",
+        "Load a QLoRA adapter's base in 4 bits as it was trained (`BitsAndBytesConfig`). "
+        "The package's `anchormix.json` holds the system prompt and front end.",
+        "",
+        "## Licence",
+        "",
+        f"Trained on {data.get('name', 'unknown data')}: {data.get('terms', 'terms unknown')}; "
+        "the adapter carries those terms. The base model's own licence applies as well.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,35 +1,55 @@
 """Training one variant from the instruction dataset: split selection, the tiny base's
-pre-training corpus, fine-tuning, and a check of the directions it gives on validation."""
+pre-training corpus, fine-tuning in the variant's own MLflow run, and a check of the
+directions it gives on validation."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.model.callbacks import process_rank
+from anchormix_kedro.instruction_data.card import CORPORA, corpus_source
+from anchormix_kedro.model import tracking
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.package import update_manifest
 from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
-from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune, sample_rows
+from anchormix_kedro.model.tracking import data_fingerprint, process_rank
+from anchormix_kedro.model.workflow import (
+    FineTuneData,
+    TrainingSettings,
+    fine_tune,
+    sample_rows,
+    work_folder,
+)
 from anchormix_kedro.vocabulary import FORMULATIONS, messages_column
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["data_fingerprint", "fine_tune_data", "train_variant", "training_data_description"]
 
-def data_fingerprint(dataset: pd.DataFrame) -> str:
-    """Identifies the instruction dataset's content (a resumed run must train on the same data)."""
-    digest = hashlib.sha256()
-    for column in ("example_id", "split", "advice"):
-        digest.update("\n".join(dataset[column].astype(str)).encode())
-    return digest.hexdigest()[:12]
+
+def training_data_description(
+    dataset: pd.DataFrame, tracks: pd.DataFrame | None, used: dict[str, int]
+) -> dict:
+    """What the model card says of the training data: source and terms, examples and songs
+    per split, and how many of each split training used."""
+    source = corpus_source(tracks)
+    return {
+        "source": source,
+        **CORPORA[source],
+        "splits": {
+            str(split): {"examples": int(len(rows)), "songs": int(rows["song"].nunique())}
+            for split, rows in dataset.groupby("split")
+        },
+        "examples_used": used,
+    }
 
 
 def direction_accuracy(
@@ -52,8 +72,10 @@ def fine_tune_data(
     store: FeatureStore,
     settings: ModelSettings,
     training: TrainingSettings,
+    tracks: pd.DataFrame | None = None,
 ) -> FineTuneData:
-    """The variant's conversations, plus the tiny base's tokenizer texts and pre-training."""
+    """The variant's conversations, plus the tiny base's tokenizer texts and pre-training.
+    ``tracks`` (the ingestion's table) tells where the songs came from."""
     seed = training.seed
     column = messages_column(training.formulation)
     by_split = {split: dataset[dataset["split"] == split] for split in ("train", "valid")}
@@ -70,7 +92,12 @@ def fine_tune_data(
         len(valid),
         training.formulation,
     )
-    data = FineTuneData(train, valid, store, data_fingerprint(dataset), system_prompt)
+    description = training_data_description(
+        dataset, tracks, {"train": len(train), "valid": len(valid)}
+    )
+    data = FineTuneData(
+        train, valid, store, data_fingerprint(dataset), system_prompt, description=description
+    )
     if settings.source != TINY:
         return data
     language = by_split["train"]["advice"].tolist()
@@ -94,6 +121,7 @@ def fine_tune_data(
         tokenizer_texts=conversation_texts(every_formulation + pretrain),
         pretrain=pretrain,
         pretrain_valid=pretrain_valid,
+        description=description,
     )
 
 
@@ -125,26 +153,55 @@ def validation_direction_accuracy(
     return accuracy
 
 
+def variant_tags(variant: str, settings: ModelSettings, training: TrainingSettings, data_id: str):
+    """The tags of a variant's MLflow run: what it is, what it learnt from, which code."""
+    tags = {
+        tracking.TAG_VARIANT: variant,
+        tracking.TAG_FORMULATION: training.formulation,
+        tracking.TAG_BASE_MODEL: tracking.base_model_name(asdict(settings)),
+        tracking.TAG_DATASET_VERSION: data_id,
+    }
+    commit = tracking.git_commit(Path.cwd(), Path(__file__).parent)
+    return {**tags, tracking.TAG_GIT_COMMIT: commit} if commit else tags
+
+
 def train_variant(
     dataset: pd.DataFrame,
     store: FeatureStore,
     settings: ModelSettings,
     training: TrainingSettings,
+    variant: str | None = None,
+    tracks: pd.DataFrame | None = None,
 ) -> tuple[str, dict]:
     """Fine-tune one variant on the training split, early-stopping on validation, and check
     its directions on validation. Returns the package folder (staged in a temporary folder
-    for the catalog to save) and the report."""
-    data = fine_tune_data(dataset, store, settings, training)
+    for the catalog to save) and the report.
+
+    With an active MLflow run, the variant trains in a run of its own under it, named
+    ``variant`` (default: the formulation), with its parameters, losses and validation
+    metrics; the same variant trained again on the same data continues that run.
+    """
+    name = variant or training.formulation
+    data = fine_tune_data(dataset, store, settings, training, tracks)
     staging = Path(tempfile.mkdtemp(prefix="anchormix-package-")) / "package"
-    report = fine_tune(settings, training, data, staging)
-    if process_rank() != 0:
-        return report.pop("package"), report  # data-parallel helpers: the first process evaluates
-    accuracy = validation_direction_accuracy(report["package"], dataset, store, training)
-    report["metrics"].update(accuracy)
-    if report["mlflow_run_id"]:
-        mlflow.MlflowClient().log_metric(
-            report["mlflow_run_id"],
-            f"{training.formulation}/valid_direction_accuracy",
-            accuracy["direction_accuracy"],
-        )
-    return report.pop("package"), report
+    params = {
+        "variant": name,
+        **tracking.flat_params(asdict(training), "training."),
+        **tracking.flat_params(asdict(settings), "model."),
+        "data.train_conversations": str(len(data.train)),
+        "data.valid_conversations": str(len(data.valid)),
+    }
+    work_dir = work_folder(settings, training, data.data_id)
+    tags = variant_tags(name, settings, training, data.data_id)
+    with tracking.variant_run(work_dir, name, tags, params) as run_id:
+        report = fine_tune(settings, training, data, staging)
+        if process_rank() != 0:
+            return report.pop("package"), report  # data-parallel helpers: the first evaluates
+        accuracy = validation_direction_accuracy(report["package"], dataset, store, training)
+        report["metrics"].update(accuracy)
+        update_manifest(report["package"], metrics=accuracy, variant=name)
+        if run_id:
+            tracking.log_metrics(run_id, {f"valid/{k}": v for k, v in accuracy.items()})
+            eval_loss = report["metrics"].get("eval_loss")
+            tracking.log_metrics(run_id, {"valid/loss": eval_loss} if eval_loss else {})
+    return report.pop("package"), {**report, "variant": name}

@@ -2,9 +2,9 @@
 
 Tokenizer, data, model, collator and Trainer in one short function (:func:`fine_tune`), as
 in LLaMA-Factory's and trl's SFT workflows. A run's work folder (checkpoints, the tiny
-base, the MLflow run id) is named by a fingerprint of its settings and data, so starting
-the same run again after it was killed continues from its last checkpoint and keeps
-logging into the same MLflow run.
+base, the record of its MLflow run) is named by a fingerprint of its settings and data, so
+starting the same run again after it was killed continues from its last checkpoint and
+keeps logging into the same MLflow run (:mod:`anchormix_kedro.model.tracking`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from anchormix_kedro.model.adapter import lora_model, trainable_parameter_count
-from anchormix_kedro.model.callbacks import MlflowStepLogger, mlflow_run_for
+from anchormix_kedro.model.callbacks import MlflowStepLogger, wait_for_everyone
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings, build_tiny_base, load_base
 from anchormix_kedro.model.package import manifest, save_package
+from anchormix_kedro.model.tracking import process_rank, run_for
 
 logger = logging.getLogger(__name__)
+
+#: In the tiny base's folder: its pre-training's log history, logged into every variant's run.
+PRETRAINING_LOG = "pretraining_log.json"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,23 @@ def training_arguments(
     return TrainingArguments(**args)
 
 
+def last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest checkpoint that was saved to the end (the Trainer writes its state last):
+    a run killed while saving one resumes from the one before."""
+    if not output_dir.is_dir() or get_last_checkpoint(str(output_dir)) is None:
+        return None
+    checkpoints = sorted(
+        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            return str(checkpoint)
+        logger.warning("Ignoring %s: it was not saved completely", checkpoint)
+    return None
+
+
 def run_stage(
     model,
     processor,
@@ -128,7 +149,10 @@ def run_stage(
     run_id: str | None,
     prefix: str,
 ) -> dict:
-    """Train one stage, resuming from its last checkpoint when one exists."""
+    """Train one stage, resuming from its last checkpoint when one exists.
+
+    ``prefix`` names the stage in MLflow (``train/`` logs ``train/loss`` and ``eval/loss``).
+    """
     use_cpu = not torch.cuda.is_available()
     args = training_arguments(stage, output_dir, seed, use_cpu)
     callbacks: list[TrainerCallback] = [MlflowStepLogger(run_id, prefix)]
@@ -144,9 +168,9 @@ def run_stage(
         data_collator=AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="right"),
         callbacks=callbacks,
     )
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    last = last_complete_checkpoint(output_dir)
     if last:
-        logger.info("Resuming %s from %s", prefix.rstrip("/"), last)
+        logger.info("Resuming %s from %s", prefix.strip("/"), last)
     result = trainer.train(resume_from_checkpoint=last)
     metrics = dict(result.metrics)
     if evaluation is not None:
@@ -167,19 +191,23 @@ def prepare_tiny_base(
     """Build the tiny base and, when enabled, pre-train it fully: its stand-in for pretraining.
 
     The base depends only on the model settings, the pre-training settings and the data, so
-    every variant (and the generic-base ablation) shares one.
+    every variant (and the generic-base ablation) shares one. Under torchrun every process
+    builds it and pre-trains it together; the first saves it while the others wait.
     """
-    if (base_dir / "config.json").is_file():
+    built = (base_dir / "config.json").is_file()
+    wait_for_everyone()  # every process has looked before the first one writes
+    if built:
         logger.info("Reusing the tiny base in %s", base_dir)
         return base_dir
     model, processor = build_tiny_base(settings, texts)
+    history: list[dict] = []
     if training.pretrain.get("enabled", False):
         logger.info(
             "Pre-training the tiny base on %d generic listening conversations", len(pretrain_train)
         )
         train = ConversationDataset(pretrain_train, processor, store)
         evaluation = ConversationDataset(pretrain_eval, processor, store) if pretrain_eval else None
-        run_stage(
+        stage = run_stage(
             model,
             processor,
             training.pretrain_stage,
@@ -190,12 +218,16 @@ def prepare_tiny_base(
             run_id,
             "pretrain/",
         )
-    staging = base_dir.with_name(base_dir.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    model.save_pretrained(staging)
-    processor.save_pretrained(staging)
-    staging.rename(base_dir)  # only a complete base counts as built
+        history = stage["trainer"].state.log_history
+    if process_rank() == 0:
+        staging = base_dir.with_name(base_dir.name + ".partial")
+        if staging.exists():
+            shutil.rmtree(staging)
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (staging / PRETRAINING_LOG).write_text(json.dumps(history, indent=1))
+        staging.rename(base_dir)  # only a complete base counts as built
+    wait_for_everyone()
     return base_dir
 
 
@@ -206,7 +238,8 @@ class FineTuneData:
     ``train`` and ``valid`` are JSON conversations of the variant's formulation; the tiny
     base also needs texts to train its tokenizer on and its generic pre-training
     conversations (``pretrain``, ``pretrain_valid``). ``data_id`` names the data (a resumed
-    run must train on the same).
+    run must train on the same); ``description`` tells the model card where it came from
+    (source, licence, examples and songs per split).
     """
 
     train: Sequence[str]
@@ -217,6 +250,16 @@ class FineTuneData:
     tokenizer_texts: Sequence[str] = ()
     pretrain: Sequence[str] = ()
     pretrain_valid: Sequence[str] = ()
+    description: dict = field(default_factory=dict)
+
+
+def work_folder(settings: ModelSettings, training: TrainingSettings, data_id: str) -> Path:
+    """Where a run keeps its checkpoints: named by its settings and data, so that starting
+    the same run again finds them."""
+    return (
+        Path(training.work_root)
+        / f"finetune-{fingerprint(asdict(settings), asdict(training), data_id)}"
+    )
 
 
 def fine_tune(
@@ -229,9 +272,9 @@ def fine_tune(
     set_seed(training.seed)
     started = time.perf_counter()
     root = Path(training.work_root)
-    work_dir = root / f"finetune-{fingerprint(asdict(settings), asdict(training), data.data_id)}"
+    work_dir = work_folder(settings, training, data.data_id)
     work_dir.mkdir(parents=True, exist_ok=True)
-    run_id = mlflow_run_for(work_dir)
+    run_id = run_for(work_dir)  # the variant's MLflow run, when the caller opened one
     base_dir = None
     if settings.source == TINY:
         base_id = fingerprint(asdict(settings), training.pretrain, training.seed, data.data_id)
@@ -245,6 +288,8 @@ def fine_tune(
             root / f"tiny-base-{base_id}",
             run_id,
         )
+        if run_id:  # a base pre-trained for an earlier variant: its curve belongs here too
+            MlflowStepLogger(run_id, "pretrain").replay(base_dir / PRETRAINING_LOG)
         base_path: str | Path = base_dir
     else:
         base_path = settings.name_or_path
@@ -273,7 +318,7 @@ def fine_tune(
         work_dir / "checkpoints",
         training.seed,
         run_id,
-        "finetune/",
+        "train/",
     )
     timing = {
         "base_seconds": round(base_seconds, 1),
@@ -287,6 +332,8 @@ def fine_tune(
         front_end=settings.front_end_settings,
         advice_conventions=training.advice_conventions,
         data_id=data.data_id,
+        training_data=data.description,
+        lora=training.lora,
         metrics=stage["metrics"],
         timing=timing,
         trainable_parameters=trainable,
@@ -295,8 +342,11 @@ def fine_tune(
     )
     save_package(stage["trainer"].model, processor, out_dir, package_manifest, base_dir)
     if run_id:
+        client = mlflow.MlflowClient()
         for name, value in timing.items():
-            mlflow.MlflowClient().log_metric(run_id, f"{training.formulation}/{name}", value)
+            client.log_metric(run_id, f"timing/{name}", value)
+        client.log_metric(run_id, "model/trainable_parameters", trainable)
+        client.log_metric(run_id, "model/total_parameters", total)
     return {
         "metrics": stage["metrics"],
         "timing": timing,

@@ -10,6 +10,7 @@ from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import ModelSettings
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.front_end import FrontEnd
+from anchormix_kedro.model.mlflow_model import register_package
 from anchormix_kedro.model.variant import train_variant
 from anchormix_kedro.model.workflow import TrainingSettings
 
@@ -35,16 +36,28 @@ def compute_log_mel_features(
 def train_advice_model(
     instruction_dataset: pd.DataFrame,
     log_mel_features: dict[str, Callable[[], dict]],
+    tracks: pd.DataFrame,
     model: dict,
     training: dict,
     variant: dict,
+    *,
+    variant_name: str,
 ) -> tuple[str, dict]:
     """Fine-tune one variant (LoRA or QLoRA); ``variant`` overrides the shared ``training``
     settings (e.g. the formulation of the no-anchor ablation). Returns the package folder
-    (the catalog saves it) and the training report."""
+    (the catalog saves it and logs it to MLflow) and the training report. ``tracks`` tells
+    the model card where the songs came from."""
     return train_variant(
         instruction_dataset,
         FeatureStore(log_mel_features),
         ModelSettings.from_params(model),
         TrainingSettings.from_params({**training, **variant}),
+        variant=variant_name,
+        tracks=tracks,
     )
+
+
+def register_model(model_package: str, registry: dict, *, variant_name: str) -> dict:
+    """The variant's package, as logged to MLflow, becomes a new version of the registered
+    model ``registry.model_name`` when ``registry.register`` is true. Returns what was done."""
+    return register_package(model_package, variant_name, registry)

@@ -33,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "genre_conventions",
                     "ingestion_summary",
                     "perturbation_summary",
+                    "tracks",
                 ],
                 outputs="dataset_card",
                 name="make_dataset_card",

@@ -1,0 +1,262 @@
+"""Project hooks: MLflow runs that compare, and pipelines that run on several processes.
+
+:class:`TrackingHooks` names the run kedro-mlflow opens for a ``kedro run`` by pipeline and
+environment and tags it; each trained variant gets a nested run of its own
+(:mod:`anchormix_kedro.model.tracking`), and its test metrics follow it there. Runs stopped
+by an error end FAILED, runs stopped by Ctrl-C or SIGTERM (a cancelled or preempted Slurm
+job) end KILLED. Under torchrun the first process tracks and writes every dataset; the
+others load what it wrote.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractDataset, MemoryDataset
+
+from anchormix_kedro.model import tracking
+from anchormix_kedro.model.package import PackageError, read_manifest
+
+logger = logging.getLogger(__name__)
+
+#: Its data's fingerprint is the dataset version every run is tagged with.
+INSTRUCTION_DATASET = "instruction_dataset"
+#: The evaluation's summary metrics (``<system>.<metric>.<stat>``): each variant's go to its run.
+TEST_METRICS = "automated_eval_mlflow_metrics"
+DEFAULT_ENV = "local"
+MODEL_TRAINING_VIEW = "machine_learning"  # the UI's "Model training" workflow
+
+
+class RankZeroWrites(AbstractDataset):
+    """A dataset as the helper processes of a torchrun run see it: they load what the first
+    process wrote and save nothing."""
+
+    def __init__(self, dataset: AbstractDataset) -> None:
+        self._dataset = dataset
+
+    def load(self) -> Any:
+        return self._dataset.load()
+
+    def save(self, data: Any) -> None:
+        return None  # the first process writes it
+
+    def _exists(self) -> bool:
+        return self._dataset.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": str(self._dataset), "writes": False}
+
+
+def test_metrics_by_variant(metrics: dict, variants: list[str]) -> dict[str, dict[str, float]]:
+    """``{variant: {"test/<metric>": estimate, "test/<metric>.ci_low": ...}}`` from the
+    evaluation's ``<system>.<metric>.<stat>`` metrics; the keys are the same for every
+    variant, so Compare shows them side by side."""
+    found: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        for key, entry in metrics.items():
+            if not key.startswith(f"{variant}."):
+                continue
+            metric, _, stat = key.removeprefix(f"{variant}.").rpartition(".")
+            name = f"test/{metric}" if stat == "estimate" else f"test/{metric}.{stat}"
+            found.setdefault(variant, {})[name] = float(entry["value"])
+    return found
+
+
+class TrackingHooks:
+    """One parent run per ``kedro run`` and a nested run per variant; runs that end as they
+    ended; torchrun's helper processes writing nothing."""
+
+    def __init__(self) -> None:
+        self._env = DEFAULT_ENV
+        self._params: dict = {}
+        self._project_path = None
+        self._parent_id: str | None = None
+        self._ui_url = "http://127.0.0.1:5000"
+        self._training_runs: dict[str, str] = {}
+        self._previous_sigterm: Any = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._env = context.env or DEFAULT_ENV
+        self._project_path = context.project_path
+        self._params = context.params
+        config = getattr(context, "mlflow", None)  # kedro-mlflow's, set before this hook
+        if config is not None:
+            uri = str(config.server.mlflow_tracking_uri)
+            ui = f"http://{config.ui.host}:{config.ui.port}"
+            self._ui_url = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        if tracking.world_size() > 1:
+            from anchormix_kedro.model.callbacks import wait_for_everyone
+
+            wait_for_everyone()  # every process joins before the first node
+            if tracking.process_rank() != 0:
+                self._write_nothing(pipeline, catalog)
+                return
+        active = mlflow.active_run()
+        if active is None:
+            return  # tracking is off for this pipeline
+        self._parent_id = active.info.run_id
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        pipeline_name = "+".join(n for n in names if n) or "__default__"
+        client = mlflow.MlflowClient()
+        client.update_run(self._parent_id, name=f"{pipeline_name} ({self._env})")
+        variants = (self._params.get("systems") or {}).get("variants") or {}
+        training = self._params.get("training") or {}
+        tags = {
+            tracking.TAG_PIPELINE: pipeline_name,
+            tracking.TAG_ENV: self._env,
+            tracking.TAG_VARIANT: ", ".join(variants),
+            tracking.TAG_FORMULATION: ", ".join(
+                (block or {}).get("formulation", training.get("formulation", "?"))
+                for block in variants.values()
+            ),
+            tracking.TAG_BASE_MODEL: tracking.base_model_name(self._params.get("model") or {}),
+        }
+        commit = tracking.git_commit(self._project_path, Path(__file__).parent)
+        for key, value in {**tags, tracking.TAG_GIT_COMMIT: commit}.items():
+            if value:
+                client.set_tag(self._parent_id, key, value)
+        tracking.ensure_model_training_view(active.info.experiment_id)
+        self._catch_termination()
+        # Registered after MLflow's own exit handler (imported lazily), so it runs before it.
+        atexit.unregister(self._end_interrupted_runs)
+        atexit.register(self._end_interrupted_runs)
+
+    def _write_nothing(self, pipeline, catalog) -> None:
+        replaced = []
+        catalog_logger = logging.getLogger("kedro.io.data_catalog")
+        level = catalog_logger.level
+        catalog_logger.setLevel(logging.ERROR)  # "Replacing dataset" is what is meant here
+        try:
+            for name in pipeline.datasets():
+                if name.startswith("params:") or name == "parameters":
+                    continue
+                dataset = catalog.get(name)
+                if dataset is not None and not isinstance(dataset, MemoryDataset | RankZeroWrites):
+                    catalog[name] = RankZeroWrites(dataset)
+                    replaced.append(name)
+        finally:
+            catalog_logger.setLevel(level)
+        logger.info(
+            "Process %d loads what process 0 writes (%d datasets)",
+            tracking.process_rank(),
+            len(replaced),
+        )
+
+    def _catch_termination(self) -> None:
+        """SIGTERM (scancel, Slurm preemption, torchrun stopping its workers) interrupts the
+        run like Ctrl-C, so that its runs end KILLED instead of RUNNING forever."""
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        except ValueError:
+            self._previous_sigterm = None  # not the main thread: leave signals alone
+
+    def _restore_termination(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node) -> None:
+        if self._parent_id is None:
+            return
+        if dataset_name == INSTRUCTION_DATASET:
+            self._tag_dataset_version(data)
+        elif dataset_name.endswith(".model_package") and isinstance(data, str):
+            try:
+                run_id = read_manifest(data).get("mlflow_run_id")
+            except PackageError:
+                return
+            if run_id:
+                self._training_runs[dataset_name.removesuffix(".model_package")] = run_id
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if tracking.world_size() > 1:
+            from anchormix_kedro.model.callbacks import wait_for_everyone
+
+            wait_for_everyone()  # the others load it once the first process has written it
+        if self._parent_id is None:
+            return
+        if dataset_name == INSTRUCTION_DATASET:
+            self._tag_dataset_version(data)
+        elif dataset_name == TEST_METRICS:
+            self._log_test_metrics(data)
+
+    def _tag_dataset_version(self, dataset) -> None:
+        version = tracking.data_fingerprint(dataset)
+        mlflow.MlflowClient().set_tag(self._parent_id, tracking.TAG_DATASET_VERSION, version)
+
+    def _log_test_metrics(self, metrics: dict) -> None:
+        variants = (self._params.get("systems") or {}).get("variants") or {}
+        parent = mlflow.MlflowClient().get_run(self._parent_id).data.tags
+        shared = {
+            k: parent[k]
+            for k in (
+                tracking.TAG_BASE_MODEL,
+                tracking.TAG_DATASET_VERSION,
+                tracking.TAG_GIT_COMMIT,
+            )
+            if k in parent
+        }
+        training = self._params.get("training") or {}
+        for variant, values in test_metrics_by_variant(metrics, list(variants)).items():
+            formulation = (variants[variant] or {}).get("formulation", training.get("formulation"))
+            tags = {**shared, tracking.TAG_FORMULATION: str(formulation)}
+            if variant in self._training_runs:
+                tags[tracking.TAG_TRAINING_RUN] = self._training_runs[variant]
+            run_id = tracking.child_run(self._parent_id, variant, tags)
+            tracking.log_metrics(run_id, values)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        self._restore_termination()
+        if self._parent_id is not None:
+            run = mlflow.MlflowClient().get_run(self._parent_id)
+            # MLflow 3's UI opens experiments on its GenAI view unless the link asks otherwise.
+            logger.info(
+                "MLflow run %r (make mlflow-ui): %s/#/experiments/%s/runs?workflowType=%s",
+                run.info.run_name,
+                self._ui_url,
+                run.info.experiment_id,
+                MODEL_TRAINING_VIEW,
+            )
+        self._parent_id = None
+        self._training_runs = {}
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict, pipeline, catalog) -> None:
+        """kedro-mlflow ends the parent FAILED; the variant runs under it end FAILED too."""
+        self._restore_termination()
+        if self._parent_id is not None:
+            for run_id in tracking.child_runs(self._parent_id).values():
+                tracking.end_if_running(run_id, tracking.FAILED)
+        self._parent_id = None
+        self._training_runs = {}
+
+    def _end_interrupted_runs(self) -> None:
+        """At exit after Ctrl-C or SIGTERM (no Kedro hook sees those): the parent and its
+        running variant runs end KILLED, before MLflow's own exit handler could end the
+        active run FINISHED."""
+        if self._parent_id is None:
+            return
+        for run_id in tracking.child_runs(self._parent_id).values():
+            tracking.end_if_running(run_id, tracking.KILLED)
+        # kedro-mlflow reopens the parent before each node: it may be on the stack more than once.
+        while (active := mlflow.active_run()) and active.info.run_id == self._parent_id:
+            mlflow.end_run(tracking.KILLED)
+        tracking.end_if_running(self._parent_id, tracking.KILLED)
+        self._parent_id = None
