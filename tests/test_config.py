@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import pytest
 from kedro.config import OmegaConfigLoader
@@ -132,3 +133,35 @@ def test_every_node_carries_its_stage_tag_and_slurm_trains_by_tag():
     assert tagged == {"advisor.train_advice_model", "no_anchor.train_advice_model"}
     script = (PROJECT_ROOT / "slurm" / "train_pace.sbatch").read_text()
     assert f"--tags={TRAINING_TAG}" in script and "train_advice_model" not in script
+
+
+def test_the_slurm_script_parses_and_prints_its_commands_for_any_cluster_size():
+    script = PROJECT_ROOT / "slurm" / "train_pace.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck"):
+        checked = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/someone",
+        "ANCHORMIX_DRY_RUN": "1",
+        "ANCHORMIX_MLFLOW_URI": "http://login-1:5000",
+        "SLURM_JOB_NUM_NODES": "2",
+        "GPUS_PER_NODE": "4",
+    }
+    dry = subprocess.run(
+        ["bash", str(script)], env=environment, capture_output=True, text=True, check=True
+    )
+    lines = dry.stdout.splitlines()
+    (training,) = [line for line in lines if "torchrun" in line]
+    assert "--nnodes=2 --nproc_per_node=4" in training and "--rdzv_backend=c10d" in training
+    assert "--tags=variant_training" in training.replace("\\,", ",")
+    assert "ANCHORMIX_MLFLOW_URI=http://login-1:5000" in lines and "HF_HUB_OFFLINE=1" in lines
+    single = subprocess.run(
+        ["bash", str(script)],
+        env={**environment, "SLURM_JOB_NUM_NODES": "1", "GPUS_PER_NODE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "torchrun" not in single.stdout and "kedro run --pipeline=fine_tuning" in single.stdout

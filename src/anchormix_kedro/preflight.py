@@ -177,8 +177,10 @@ def model_problems(model: Mapping) -> list[Problem]:
 
 
 def qlora_problems(model: Mapping) -> list[Problem]:
-    """4-bit QLoRA on a GPU needs CUDA and a CUDA build of bitsandbytes."""
-    if not model.get("load_in_4bit") or model.get("source") != "pretrained":
+    """4-bit QLoRA on a GPU (``model.require_cuda``, set by conf/pace) needs CUDA and a CUDA
+    build of bitsandbytes. Without ``require_cuda`` it runs on the CPU through bitsandbytes'
+    CPU kernels (slow, but every code path is the GPU's)."""
+    if not model.get("load_in_4bit") or not model.get("require_cuda", False):
         return []
     import torch
 
@@ -187,7 +189,7 @@ def qlora_problems(model: Mapping) -> list[Problem]:
             Problem(
                 "QLoRA (model.load_in_4bit) is asked for but no CUDA device is visible",
                 "run on a GPU node (sbatch slurm/train_pace.sbatch), or set "
-                "--params model.load_in_4bit=false",
+                "--params model.require_cuda=false to run it on the CPU",
             )
         ]
     if importlib.util.find_spec("bitsandbytes") is None:

@@ -35,6 +35,8 @@ class ModelSettings:
     cache_dir: str | None = None
     dtype: str = "float32"
     load_in_4bit: bool = False
+    # The preflight stops a run without CUDA when set (conf/pace); else QLoRA may run on CPU.
+    require_cuda: bool = False
     quantization: dict = field(default_factory=dict)
     attn_implementation: str | None = "sdpa"
     tiny: dict = field(default_factory=dict)

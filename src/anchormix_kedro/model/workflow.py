@@ -116,8 +116,6 @@ def training_arguments(
         args.setdefault("load_best_model_at_end", True)
         args.setdefault("metric_for_best_model", "eval_loss")
         args.setdefault("greater_is_better", False)
-    if use_cpu:
-        args["gradient_checkpointing"] = False  # only saves memory on GPUs; slows CPU runs
     return TrainingArguments(**args)
 
 
@@ -301,7 +299,7 @@ def fine_tune(
         training.finetune.get("args", {}).get("gradient_checkpointing", False)
     )
     model = lora_model(
-        model, settings, training.lora, gradient_checkpointing and torch.cuda.is_available()
+        model, settings, training.lora, gradient_checkpointing
     )
     trainable, total = trainable_parameter_count(model)
     logger.info(
