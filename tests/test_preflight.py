@@ -50,7 +50,7 @@ def test_roots_tolerance_and_systems_are_checked_together(tmp_path):
     )
     text = "\n".join(map(str, problems))
     assert len(problems) == 4, text
-    assert "has no train/ or test/ folder" in text and "MUSDB_PATH" in text
+    assert "holds no songs: it has no train/ or test/ folder" in text and "MUSDB_PATH" in text
     assert "balanced_tolerance_db is -1" in text and "'six'" in text
     assert "unknown baseline(s) ['rule']" in text
     assert parameter_problems({"pairs": PAIRS, "musdb_root": str(tmp_path / "none")})[0].what == (

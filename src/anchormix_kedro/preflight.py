@@ -105,7 +105,9 @@ def parameter_problems(params: Mapping) -> list[Problem]:
     if root and not Path(str(root)).is_dir():
         problems.append(Problem(f"musdb_root {root} is not a folder", fix_root))
     elif root and not any((Path(str(root)) / split).is_dir() for split in ("train", "test")):
-        problems.append(Problem(f"musdb_root {root} has no train/ or test/ folder", fix_root))
+        problems.append(
+            Problem(f"musdb_root {root} holds no songs: it has no train/ or test/ folder", fix_root)
+        )
     tolerance = (params.get("perturbation") or {}).get("balanced_tolerance_db")
     if tolerance is not None and not (isinstance(tolerance, int | float) and tolerance >= 0):
         problems.append(
