@@ -298,9 +298,7 @@ def fine_tune(
     gradient_checkpointing = bool(
         training.finetune.get("args", {}).get("gradient_checkpointing", False)
     )
-    model = lora_model(
-        model, settings, training.lora, gradient_checkpointing
-    )
+    model = lora_model(model, settings, training.lora, gradient_checkpointing)
     trainable, total = trainable_parameter_count(model)
     logger.info(
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
