@@ -45,6 +45,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python scripts/benchmark_data.py
 	$(BIN)/python scripts/benchmark_training_input.py
 	$(BIN)/python scripts/benchmark_metrics.py
+	$(BIN)/python scripts/benchmark_judge.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -6,7 +6,11 @@ For each corpus it measures, each in a fresh process, in the same run:
 - ``pipeline``: the ``data`` pipeline run by Kedro's SequentialRunner on the project's
   catalog and parameters (real datasets, written under a temporary folder; no MLflow).
 
-and reports wall time and peak memory (max RSS) of each, and their ratios.
+and reports wall time and peak memory of each, and their ratios. Peak memory is each
+worker's own: its ``VmHWM`` (the high-water mark of its resident memory, which starts
+afresh at ``exec``), read by the worker as it ends. (``ru_maxrss`` would not do: Linux
+carries it over from the parent across fork and exec, so every worker reported the
+parent's peak.)
 
 Corpora: the real MUSDB18 clips (``--musdb``, default ``../shared/data/musdb18-7s`` when
 present) and synthetic full-length songs (``--songs 5 20 50`` of ``--seconds 210``),
@@ -21,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,8 +38,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = PROJECT_ROOT / "data" / "benchmark"
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+def peak_memory_mb() -> float:
+    """This process's own peak resident memory (Linux ``VmHWM``, in MB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0  # reported in kB
+    raise RuntimeError("no VmHWM in /proc/self/status: the memory figures need Linux")
 
 
 def worker_decode(root: Path) -> dict:
@@ -153,9 +160,9 @@ def measure(label: str, root: Path) -> dict:
         "decode_s": round(decode["seconds"], 2),
         "pipeline_s": round(pipeline["seconds"], 2),
         "time_ratio": round(pipeline["seconds"] / decode["seconds"], 2),
-        "decode_peak_mb": round(decode["peak_rss_mb"]),
-        "pipeline_peak_mb": round(pipeline["peak_rss_mb"]),
-        "memory_ratio": round(pipeline["peak_rss_mb"] / decode["peak_rss_mb"], 2),
+        "decode_peak_mb": round(decode["peak_memory_mb"]),
+        "pipeline_peak_mb": round(pipeline["peak_memory_mb"]),
+        "memory_ratio": round(pipeline["peak_memory_mb"] / decode["peak_memory_mb"], 2),
         "examples": pipeline["examples"],
     }
     print(
@@ -193,7 +200,7 @@ def main() -> None:
     if args.worker:
         root = args.root.resolve()
         result = worker_decode(root) if args.worker == "decode" else worker_pipeline(root)
-        result["peak_rss_mb"] = peak_rss_mb()
+        result["peak_memory_mb"] = peak_memory_mb()
         print(json.dumps(result))
         return
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import mlflow
@@ -13,6 +15,7 @@ from kedro.framework.session import KedroSession
 
 import anchormix_kedro.pipeline_registry as registry
 from anchormix_kedro.pipelines import automated_eval, correlation
+from conftest import PROJECT_ROOT
 from evaluation_helpers import stand_in_advice
 
 SMALL_SYNTHETIC = {
@@ -66,6 +69,22 @@ def _latest(folder: Path, name: str) -> Path:
     return sorted((folder / name).glob(f"*/{name}"))[-1]
 
 
+def _latest_page(folder: Path) -> Path:
+    """The newest rating page: rating_study/<timestamp>/index.html."""
+    return sorted(folder.glob("*/index.html"))[-1]
+
+
+def _fake_judge_server():
+    """The local OpenAI-compatible test server of scripts/ (answers derived from prompts)."""
+    name = "fake_judge_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].FakeJudgeServer
+
+
 def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     project, evaluation_registered, caplog
 ):
@@ -94,14 +113,18 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert accuracy.loc["generic_base", "estimate"] == 0.0
     report = (reporting / "evaluation" / "automated_eval_report.md").read_text()
     assert "LLM judge: none configured" in report and "Research question 2" in report
+    assert "Listwise judge: none configured" in report
     settings = json.loads((reporting / "evaluation" / "automated_eval_settings.json").read_text())
     assert settings["judge"]["configured"] is False
+    assert settings["listwise"]["configured"] is False and settings["listwise"]["ranked"] == 0
+    ranks = catalog.load("listwise_ranks")
+    assert len(ranks) == len(advice) and ranks["listwise_rank"].isna().all()
     assert (reporting / "evaluation" / "genre_convention_following.png").stat().st_size > 5000
 
     # The study kit: a blind page and its key, kept apart.
     key = pd.read_csv(_latest(reporting / "rating_study", "rating_study_key.csv"))
     assert len(key) == 3 * 3 and key["system"].nunique() == 3
-    page = _latest(reporting / "rating_study", "rating_study.html").read_text()
+    page = _latest_page(reporting / "rating_study").read_text()
     assert all(f'data-scenario="{s}"' in page for s in key["scenario_id"])
     assert "advisor" not in page and "generic_base" not in page
 
@@ -157,6 +180,42 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert len(first_eval) == 1
     artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}
     assert "correlation/ablation_table.md" in artifacts
+
+    # A judge served on 127.0.0.1 (the local test server): pointwise scores and one blind
+    # ranking per example, beside each other, and the ranks against the engineers' ratings.
+    with _fake_judge_server()(delay_s=0.01) as server:
+        judge = {"backend": "openai", "base_url": server.url, "model": "fake-judge",
+                 "max_in_flight": 4, "max_retries": 0}  # fmt: skip
+        judged = {**params, "automated_eval": {**params["automated_eval"], "judge": judge}}
+        catalog = run(project, ["automated_eval", "correlation"], judged)
+        assert server.peak_in_flight > 1
+    metrics = catalog.load("evaluation_metrics")
+    has_advice = metrics["advice"].notna()
+    assert metrics.loc[has_advice, "judge_ok"].all() and metrics["judge_mean"].notna().sum() > 0
+    ranks = catalog.load("listwise_ranks")
+    ranked = ranks[ranks["listwise_rank"].notna()]
+    assert ranks["example_id"].nunique() == metrics["example_id"].nunique()
+    per_example = ranked.groupby("example_id")["listwise_rank"].apply(sorted)
+    assert all(r == list(range(1, len(r) + 1)) for r in per_example)  # a full ranking each
+    unranked = ranks[~ranks["listwise_ok"]]  # the one missing answer (the empty one is ranked)
+    assert unranked["listwise_error"].tolist() == ["no advice to rank"]
+    summary = pd.read_csv(reporting / "evaluation" / "system_summary.csv")
+    mean_rank = summary[summary["metric"] == "listwise_mean_rank_as_mixed"]
+    assert set(mean_rank["system"]) == {"advisor", "dsp_baseline", "generic_base"}
+    assert mean_rank["estimate"].between(1, 3).all()
+    wins = pd.read_csv(reporting / "evaluation" / "listwise_win_rates.csv")
+    assert len(wins) == 6 and wins["win_rate"].between(0, 1).all()
+    report = (reporting / "evaluation" / "automated_eval_report.md").read_text()
+    assert "LLM judge, listwise: win rates" in report and "| advisor | - |" in report
+    settings = json.loads((reporting / "evaluation" / "automated_eval_settings.json").read_text())
+    assert settings["listwise"]["ranked"] == settings["listwise"]["examples"] == len(per_example)
+    correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
+    listwise = correlations[
+        (correlations["comparison"] == "human_vs_automated")
+        & (correlations["y"] == "listwise_rank")
+    ]
+    assert set(listwise["x"]) >= {"human_effectiveness", "human_mean"}
+    assert listwise["spearman_rho"].notna().any()
 
     # A bad file stops the run, naming the file, the row and the value.
     (ratings_folder / "carol.csv").write_text(

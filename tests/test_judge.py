@@ -1,9 +1,13 @@
-"""LLM judge: prompt, strict parsing, an OpenAI-compatible server run in the test, a tiny local LM."""
+"""LLM judge: prompt, strict parsing, an OpenAI-compatible server run in the test, a tiny local LM,
+concurrent calls and a cache shared between processes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +32,7 @@ from anchormix_kedro.evaluation.judge import (
     parse_judge_output,
 )
 from anchormix_kedro.vocabulary import CRITERIA
+from conftest import PROJECT_ROOT
 
 API_KEY = "sk-test-0123456789-SECRET"
 GOOD_ANSWER = {
@@ -424,3 +429,150 @@ def test_local_transformers_judge_records_invalid_output_as_missing(tiny_causal_
     frame = judge_all([ITEM], configured, progress=False)
     assert frame.loc[0, "judge_ok"] == False  # noqa: E712
     assert frame[list(CRITERIA)].isna().all().all()
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _script(name: str):
+    """A module of scripts/ (the local test server lives there, beside the benchmark)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake = _script("fake_judge_server")
+
+
+def many_items(n: int) -> list[JudgeItem]:
+    return [
+        JudgeItem(f"it-{i:03d}", f"Pull the vocal down {i} dB.", "vocals", "drums", "Rap", 4.0)
+        for i in range(n)
+    ]
+
+
+def test_calls_run_concurrently_within_the_bound_and_rows_keep_their_items(capsys):
+    items = many_items(40)
+    with fake.FakeJudgeServer(delay_s=0.2, malformed_every=5) as server:
+        judge = LLMJudge(backend(server), max_in_flight=4)
+        frame = judge_all(items, judge, progress=True)
+        assert server.requests == 40 and server.peak_in_flight == 4  # bounded, and used
+    assert frame["item_id"].tolist() == [item.item_id for item in items]
+    malformed = 0
+    for item, row in zip(items, frame.itertuples(index=False), strict=True):
+        if int(fake.digest(item.advice), 16) % 5 == 0:  # the server answered prose
+            malformed += 1
+            assert not row.judge_ok and row.judge_error.startswith("invalid judge output")
+            assert all(pd.isna(getattr(row, name)) for name in CRITERIA)  # nothing invented
+        else:
+            assert {name: getattr(row, name) for name in CRITERIA} == fake.expected_scores(
+                item.advice
+            )
+            assert fake.digest(item.advice)[:16] in row.rationale
+    assert 0 < malformed < 40
+    assert "40/40" in capsys.readouterr().err  # one progress bar over every item
+
+
+def test_identical_prompts_are_sent_once_and_share_the_answer():
+    distinct = many_items(3)
+    items = [
+        JudgeItem(f"copy-{k}", item.advice, item.target, item.anchor, item.genre, 4.0)
+        for k, item in enumerate(distinct * 4)
+    ]
+    with fake.FakeJudgeServer(delay_s=0.02) as server:
+        frame = judge_all(items, LLMJudge(backend(server)), progress=False)
+        assert server.requests == 3
+    assert frame["judge_ok"].all()
+    assert frame["judge_cached"].tolist() == [False] * 3 + [True] * 9  # no call for copies
+    assert frame["effectiveness"].tolist() == frame["effectiveness"].tolist()[:3] * 4
+
+
+def test_retry_after_and_timeouts_hold_for_each_call_in_flight():
+    attempts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def responder(messages):
+        advice = fake.prompt_advice(messages)
+        with lock:
+            attempts[advice] = attempts.get(advice, 0) + 1
+            first = attempts[advice] == 1
+        if "slow" in advice:
+            return fake.Reply(json.dumps(GOOD_ANSWER), delay_s=1.5)
+        if first:
+            return fake.Reply('{"error": "busy"}', status=429, headers={"Retry-After": "1"})
+        return fake.Reply(json.dumps(GOOD_ANSWER))
+
+    items = many_items(6) + [JudgeItem("slow", "slow advice", "bass", "drums")]
+    with fake.FakeJudgeServer(delay_s=0.0, responder=responder) as server:
+        judge = LLMJudge(backend(server, timeout_s=0.3, max_retries=1), max_in_flight=8)
+        started = time.monotonic()
+        frame = judge_all(items, judge, progress=False)
+        elapsed = time.monotonic() - started
+    assert frame["judge_ok"].tolist() == [True] * 6 + [False]
+    assert "timed out after 0.3 s" in frame.loc[6, "judge_error"]
+    assert all(count == 2 for count in attempts.values())  # each retried once, on its own
+    assert elapsed >= 0.95  # every 429 waited the second its Retry-After asked for
+
+
+def test_max_in_flight_is_configured_checked_and_one_for_a_local_model(tiny_causal_lm):
+    config = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    assert make_judge(config).calls_at_once == 8  # the default
+    assert make_judge(config | {"max_in_flight": 16}).calls_at_once == 16
+    for bad in (0, "8", 2.5):
+        with pytest.raises(ValueError, match="max_in_flight"):
+            make_judge(config | {"max_in_flight": bad})
+    local = make_judge({"backend": "transformers", "model": str(tiny_causal_lm)})
+    assert local.max_in_flight == 8 and local.calls_at_once == 1
+
+
+# --------------------------------------------------------------------------- shared cache
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from anchormix_kedro.evaluation.judge import JudgeCache
+folder, name, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+cache = JudgeCache(folder)
+while not go.exists():
+    time.sleep(0.005)
+for i in range(150):
+    cache.put(f"{name}-{i}", name * 40_000 + str(i), backend="b", model="m")
+"""
+
+
+def test_two_processes_share_one_cache_without_losing_or_mixing_lines(tmp_path, caplog):
+    folder, go = tmp_path / "cache", tmp_path / "go"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), name, str(go)])
+        for name in ("x", "y")
+    ]
+    time.sleep(1.0)  # both have started and wait at the line
+    go.touch()
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    caplog.set_level(logging.WARNING)
+    cache = JudgeCache(folder)
+    assert len(cache) == 300 and "unreadable" not in caplog.text
+    for name in ("x", "y"):
+        for i in range(150):
+            assert cache.get(f"{name}-{i}") == name * 40_000 + str(i)  # each line whole
+
+
+def test_a_cache_sees_answers_written_since_and_survives_a_cut_line(tmp_path, caplog):
+    early, late = JudgeCache(tmp_path), JudgeCache(tmp_path)
+    late.put("k1", "answer one")
+    assert early.get("k1") == "answer one"  # written by another instance after it loaded
+    with (tmp_path / "judge_cache.jsonl").open("a") as out:
+        out.write('{"key": "cut", "answ')  # a writer killed mid-line
+    assert early.get("cut") is None
+    early.put("k2", "answer two")
+    caplog.set_level(logging.WARNING)
+    fresh = JudgeCache(tmp_path)
+    assert (fresh.get("k1"), fresh.get("k2"), fresh.get("cut")) == (
+        "answer one",
+        "answer two",
+        None,
+    )
+    assert "Skipping unreadable line 2" in caplog.text

@@ -3,6 +3,7 @@ the correlation nodes without and with ratings."""
 
 from __future__ import annotations
 
+import csv as csv_module
 import io
 import logging
 import math
@@ -21,6 +22,13 @@ from anchormix_kedro.evaluation.ratings import (
     read_ratings_csv,
     scenario_scores,
     validate_ratings,
+)
+from anchormix_kedro.evaluation.study_kit.page_csv import (
+    FORMULA_STARTS,
+    neutralise_cell,
+    restore_cell,
+    restore_spreadsheet_text,
+    spreadsheet_safe,
 )
 from anchormix_kedro.evaluation.summaries import summarize
 from anchormix_kedro.pipelines.correlation import nodes
@@ -131,6 +139,75 @@ def test_several_raters_merge_and_duplicates_across_files_are_named():
     files["bad.csv"] = csv(HEADER + "cy,s-1,9,1,1,1,\n")
     with pytest.raises(RatingsError, match=r"(?s)'bad.csv'.*'9'"):
         merge_ratings(files, KNOWN)
+
+
+PAGE_HEADER = (
+    "study_id,rater,rater_role,rater_experience,consent,scenario_id,effectiveness,musicality,"
+    "actionability,helpfulness,strengths,weaknesses,suggestions,workflow_fit,workflow_change\n"
+)
+
+
+def test_a_file_of_the_current_page_carries_rater_details_feedback_and_workflow():
+    text = PAGE_HEADER + (
+        'st,ann,Mixing engineer,5-10 years,yes,s-1,6,5,4,3,clear,"too ""exact""",,"early, '
+        'rough balance",needs genre\n'
+        'st,ann,Mixing engineer,5-10 years,yes,s-2,2,2,2,2,,,louder,"early, rough balance",needs genre\n'
+    )
+    ratings = validate_ratings(csv(text), "ann.csv", KNOWN, study_id="st")
+    first = ratings.iloc[0]
+    assert (first.rater_role, first.rater_experience, first.consent) == (
+        "Mixing engineer", "5-10 years", "yes",
+    )  # fmt: skip
+    assert (first.strengths, first.weaknesses, first.suggestions) == ("clear", 'too "exact"', "")
+    assert set(ratings["workflow_fit"]) == {"early, rough balance"}
+    assert list(ratings["comment"]) == ["", ""]  # the single comment of earlier pages
+    # Written feedback of any kind counts as a comment on the scenario.
+    assert scenario_scores(ratings).set_index("scenario_id")["n_comments"].to_dict() == {
+        "s-1": 1, "s-2": 1,
+    }  # fmt: skip
+
+
+def test_ratings_without_consent_are_rejected():
+    text = PAGE_HEADER + "st,ann,Producer,1-3 years,,s-1,6,5,4,3,,,,,\n"
+    text += "st,ann,Producer,1-3 years,no,s-2,6,5,4,3,,,,,\n"
+    with pytest.raises(RatingsError, match=r"2 problems") as error:
+        validate_ratings(csv(text), "ann.csv", KNOWN)
+    assert "row 1 (scenario s-1): consent = ''; only ratings whose rater consented" in str(
+        error.value
+    )
+    assert "row 2 (scenario s-2): consent = 'no'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["=1+1", "+44 20 7946 0000", "-3 dB is better", "@SUM(A1)", "\tindented", "\rreturn",
+     "'=already quoted", "''", "'", "'+", "plain text", "", "'just an apostrophe", "a=b"],
+)  # fmt: skip
+def test_spreadsheet_cells_are_neutralised_and_read_back_exactly(text):
+    safe = neutralise_cell(text)
+    assert not safe.startswith(FORMULA_STARTS)
+    assert restore_cell(safe) == text
+    # Through a CSV file and the loader, whatever a rater typed comes back as typed.
+    frame = pd.DataFrame(
+        [{"rater": "ann", "scenario_id": "s-1", "effectiveness": 5, "musicality": 5,
+          "actionability": 5, "helpfulness": 5, "comment": f"x{text}", "strengths": text}]
+    )  # fmt: skip
+    buffer = io.StringIO()
+    # Every field quoted, as the page writes it (pandas leaves a lone carriage return bare).
+    spreadsheet_safe(frame).to_csv(buffer, index=False, quoting=csv_module.QUOTE_ALL)
+    loaded = validate_ratings(read_ratings_csv(io.StringIO(buffer.getvalue()), "f"), "f", KNOWN)
+    assert loaded["strengths"].iloc[0] == text.strip()  # cells are stripped, as always
+    assert loaded["effectiveness"].iloc[0] == 5
+
+
+def test_spreadsheet_safe_frames_leave_numbers_alone_and_restore():
+    frame = pd.DataFrame({"rater": ["=ann", "bob"], "score": [5, 6], "note": ["-x", None]})
+    safe = spreadsheet_safe(frame)
+    assert list(safe["rater"]) == ["'=ann", "bob"] and list(safe["score"]) == [5, 6]
+    assert safe["note"].iloc[0] == "'-x" and pd.isna(safe["note"].iloc[1])
+    assert list(frame["rater"]) == ["=ann", "bob"]  # a copy: the frame itself is unchanged
+    restored = restore_spreadsheet_text(safe)
+    assert list(restored["rater"]) == ["=ann", "bob"] and restored["note"].iloc[0] == "-x"
 
 
 # --------------------------------------------------------------------------- agreement

@@ -17,6 +17,7 @@ from anchormix_kedro.evaluation.text_metrics import (
     METEOR_WITHOUT_SYNONYMS,
     SCORE_COLUMNS,
     bertscore,
+    library_bertscore,
     load_bertscore_scorer,
     meteor,
     meteor_variant,
@@ -165,3 +166,71 @@ def test_score_texts_rejects_unpaired_input_and_accepts_none():
         score_texts(["a"], ["a", "b"])
     empty = score_texts([], [])
     assert empty.empty and list(empty.columns) == list(SCORE_COLUMNS)
+
+
+# Pairs that exercise the fast path: repeats, lengths from one word to past the model's
+# 512 tokens (truncated), accents, punctuation only, identical texts, empty answers.
+LONG = " ".join(["the bass sits under the kick and the vocal rides on top"] * 60)
+VARIED = [
+    (REFERENCE, REFERENCE),
+    (PARAPHRASE, REFERENCE),
+    (UNRELATED, REFERENCE),
+    (PARAPHRASE, REFERENCE),  # a repeat
+    ("Louder.", "Pull the bass fader up by about 6 dB so it is heard under the drums."),
+    ("Le chanteur est trop fort, baissez-le de 3 dB s'il vous plaît: déjà vu.", REFERENCE),
+    ("?!", REFERENCE),
+    (LONG, REFERENCE),
+    (REFERENCE, LONG),
+    ("", REFERENCE),
+    (PARAPHRASE, "   "),
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_fast_bertscore_equals_bert_scores_own_to_1e_6(batch_size):
+    candidates, references = zip(*VARIED, strict=True)
+    fast = bertscore(list(candidates), list(references), batch_size=batch_size)
+    library = library_bertscore(list(candidates), list(references), batch_size=batch_size)
+    assert list(fast.columns) == list(library.columns)
+    assert (fast - library).abs().to_numpy().max() <= 1e-6
+    assert fast.loc[9].tolist() == [0.0, 0.0, 0.0] and fast.loc[10].tolist() == [0.0, 0.0, 0.0]
+    assert fast.loc[0, "bertscore_f1"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_score_texts_scores_each_distinct_pair_once_with_the_same_scores():
+    rows = [VARIED[k % 4] for k in range(60)] + [(None, REFERENCE)]
+    candidates, references = (list(column) for column in zip(*rows, strict=True))
+    scorer = load_bertscore_scorer(text_metrics.default_bertscore_model(), 6, None)
+    embedded: list[int] = []
+    hook = scorer._model.register_forward_hook(
+        lambda module, args, output: embedded.append(int(args[0].shape[0]))
+    )
+    try:
+        frame = score_texts(candidates, references, use_wordnet=False)
+    finally:
+        hook.remove()
+    assert frame.attrs["pairs"] == {"rows": 61, "scored": 60, "distinct": 3}
+    assert sum(embedded) == 3  # each distinct text once: REFERENCE, PARAPHRASE, UNRELATED
+    assert frame.loc[60].isna().all()
+    # Row by row, as the metrics were computed before: the same numbers.
+    per_row = library_bertscore(candidates[:60], references[:60])
+    per_row["rouge_l"] = rouge_l(candidates[:60], references[:60])
+    per_row["meteor"] = meteor(candidates[:60], references[:60], use_wordnet=False)
+    assert (
+        frame.loc[:59, list(SCORE_COLUMNS)] - per_row[list(SCORE_COLUMNS)]
+    ).abs().max().max() <= 1e-6
+
+
+@pytest.mark.skipif(not wordnet_available(), reason="WordNet is not installed for NLTK")
+def test_meteor_with_remembered_synonyms_equals_nltk_per_pair():
+    from nltk.corpus import wordnet
+    from nltk.tokenize import wordpunct_tokenize
+    from nltk.translate.meteor_score import meteor_score
+
+    candidates = [PARAPHRASE, "drag the bass fader down", "lower the voice", PARAPHRASE]
+    references = [REFERENCE, "pull the bass fader down", "turn the vocal down", REFERENCE]
+    expected = [
+        meteor_score([wordpunct_tokenize(r)], wordpunct_tokenize(c), wordnet=wordnet)
+        for c, r in zip(candidates, references, strict=True)
+    ]
+    assert meteor(candidates, references) == expected

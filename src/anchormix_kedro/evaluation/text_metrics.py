@@ -7,6 +7,12 @@ WordNet synonyms when WordNet is installed for NLTK (``scripts/install_wordnet.s
 it in ``.nltk_data`` of the project, which this module puts on NLTK's path unless
 ``NLTK_DATA`` says otherwise); without WordNet it matches exact words and stems only, and
 the results say which variant ran.
+
+Advice repeats itself, so :func:`score_texts` scores each distinct (candidate, reference)
+pair once. :func:`bertscore` embeds each distinct text once, in batches sorted by token
+length, with bert_score's own model, tokenizer and encoding, and matches tokens for all
+pairs in batches on the model's device; it agrees with bert_score's ``BERTScorer.score``
+(:func:`library_bertscore`, kept as the yardstick) to 1e-6.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nltk
 import pandas as pd
@@ -98,6 +105,126 @@ def load_bertscore_scorer(model_type: str, num_layers: int, device: str | None =
     return scorer
 
 
+def _resolve_model(model_type: str | None, num_layers: int | None) -> tuple[str, int]:
+    model_type = model_type or default_bertscore_model()
+    return model_type, num_layers if num_layers is not None else _layer_count(model_type)
+
+
+def _scored_pairs(candidates: Sequence[str], references: Sequence[str]) -> list[int]:
+    # bert_score defines the score of an empty sentence as 0 but, under transformers 5,
+    # fails to encode one: only non-empty pairs are scored.
+    return [
+        i
+        for i, (c, r) in enumerate(zip(candidates, references, strict=True))
+        if c.strip() and r.strip()
+    ]
+
+
+_BERTSCORE_COLUMNS = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
+
+
+def library_bertscore(
+    candidates: Sequence[str],
+    references: Sequence[str],
+    model_type: str | None = None,
+    num_layers: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """BERTScore by bert_score's own ``BERTScorer.score``: the yardstick of :func:`bertscore`.
+
+    Same arguments and result as :func:`bertscore`; slower where pairs repeat, since
+    bert_score matches every pair again and in small batches.
+    """
+    model_type, num_layers = _resolve_model(model_type, num_layers)
+    frame = pd.DataFrame(0.0, index=range(len(candidates)), columns=_BERTSCORE_COLUMNS)
+    scored = _scored_pairs(candidates, references)
+    if scored:
+        scorer = load_bertscore_scorer(model_type, num_layers, device)
+        precision, recall, f1 = scorer.score(
+            [candidates[i] for i in scored], [references[i] for i in scored], batch_size=batch_size
+        )
+        for column, values in zip(_BERTSCORE_COLUMNS, (precision, recall, f1), strict=True):
+            frame.loc[scored, column] = values.double().numpy()
+    return frame
+
+
+def _embed_texts(scorer, texts: Sequence[str], batch_size: int) -> list[tuple[Any, Any]]:
+    """Each text's unit-length token embeddings and normalised token weights, in order.
+
+    bert_score's own steps (``sent_encode``, ``padding``, ``bert_encode``, weight 0 for the
+    CLS and SEP tokens and 1 otherwise), in batches of texts of similar token length.
+    """
+    import torch
+    from bert_score.utils import bert_encode, padding, sent_encode
+
+    tokenizer, model = scorer._tokenizer, scorer._model
+    device = next(model.parameters()).device
+    special = {tokenizer.sep_token_id, tokenizer.cls_token_id}
+    ids = [sent_encode(tokenizer, text) for text in texts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    embedded: list[tuple[Any, Any]] = [None] * len(ids)  # type: ignore[list-item]
+    for start in range(0, len(order), max(1, int(batch_size))):
+        chunk = order[start : start + max(1, int(batch_size))]
+        tokens, lengths, mask = padding([ids[i] for i in chunk], tokenizer.pad_token_id)
+        hidden = bert_encode(model, tokens.to(device), attention_mask=mask.to(device))
+        for row, i in enumerate(chunk):
+            vectors = hidden[row, : int(lengths[row])]
+            vectors = vectors / torch.norm(vectors, dim=-1).unsqueeze(-1)
+            weights = torch.tensor([0.0 if t in special else 1.0 for t in ids[i]], device=device)
+            # A text with no token besides CLS and SEP keeps zero weights: it scores 0.
+            embedded[i] = (vectors, weights / weights.sum() if weights.any() else weights)
+    return embedded
+
+
+# A matching batch holds at most this many pairs, and this many similarity cells (pairs x
+# candidate tokens x reference tokens): a few tens of MB, whatever the texts' lengths.
+_MATCH_PAIRS = 64
+_MATCH_CELLS = 1 << 21
+
+
+def _greedy_match(embedded, pairs: list[tuple[int, int]]):
+    """bert_score's greedy cosine matching of each (candidate, reference) text pair."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    order = sorted(
+        range(len(pairs)),
+        key=lambda k: (len(embedded[pairs[k][0]][1]), len(embedded[pairs[k][1]][1])),
+        reverse=True,
+    )
+    scores = torch.zeros(len(pairs), 3, dtype=torch.float64)
+    start = 0
+    while start < len(order):
+        longest = order[start]
+        cells = len(embedded[pairs[longest][0]][1]) * len(embedded[pairs[longest][1]][1])
+        chunk = order[start : start + max(1, min(_MATCH_PAIRS, _MATCH_CELLS // cells))]
+        start += len(chunk)
+        hyp = [embedded[pairs[k][0]] for k in chunk]
+        ref = [embedded[pairs[k][1]] for k in chunk]
+        hyp_vectors = pad_sequence([v for v, _ in hyp], batch_first=True)
+        ref_vectors = pad_sequence([v for v, _ in ref], batch_first=True)
+        hyp_weights = pad_sequence([w for _, w in hyp], batch_first=True)
+        ref_weights = pad_sequence([w for _, w in ref], batch_first=True)
+        sim = torch.bmm(hyp_vectors, ref_vectors.transpose(1, 2))
+        hyp_real = torch.arange(sim.shape[1], device=sim.device)[None] < torch.tensor(
+            [len(w) for _, w in hyp], device=sim.device
+        ).unsqueeze(1)
+        ref_real = torch.arange(sim.shape[2], device=sim.device)[None] < torch.tensor(
+            [len(w) for _, w in ref], device=sim.device
+        ).unsqueeze(1)
+        # Cosines lie in [-1, 1]: -2 keeps padding out of every maximum over real tokens.
+        sim = sim.masked_fill(~(hyp_real[:, :, None] & ref_real[:, None, :]), -2.0)
+        precision = (sim.max(dim=2).values * hyp_weights).sum(dim=1)
+        recall = (sim.max(dim=1).values * ref_weights).sum(dim=1)
+        f1 = (2 * precision * recall / (precision + recall)).nan_to_num(0.0)
+        # bert_score scores a pair with a text of no real token 0 on every measure.
+        empty = (hyp_weights.sum(dim=1) == 0) | (ref_weights.sum(dim=1) == 0)
+        triple = torch.stack((precision, recall, f1), dim=-1).masked_fill(empty[:, None], 0.0)
+        scores[chunk] = triple.double().cpu()
+    return scores.numpy()
+
+
 def bertscore(
     candidates: Sequence[str],
     references: Sequence[str],
@@ -108,30 +235,32 @@ def bertscore(
 ) -> pd.DataFrame:
     """BERTScore precision, recall and F1 of each candidate against its reference.
 
-    An empty candidate or reference scores 0, as bert_score defines it.
+    An empty candidate or reference scores 0, as bert_score defines it. Each distinct text
+    is embedded once (``batch_size`` texts per forward pass, sorted by token length) and
+    each distinct pair matched once; the scores equal bert_score's (:func:`library_bertscore`)
+    to 1e-6.
 
     ``model_type`` is a local model directory or a model name in the local cache (default:
     :func:`default_bertscore_model`); ``num_layers`` defaults to bert_score's tuned layer for
     models it knows and to all layers otherwise (6 for all-MiniLM-L6-v2).
     """
-    model_type = model_type or default_bertscore_model()
-    num_layers = num_layers if num_layers is not None else _layer_count(model_type)
-    columns = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
-    frame = pd.DataFrame(0.0, index=range(len(candidates)), columns=columns)
-    # bert_score defines the score of an empty sentence as 0 but, under transformers 5, fails
-    # to encode one: score only the non-empty pairs.
-    scored = [
-        i
-        for i, (c, r) in enumerate(zip(candidates, references, strict=True))
-        if c.strip() and r.strip()
-    ]
-    if scored:
-        scorer = load_bertscore_scorer(model_type, num_layers, device)
-        precision, recall, f1 = scorer.score(
-            [candidates[i] for i in scored], [references[i] for i in scored], batch_size=batch_size
-        )
-        for column, values in zip(columns, (precision, recall, f1), strict=True):
-            frame.loc[scored, column] = values.double().numpy()
+    import torch
+
+    model_type, num_layers = _resolve_model(model_type, num_layers)
+    frame = pd.DataFrame(0.0, index=range(len(candidates)), columns=_BERTSCORE_COLUMNS)
+    scored = _scored_pairs(candidates, references)
+    if not scored:
+        return frame
+    scorer = load_bertscore_scorer(model_type, num_layers, device)
+    texts = list(dict.fromkeys(t for i in scored for t in (candidates[i], references[i])))
+    position = {text: k for k, text in enumerate(texts)}
+    pairs = list(dict.fromkeys((position[candidates[i]], position[references[i]]) for i in scored))
+    with torch.inference_mode():
+        embedded = _embed_texts(scorer, texts, batch_size)
+        scores = _greedy_match(embedded, pairs)
+    row_of_pair = {pair: k for k, pair in enumerate(pairs)}
+    rows = [row_of_pair[(position[candidates[i]], position[references[i]])] for i in scored]
+    frame.loc[scored, _BERTSCORE_COLUMNS] = scores[rows]
     return frame
 
 
@@ -156,6 +285,20 @@ class _NoSynonyms:
 
     def synsets(self, *args, **kwargs) -> list:
         return []
+
+
+class _RememberedSynonyms:
+    """WordNet's ``synsets`` looked up once per word: METEOR asks again for every pair."""
+
+    def __init__(self, wordnet):
+        self._wordnet = wordnet
+        self._synsets: dict[tuple, list] = {}
+
+    def synsets(self, *args, **kwargs) -> list:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in self._synsets:
+            self._synsets[key] = self._wordnet.synsets(*args, **kwargs)
+        return self._synsets[key]
 
 
 @functools.lru_cache(maxsize=1)
@@ -199,9 +342,8 @@ def meteor(
     from nltk.tokenize import wordpunct_tokenize
     from nltk.translate.meteor_score import meteor_score
 
-    synonyms = (
-        _wordnet_reader() if meteor_variant(use_wordnet) == METEOR_WITH_SYNONYMS else None
-    ) or _NoSynonyms()
+    reader = _wordnet_reader() if meteor_variant(use_wordnet) == METEOR_WITH_SYNONYMS else None
+    synonyms = _RememberedSynonyms(reader) if reader is not None else _NoSynonyms()
     return [
         meteor_score(
             [wordpunct_tokenize(reference)], wordpunct_tokenize(candidate), wordnet=synonyms
@@ -223,36 +365,44 @@ def score_texts(
 
     Columns: ``bertscore_precision``, ``bertscore_recall``, ``bertscore_f1``, ``rouge_l``,
     ``meteor``. A pair whose candidate or reference is missing (``None``/NaN) gets NaN in
-    every column rather than a score of an empty string. ``frame.attrs["variants"]`` says what
+    every column rather than a score of an empty string. Each distinct pair is scored once
+    and its scores copied to every row that holds it. ``frame.attrs["variants"]`` says what
     ran: ``meteor`` (:data:`METEOR_WITH_SYNONYMS` or :data:`METEOR_WITHOUT_SYNONYMS`),
-    ``bertscore_model``, ``bertscore_num_layers`` and ``bertscore_rescaled_with_baseline``.
+    ``bertscore_model``, ``bertscore_num_layers`` and ``bertscore_rescaled_with_baseline``;
+    ``frame.attrs["pairs"]`` counts the ``rows``, the rows ``scored`` (both texts present)
+    and the ``distinct`` pairs among them.
     """
     if len(candidates) != len(references):
         raise ValueError(
             f"{len(candidates)} candidates but {len(references)} references: they pair up"
         )
-    model_type = bertscore_model or default_bertscore_model()
-    num_layers = (
-        bertscore_num_layers if bertscore_num_layers is not None else _layer_count(model_type)
-    )
+    model_type, num_layers = _resolve_model(bertscore_model, bertscore_num_layers)
     present = [
         i
         for i, (c, r) in enumerate(zip(candidates, references, strict=True))
         if isinstance(c, str) and isinstance(r, str)
     ]
-    cands = [candidates[i] for i in present]
-    refs = [references[i] for i in present]
+    distinct = list(dict.fromkeys((candidates[i], references[i]) for i in present))
+    cands = [c for c, _ in distinct]
+    refs = [r for _, r in distinct]
 
     frame = pd.DataFrame(math.nan, index=range(len(candidates)), columns=list(SCORE_COLUMNS))
     if present:
         scores = bertscore(cands, refs, model_type, num_layers, batch_size, device)
         scores["rouge_l"] = rouge_l(cands, refs)
         scores["meteor"] = meteor(cands, refs, use_wordnet)
-        frame.loc[present, list(SCORE_COLUMNS)] = scores[list(SCORE_COLUMNS)].to_numpy()
+        row_of_pair = {pair: k for k, pair in enumerate(distinct)}
+        rows = [row_of_pair[(candidates[i], references[i])] for i in present]
+        frame.loc[present, list(SCORE_COLUMNS)] = scores[list(SCORE_COLUMNS)].to_numpy()[rows]
     frame.attrs["variants"] = {
         "meteor": meteor_variant(use_wordnet),
         "bertscore_model": model_type,
         "bertscore_num_layers": num_layers,
         "bertscore_rescaled_with_baseline": False,
+    }
+    frame.attrs["pairs"] = {
+        "rows": len(candidates),
+        "scored": len(present),
+        "distinct": len(distinct),
     }
     return frame

@@ -6,6 +6,10 @@
   dict or an environment variable and is never logged, cached or returned.
 - :class:`TransformersBackend`: a local causal LM (path or cached model id), its chat
   template and greedy decoding.
+
+A backend's ``max_in_flight`` says how many calls it can usefully serve at once: an HTTP
+server answers many (each thread of :func:`anchormix_kedro.evaluation.judge.judge_all`
+gets its own connection), a local model one at a time.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class JudgeBackend(Protocol):
 
     kind: str
     model: str
+    max_in_flight: int | None  # None: as many as the caller asks; absent: one at a time
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The model's answer to a chat; raises :class:`JudgeCallError` when it cannot."""
@@ -65,10 +70,13 @@ class OpenAICompatibleBackend:
     none, no ``Authorization`` header is sent (local vLLM or Ollama servers need none).
     A request that times out, cannot connect, or gets 429 or 5xx is retried up to
     ``max_retries`` times, waiting ``backoff_s * 2**attempt`` seconds or what the server's
-    ``Retry-After`` asks, at most ``max_backoff_s``. Other HTTP errors fail at once.
+    ``Retry-After`` asks, at most ``max_backoff_s``. Other HTTP errors fail at once. Each
+    thread calling :meth:`complete` has its own HTTP session, so calls in flight at once
+    share no connection.
     """
 
     kind = "openai-compatible"
+    max_in_flight = None  # a server answers as many at once as the caller sends
 
     def __init__(
         self,
@@ -110,7 +118,8 @@ class OpenAICompatibleBackend:
                     api_key_env,
                 )
         self.__api_key = key or None
-        self._session = requests.Session()
+        self._sessions = threading.local()
+        self._new_session = requests.Session
 
     def __repr__(self) -> str:
         key = "***" if self.__api_key else None
@@ -125,6 +134,13 @@ class OpenAICompatibleBackend:
     def redact(self, text: str) -> str:
         """``text`` with the API key, should a server echo it, replaced by ``***``."""
         return text.replace(self.__api_key, "***") if self.__api_key and text else text
+
+    def _session(self):
+        """This thread's HTTP session (a session's connection pool is not shared)."""
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = self._new_session()
+        return session
 
     def _delay(self, attempt: int, retry_after: str | None = None) -> float:
         asked = _retry_after_seconds(retry_after)
@@ -152,7 +168,7 @@ class OpenAICompatibleBackend:
         for attempt in range(self.max_retries + 1):
             retry_after = None
             try:
-                response = self._session.post(
+                response = self._session().post(
                     url, json=payload, headers=headers, timeout=self.timeout_s
                 )
             except requests.Timeout:
@@ -198,10 +214,12 @@ class TransformersBackend:
     """A local causal LM: chat template (when the tokenizer has one), greedy decoding.
 
     ``model`` is a local directory or a model id already in the Hugging Face cache (the
-    project runs offline). The model loads on first use, once.
+    project runs offline). The model loads on first use, once, and answers one call at a
+    time.
     """
 
     kind = "transformers"
+    max_in_flight = 1
 
     def __init__(
         self,
@@ -225,26 +243,30 @@ class TransformersBackend:
         """Nothing secret is held: ``text`` unchanged."""
         return text
 
-    def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._loaded is None:
-                import torch
-                from transformers import AutoModelForCausalLM, AutoTokenizer
+    def _load_unlocked(self) -> tuple[Any, Any]:
+        """Load the model once (the caller holds the lock)."""
+        if self._loaded is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
-                logger.info("Loading judge model %s", self.model)
-                tokenizer = AutoTokenizer.from_pretrained(self.model)
-                kwargs = {"dtype": getattr(torch, self.dtype)} if self.dtype else {}
-                model = AutoModelForCausalLM.from_pretrained(self.model, **kwargs)
-                device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-                self._loaded = (tokenizer, model.to(device).eval())
-            return self._loaded
+            logger.info("Loading judge model %s", self.model)
+            tokenizer = AutoTokenizer.from_pretrained(self.model)
+            kwargs = {"dtype": getattr(torch, self.dtype)} if self.dtype else {}
+            model = AutoModelForCausalLM.from_pretrained(self.model, **kwargs)
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._loaded = (tokenizer, model.to(device).eval())
+        return self._loaded
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The model's greedy continuation of the chat, without the prompt."""
+        with self._lock:  # one generation at a time: the model is not shared between calls
+            return self._generate(messages)
+
+    def _generate(self, messages: list[dict[str, str]]) -> str:
         import torch
         from transformers import GenerationConfig
 
-        tokenizer, model = self._load()
+        tokenizer, model = self._load_unlocked()
         if getattr(tokenizer, "chat_template", None):
             prompt = tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True

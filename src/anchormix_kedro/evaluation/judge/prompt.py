@@ -88,7 +88,7 @@ def _stem_noun(stem: str) -> str:
     return STEM_WORDS[stem].noun if stem in STEM_WORDS else stem
 
 
-def _true_imbalance(item: JudgeItem) -> str:
+def _true_imbalance(item: Any) -> str:
     target = _stem_noun(item.target)
     label = {
         "too_loud": "too loud",
@@ -113,10 +113,31 @@ def _true_imbalance(item: JudgeItem) -> str:
     return sentence + "."
 
 
+def criteria_text() -> str:
+    """The rubric's criteria, one ``- name: definition`` line each."""
+    return "\n".join(f"- {name}: {CRITERION_DEFINITIONS[name]}" for name in CRITERIA)
+
+
+def scenario_text(item: Any) -> str:
+    """The scenario lines of a prompt: anchor, target, genre and the true imbalance.
+
+    ``item`` has ``anchor``, ``target``, ``genre``, ``true_gain_db`` and ``true_label`` (a
+    :class:`JudgeItem` or a listwise item).
+    """
+    anchor = _stem_noun(item.anchor) if item.anchor else "none (the target was heard on its own)"
+    return (
+        "Scenario:\n"
+        f"- Anchor stem: {anchor}\n"
+        f"- Target stem: {_stem_noun(item.target)}\n"
+        f"- Genre: {item.genre or 'unknown'}\n"
+        f"- True imbalance: {_true_imbalance(item)}"
+    )
+
+
 def judge_messages(item: JudgeItem) -> list[dict[str, str]]:
     """The chat the judge model reads: the rubric (system) and the scenario and advice (user)."""
     scale = ", ".join(f"{score} = {name}" for score, name in LIKERT_LABELS.items())
-    criteria = "\n".join(f"- {name}: {CRITERION_DEFINITIONS[name]}" for name in CRITERIA)
+    criteria = criteria_text()
     shape = ", ".join(f'"{name}": <integer {LIKERT_MIN}-{LIKERT_MAX}>' for name in CRITERIA)
     system = (
         "You are an experienced mixing engineer rating gain-balancing advice that an "
@@ -126,13 +147,5 @@ def judge_messages(item: JudgeItem) -> list[dict[str, str]]:
         "Answer with strict JSON only, no other text:\n"
         f'{{{shape}, "rationale": "<one or two sentences>"}}'
     )
-    anchor = _stem_noun(item.anchor) if item.anchor else "none (the target was heard on its own)"
-    user = (
-        "Scenario:\n"
-        f"- Anchor stem: {anchor}\n"
-        f"- Target stem: {_stem_noun(item.target)}\n"
-        f"- Genre: {item.genre or 'unknown'}\n"
-        f"- True imbalance: {_true_imbalance(item)}\n\n"
-        f'Advice to rate:\n"""\n{item.advice}\n"""'
-    )
+    user = f'{scenario_text(item)}\n\nAdvice to rate:\n"""\n{item.advice}\n"""'
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

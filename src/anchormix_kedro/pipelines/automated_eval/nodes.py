@@ -13,7 +13,19 @@ from anchormix_kedro.evaluation.convention_following import (
     convention_following,
     convention_markdown,
 )
-from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, make_judge
+from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, LLMJudge, make_judge
+from anchormix_kedro.evaluation.judge.listwise import LISTWISE_RUBRIC_VERSION
+from anchormix_kedro.evaluation.listwise import (
+    DEFAULT_CONDITION,
+    empty_ranks,
+    listwise_status,
+    rank_advice,
+)
+from anchormix_kedro.evaluation.listwise_summary import (
+    rank_summary,
+    win_rate_markdown,
+    win_rates,
+)
 from anchormix_kedro.evaluation.metric_table import (
     assemble_metric_table as assemble_metric_frames,
 )
@@ -80,26 +92,21 @@ def compute_text_metrics(
         use_wordnet=text_metrics.get("use_wordnet"),
     )
     variants = dict(scores.attrs.get("variants", {}))
+    pairs = dict(scores.attrs.get("pairs", {}))
     scores.attrs = {}
     logger.info(
-        "Text metrics: BERTScore %s (%s layers), METEOR %s",
+        "Text metrics: BERTScore %s (%s layers), METEOR %s; %s rows scored as %s distinct pairs",
         variants.get("bertscore_model"),
         variants.get("bertscore_num_layers"),
         variants.get("meteor"),
+        pairs.get("scored"),
+        pairs.get("distinct"),
     )
     return scores, variants
 
 
-def judge_advice(
-    evaluation_examples: pd.DataFrame, judge: dict, judge_credentials: dict
-) -> tuple[pd.DataFrame, dict]:
-    """The LLM judge's scores and rationale per row, and what the judge was.
-
-    ``judge["credentials"]`` names an entry of the project's credentials (its ``api_key``
-    is used); without it the key comes from the environment variable ``api_key_env``.
-    With ``backend: none`` every score stays missing and the log says no judge is
-    configured.
-    """
+def _configured_judge(judge: dict, judge_credentials: dict) -> LLMJudge | None:
+    """The judge the parameters describe, its API key from the named credentials entry."""
     config = dict(judge or {})
     entry = config.pop("credentials", None)
     backend = str(config.get("backend") or "none").lower()
@@ -113,14 +120,28 @@ def judge_advice(
                 entry,
                 config.get("api_key_env"),
             )
-    llm_judge = make_judge(config, credentials)
+    return make_judge(config, credentials)
+
+
+def judge_advice(
+    evaluation_examples: pd.DataFrame, judge: dict, judge_credentials: dict
+) -> tuple[pd.DataFrame, dict]:
+    """The LLM judge's scores and rationale per row, and what the judge was.
+
+    ``judge["credentials"]`` names an entry of the project's credentials (its ``api_key``
+    is used); without it the key comes from the environment variable ``api_key_env``.
+    ``judge["max_in_flight"]`` calls run at once. With ``backend: none`` every score stays
+    missing and the log says no judge is configured.
+    """
+    llm_judge = _configured_judge(judge, judge_credentials)
     scores = judge_columns(evaluation_examples, llm_judge, progress=True)
     scored = int(scores["judge_ok"].fillna(False).sum())
     status = {
         "configured": llm_judge is not None,
-        "backend": backend,
+        "backend": str((judge or {}).get("backend") or "none").lower(),
         "model": None if llm_judge is None else llm_judge.backend.model,
         "rubric_version": None if llm_judge is None else llm_judge.rubric_version,
+        "max_in_flight": None if llm_judge is None else llm_judge.calls_at_once,
         "items": len(scores),
         "scored": scored,
         "from_cache": int(scores["judge_cached"].fillna(False).sum()),
@@ -128,6 +149,38 @@ def judge_advice(
         "message": NO_JUDGE_MESSAGE if llm_judge is None else "",
     }
     return scores, status
+
+
+def rank_advice_listwise(
+    evaluation_examples: pd.DataFrame, listwise: dict, judge: dict, judge_credentials: dict
+) -> tuple[pd.DataFrame, dict]:
+    """The listwise judge's rank of every system's advice per example, and what it did.
+
+    The judge (``judge`` parameters) sees each example's advice of all systems, blind and
+    shuffled from ``listwise["seed"]``, for the conditions in ``listwise["conditions"]``
+    (default ``as_mixed``; null: all), and ranks them. ``listwise["enabled"]: false``
+    skips it: no rows.
+    """
+    settings = dict(listwise or {})
+    if not settings.get("enabled", True):
+        logger.info("Listwise judge switched off (automated_eval.listwise.enabled: false)")
+        return empty_ranks(), listwise_status(empty_ranks(), None, enabled=False)
+    llm_judge = _configured_judge(judge, judge_credentials)
+    ranks = rank_advice(
+        evaluation_examples,
+        llm_judge,
+        conditions=settings.get("conditions", [DEFAULT_CONDITION]),
+        seed=int(settings.get("seed", 0)),
+        rubric_version=str(settings.get("rubric_version") or LISTWISE_RUBRIC_VERSION),
+        progress=True,
+    )
+    return ranks, listwise_status(ranks, llm_judge)
+
+
+def compare_systems_listwise(listwise_ranks: pd.DataFrame, evaluation_common: dict) -> pd.DataFrame:
+    """How often each system's advice is ranked above each other's, with song-level intervals."""
+    declared = system_order(evaluation_common.get("systems") or {})
+    return win_rates(listwise_ranks, systems=declared, **bootstrap_settings(evaluation_common))
 
 
 def assemble_metric_table(
@@ -144,24 +197,45 @@ def assemble_metric_table(
     return table
 
 
-def summarize_systems(evaluation_metrics: pd.DataFrame, evaluation_common: dict) -> pd.DataFrame:
-    """Every automated metric per system with a percentile-bootstrap confidence interval."""
-    return summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap_settings(evaluation_common))
+def summarize_systems(
+    evaluation_metrics: pd.DataFrame,
+    evaluation_common: dict,
+    listwise_ranks: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every automated metric per system with a percentile-bootstrap confidence interval,
+    and the listwise judge's mean rank and first places (songs resampled) beside them."""
+    bootstrap = bootstrap_settings(evaluation_common)
+    declared = system_order(evaluation_common.get("systems") or {})
+    summary = summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap)
+    if listwise_ranks is None or listwise_ranks.empty:
+        return summary
+    return pd.concat(
+        [summary, rank_summary(listwise_ranks, systems=declared, **bootstrap)], ignore_index=True
+    )
 
 
 def summary_mlflow_metrics(
-    system_summary: pd.DataFrame, judge_status: dict
+    system_summary: pd.DataFrame, judge_status: dict, listwise_status: dict | None = None
 ) -> dict[str, dict[str, float]]:
     """The summary as MLflow metrics (``<system>.<metric>.estimate|ci_low|ci_high|n``)."""
     metrics = summary_metrics_for_mlflow(system_summary)
     metrics["judge.scored"] = {"value": float(judge_status["scored"]), "step": 0}
     metrics["judge.missing"] = {"value": float(judge_status["missing"]), "step": 0}
+    if (listwise_status or {}).get("enabled"):
+        metrics["listwise.ranked"] = {"value": float(listwise_status["ranked"]), "step": 0}
+        metrics["listwise.missing"] = {"value": float(listwise_status["missing"]), "step": 0}
     return metrics
 
 
-def evaluation_settings(text_metric_variants: dict, judge_status: dict) -> dict:
-    """What ran: the text metrics' model and METEOR variant, the judge and its coverage."""
-    return {"text_metrics": dict(text_metric_variants), "judge": dict(judge_status)}
+def evaluation_settings(
+    text_metric_variants: dict, judge_status: dict, listwise_status: dict | None = None
+) -> dict:
+    """What ran: the text metrics' model and METEOR variant, the judges and their coverage."""
+    return {
+        "text_metrics": dict(text_metric_variants),
+        "judge": dict(judge_status),
+        "listwise": dict(listwise_status or {"enabled": False}),
+    }
 
 
 def plot_system_summary(system_summary: pd.DataFrame) -> plt.Figure:
@@ -181,14 +255,31 @@ def plot_convention_following(genre_convention_following: pd.DataFrame) -> plt.F
     return plot_conventions(genre_convention_following)
 
 
+def _listwise_line(status: dict) -> str:
+    if not status.get("enabled"):
+        return "Listwise judge: switched off."
+    if not status.get("configured"):
+        return f"Listwise judge: none configured. {NO_JUDGE_MESSAGE}"
+    return (
+        f"Listwise judge: `{status['model']}` (rubric {status['rubric_version']}), conditions "
+        f"{', '.join(status['conditions'])}: {status['ranked']} of {status['examples']} "
+        f"examples ranked ({status['from_cache']} from cache), {status['missing']} without a "
+        "ranking (failed calls, invalid or incomplete rankings; never filled in). Each "
+        "example's answers were shown blind, in a seeded shuffled order."
+    )
+
+
 def write_automated_eval_report(
     system_summary: pd.DataFrame,
     genre_convention_following: pd.DataFrame,
     text_metric_variants: dict,
     judge_status: dict,
     evaluation_common: dict,
+    listwise_win_rates: pd.DataFrame | None = None,
+    listwise_status: dict | None = None,
 ) -> str:
-    """A Markdown report: what ran, every metric per system, the per-genre convention table."""
+    """A Markdown report: what ran, every metric per system, the listwise win rates, the
+    per-genre convention table."""
     bootstrap = bootstrap_settings(evaluation_common)
     declared = system_order(evaluation_common.get("systems") or {})
     systems = order_systems(system_summary["system"], declared)
@@ -205,7 +296,9 @@ def write_automated_eval_report(
         f"{text_metric_variants.get('bertscore_num_layers')}, not rescaled. "
         f"METEOR: {text_metric_variants.get('meteor')}.",
         judge_line,
-        f"Intervals: {bootstrap['n_resamples']} bootstrap resamples, seed {bootstrap['seed']}.",
+        _listwise_line(listwise_status or {}),
+        f"Intervals: {bootstrap['n_resamples']} bootstrap resamples, seed {bootstrap['seed']}"
+        " (examples resampled; songs for the listwise rows).",
     ]
     table = ablation_markdown(
         system_summary,
@@ -215,8 +308,14 @@ def write_automated_eval_report(
         notes=notes,
         confidence=bootstrap["confidence"],
     )
+    listwise = ""
+    if listwise_win_rates is not None and (listwise_status or {}).get("configured"):
+        listwise = "\n## LLM judge, listwise: win rates\n\n" + win_rate_markdown(
+            listwise_win_rates, systems, bootstrap["confidence"]
+        )
     return (
         table
+        + listwise
         + "\n## Research question 2: does the advice follow the genre conventions?\n\n"
         + "Distance of the target's level (relative to the anchor) from the median of its "
         "genre's training songs, before the advice and after the advised fader move; "
@@ -229,47 +328,29 @@ def write_automated_eval_report(
 
 
 def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dict) -> pd.DataFrame:
-    """The study key: a blind, shuffled sample of scenarios over systems, genres and pairs."""
+    """The study key: a blind, shuffled sample of scenarios over systems, genres and pairs,
+    with subtle offsets (at most ``max_offset_db``; null: any) and balanced examples."""
     return study_kit.sample_scenarios(
         evaluation_examples,
         n_examples=int(study_kit_params["n_examples"]),
         study_id=str(study_kit_params["study_id"]),
         seed=int(study_kit_params.get("seed", 0)),
         systems=study_kit_params.get("systems"),
+        max_offset_db=study_kit_params.get("max_offset_db", study_kit.DEFAULT_MAX_OFFSET_DB),
     )
 
 
 def render_rating_study(
     rating_study_key: pd.DataFrame,
-    excerpts: dict[str, Callable[[], dict]],
+    source_rate_excerpts: dict[str, Callable[[], dict]],
     study_kit_params: dict,
-) -> str:
-    """The self-contained study page (audio embedded) for the key's scenarios."""
-
-    title = study_kit_params.get("title") or study_kit.DEFAULT_TITLE
-    if rating_study_key.empty:
-        return study_kit.empty_page(title)
-
-    def load_excerpt(excerpt_id: str) -> dict:
-        return excerpts[excerpt_id]()
-
-    clips, by_scenario = study_kit.render_clips(
+) -> dict[str, str]:
+    """The self-contained study page (source-rate audio embedded) for the key's scenarios,
+    as one partition ``<timestamp>/index``: each run writes ``rating_study/<timestamp>/
+    index.html`` beside the earlier pages, never over them."""
+    page = study_kit.build_study_page(
         rating_study_key,
-        load_excerpt,
-        audio_format=str(study_kit_params.get("audio_format", "ogg")),
-        max_seconds=study_kit_params.get("clip_seconds"),
+        lambda excerpt_id: source_rate_excerpts[excerpt_id](),
+        study_kit.PageSettings.from_params(study_kit_params),
     )
-    page = study_kit.render_page(
-        rating_study_key,
-        clips,
-        by_scenario,
-        title=title,
-        instructions=study_kit_params.get("instructions") or study_kit.DEFAULT_INSTRUCTIONS,
-    )
-    logger.info(
-        "Rating study page: %d scenarios, %d clips, %.1f MB",
-        len(rating_study_key),
-        len(clips),
-        study_kit.page_size_mb(page),
-    )
-    return page
+    return study_kit.page_partition(page)

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import correlation, ratings
+from anchormix_kedro.evaluation.listwise import DEFAULT_CONDITION
 from anchormix_kedro.evaluation.metric_table import (
     HUMAN_SCORE_COLUMNS,
     JUDGE_SCORE_COLUMNS,
@@ -34,10 +35,14 @@ NO_RATINGS_MESSAGE = (
     "is ever invented."
 )
 HUMAN_COLUMNS: tuple[str, ...] = (*HUMAN_SCORE_COLUMNS, "human_mean")
+#: The listwise judge's rank of an advice among its example's (1 = best): agreement with
+#: engineers or with the truth shows as a *negative* correlation.
+LISTWISE_RANK = "listwise_rank"
 AUTOMATED_COLUMNS: tuple[str, ...] = (
     *TEXT_SCORE_COLUMNS,
     *JUDGE_SCORE_COLUMNS,
     "judge_mean",
+    LISTWISE_RANK,
 )
 TRUTH_COLUMNS: tuple[str, ...] = TRUTH_SCORE_COLUMNS
 HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
@@ -127,18 +132,36 @@ def attach_human_scores(
     return kept[list(HUMAN_SCORE_TABLE_COLUMNS)].reset_index(drop=True)
 
 
+def with_listwise_ranks(
+    evaluation_metrics: pd.DataFrame, listwise_ranks: pd.DataFrame
+) -> pd.DataFrame:
+    """The metric table with each advice's listwise rank (condition ``as_mixed``, the one
+    the table and the rating study are about) in column ``listwise_rank``."""
+    ranks = listwise_ranks[listwise_ranks["condition"] == DEFAULT_CONDITION]
+    ranks = ranks[["example_id", "system", "listwise_rank"]].astype(
+        {"example_id": str, "system": str, "listwise_rank": "Float64"}
+    )
+    table = evaluation_metrics.drop(columns=[LISTWISE_RANK], errors="ignore")
+    return table.merge(ranks, on=["example_id", "system"], how="left", validate="one_to_one")
+
+
 def correlate_metrics(
     evaluation_metrics: pd.DataFrame,
     human_scores: pd.DataFrame,
     correlation_params: dict,
     evaluation_common: dict,
+    listwise_ranks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Pearson and Spearman, p-values and bootstrap intervals, per system and pooled.
 
-    Always: automated metrics (text metrics, LLM judge) against the truth metrics. With
-    ratings: every human criterion against every automated and truth metric. Measures with
-    no value at all (e.g. the judge when none is configured) are left out and logged.
+    Always: automated metrics (text metrics, LLM judge scores, the listwise judge's rank)
+    against the truth metrics. With ratings: every human criterion against every automated
+    and truth metric, the listwise rank included when ``listwise_ranks`` are given
+    (Spearman's rho is the one to read for a rank). Measures with no value at all (e.g. the
+    judge when none is configured) are left out and logged.
     """
+    if listwise_ranks is not None:
+        evaluation_metrics = with_listwise_ranks(evaluation_metrics, listwise_ranks)
     options = {
         **bootstrap_settings(evaluation_common),
         "min_pairs": int(correlation_params["min_pairs"]),
@@ -288,6 +311,8 @@ def write_correlation_report(
     lines.append(
         "Per-system correlations are in metric_correlations.csv. Criteria: "
         + ", ".join(CRITERIA)
-        + "; direction_correct_score is 1 for a correct direction, 0 otherwise."
+        + "; direction_correct_score is 1 for a correct direction, 0 otherwise; "
+        + "listwise_rank is 1 for the advice the listwise judge ranked best, so agreement "
+        + "with the engineers or the truth shows as a negative correlation."
     )
     return "\n".join(lines) + "\n", metrics

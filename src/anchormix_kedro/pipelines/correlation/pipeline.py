@@ -41,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "human_scores",
                     "params:correlation",
                     "params:evaluation_common",
+                    "listwise_ranks",
                 ],
                 outputs="metric_correlations",
                 name="correlate_metrics",
