@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, LLMJudge
+from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, LLMJudge, log_coverage
 from anchormix_kedro.evaluation.judge.listwise import (
     LISTWISE_RUBRIC_VERSION,
     ListwiseItem,
@@ -183,16 +183,7 @@ def rank_advice(
 def _log_coverage(frame: pd.DataFrame, results: list[ListwiseResult], judge) -> None:
     if judge is None or not results:
         return
-    failed = [r for r in results if not r.ok]
-    logger.info(
-        "Listwise judge %s: %d of %d examples ranked (%d from cache), %d without a ranking%s",
-        judge.backend.model,
-        len(results) - len(failed),
-        len(results),
-        sum(r.cached for r in results),
-        len(failed),
-        f"; first reason: {failed[0].error}" if failed else "",
-    )
+    log_coverage("Listwise judge", judge, results, "examples ranked", "without a ranking")
 
 
 def listwise_status(ranks: pd.DataFrame, judge: LLMJudge | None, enabled: bool = True) -> dict:

@@ -79,6 +79,7 @@ __all__ = [
     "TransformersBackend",
     "ask_all",
     "judge_all",
+    "log_coverage",
     "judge_messages",
     "make_judge",
     "map_bounded",
@@ -318,17 +319,25 @@ def judge_all(
         judge.judge(item) if answer is None else judge.verdict(item, answer)
         for item, answer in zip(items, answers, strict=True)
     ]
+    log_coverage("LLM judge", judge, results, "items scored", "missing")
+    return _frame([r.as_row() for r in results])
+
+
+def log_coverage(name: str, judge, results: Sequence, done: str, failed_words: str) -> None:
+    """One log line: how many results the judge gave, from the cache, and the first failure."""
     failed = [r for r in results if not r.ok]
     logger.info(
-        "LLM judge %s: %d of %d items scored (%d from cache), %d missing%s",
+        "%s %s: %d of %d %s (%d from cache), %d %s%s",
+        name,
         judge.backend.model,
         len(results) - len(failed),
         len(results),
+        done,
         sum(r.cached for r in results),
         len(failed),
+        failed_words,
         f"; first reason: {failed[0].error}" if failed else "",
     )
-    return _frame([r.as_row() for r in results])
 
 
 _OPENAI_OPTIONS = {
