@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,8 @@ import torch
 
 from anchormix_kedro.model.factory import ModelSettings, build_tiny_base
 from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
-from conftest import PROJECT_ROOT, TINY_ARCHITECTURE
+from conftest import TINY_ARCHITECTURE
+from test_preflight import cli_project
 
 BIN = Path(sys.executable).parent
 SMALL = {
@@ -52,16 +52,10 @@ def test_the_pace_environment_trains_a_saved_stand_in_and_the_cli_uses_it(tmp_pa
     model.save_pretrained(standin)
     processor.save_pretrained(standin)
 
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
+    project = cli_project(tmp_path)
     (project / "conf" / "local" / "parameters.yml").write_text(
         "perturbation:\n  offsets: {mode: grid, values: [0, -6, 6]}\n"
     )
-    (project / "logs").mkdir()
-    (project / "src").mkdir()
     scratch = tmp_path / "scratch"
     environment = {
         **os.environ,
