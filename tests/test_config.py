@@ -94,20 +94,20 @@ def test_systems_are_declared_once_and_a_new_variant_is_one_entry(tmp_path):
     conf = tmp_path / "conf"
     shutil.copytree(PROJECT_ROOT / "conf", conf)
     assert declared_systems(conf=conf) == (
-        ["advisor", "no_anchor"],
+        ["advisor", "no_anchor", "single_clip"],
         ["generic_base", "dsp_baseline"],
     )
     systems = conf / "base" / "parameters" / "systems.yml"
     text = systems.read_text().replace(
         "    no_anchor: {formulation: target_only}",
-        "    no_anchor: {formulation: target_only}\n    single_clip: {formulation: single_clip}",
+        "    no_anchor: {formulation: target_only}\n    wide_lora: {lora: {r: 64}}",
     )
     systems.write_text(text)
     variants, baselines = declared_systems(conf=conf)
-    assert variants == ["advisor", "no_anchor", "single_clip"]
+    assert variants == ["advisor", "no_anchor", "wide_lora", "single_clip"]
     training = fine_tuning.create_pipeline(variants=variants)
-    assert "single_clip.train_advice_model" in {n.name for n in training.nodes}
-    assert "params:systems.variants.single_clip" in training.inputs()
+    assert "wide_lora.train_advice_model" in {n.name for n in training.nodes}
+    assert "params:systems.variants.wide_lora" in training.inputs()
     advice = inference.create_pipeline(variants=variants, baselines=baselines)
     combine = next(n for n in advice.nodes if n.name == "combine_advice")
     assert combine.inputs == [f"{s}_advice" for s in [*variants, *baselines]]
@@ -130,7 +130,7 @@ def test_every_node_carries_its_stage_tag_and_slurm_trains_by_tag():
     for stage in stages:
         assert all(stage in node.tags for node in pipelines[stage].nodes), stage
     tagged = {n.name for n in pipelines["__default__"].nodes if TRAINING_TAG in n.tags}
-    assert tagged == {"advisor.train_advice_model", "no_anchor.train_advice_model"}
+    assert tagged == {f"{v}.train_advice_model" for v in ("advisor", "no_anchor", "single_clip")}
     script = (PROJECT_ROOT / "slurm" / "train_pace.sbatch").read_text()
     assert f"--tags={TRAINING_TAG}" in script and "train_advice_model" not in script
 

@@ -112,7 +112,7 @@ def test_join_keeps_the_split_orders_systems_and_keeps_missing_advice(dataset):
         ([("nope", "advisor", "x")], r"1 example ids that the instruction dataset lacks.*nope"),
         (
             [("loud4", "advisor", "x"), ("loud4", "advisor", "y")],
-            r"repeated \(example_id, system\).*loud4",
+            r"repeated \(example_id, condition, system\).*loud4",
         ),
     ],
 )
@@ -356,7 +356,32 @@ def test_ablation_markdown_bolds_the_best_and_names_absent_systems():
     frame = ablation_frame(summary)
     assert list(frame.columns) == ["metric", "label", "advisor", "no_anchor"]
     mlflow_metrics = summary_metrics_for_mlflow(summary)
-    assert mlflow_metrics["advisor.rouge_l.estimate"]["value"] == pytest.approx(0.8)
+    assert mlflow_metrics["as_mixed/advisor.rouge_l.estimate"]["value"] == pytest.approx(0.8)
+
+
+def test_ablation_markdown_sets_conditions_side_by_side_with_songs_and_comparisons():
+    as_mixed = _metric_table({"advisor": [0.9, 0.8, 0.7], "no_anchor": [0.2, 0.4, 0.3]})
+    staged = _metric_table({"advisor": [0.5, 0.5, 0.5], "no_anchor": [0.1, 0.1, 0.1]})
+    table = pd.concat(
+        [as_mixed.assign(condition="as_mixed"), staged.assign(condition="gain_staged")],
+        ignore_index=True,
+    )
+    table["song"] = [f"s{i % 2}" for i in range(len(table))]
+    summary = summarize(table, n_resamples=100, cluster_column="song")
+    assert list(dict.fromkeys(summary["condition"])) == ["as_mixed", "gain_staged"]
+    rouge = summary[summary["metric"] == "rouge_l"].set_index(["condition", "system"])
+    assert rouge.loc[("gain_staged", "advisor"), "estimate"] == pytest.approx(0.5)
+    assert rouge.loc[("as_mixed", "advisor"), "n_songs"] == 2
+    markdown = ablation_markdown(
+        summary, ["advisor", "no_anchor"], sections={"gain_staged": "COMPARED-STAGED"}
+    )
+    assert markdown.index("## Conditions side by side") < markdown.index("## Condition `as_mixed`")
+    assert markdown.index("## Condition `as_mixed`") < markdown.index("## Condition `gain_staged`")
+    assert markdown.index("## Condition `gain_staged`") < markdown.index("COMPARED-STAGED")
+    assert "advisor 3 (2 songs)" in markdown
+    mlflow_metrics = summary_metrics_for_mlflow(summary)
+    assert mlflow_metrics["gain_staged/no_anchor.rouge_l.estimate"]["value"] == pytest.approx(0.1)
+    assert mlflow_metrics["gain_staged/no_anchor.rouge_l.n_songs"]["value"] == 2
 
 
 def test_convention_following_table_per_system_and_genre():

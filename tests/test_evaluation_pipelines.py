@@ -175,7 +175,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     last = runs[-1]
     assert last.data.metrics["correlation.raters"] == 2
     first_eval = [
-        r for r in runs if "automated_eval.advisor.direction_accuracy.estimate" in r.data.metrics
+        r for r in runs if "automated_eval.as_mixed/advisor.direction_accuracy.estimate" in r.data.metrics
     ]
     assert len(first_eval) == 1
     artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}
@@ -200,7 +200,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     unranked = ranks[~ranks["listwise_ok"]]  # the one missing answer (the empty one is ranked)
     assert unranked["listwise_error"].tolist() == ["no advice to rank"]
     summary = pd.read_csv(reporting / "evaluation" / "system_summary.csv")
-    mean_rank = summary[summary["metric"] == "listwise_mean_rank_as_mixed"]
+    mean_rank = summary[summary["metric"] == "listwise_mean_rank"]
     assert set(mean_rank["system"]) == {"advisor", "dsp_baseline", "generic_base"}
     assert mean_rank["estimate"].between(1, 3).all()
     wins = pd.read_csv(reporting / "evaluation" / "listwise_win_rates.csv")

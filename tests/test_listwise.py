@@ -268,15 +268,12 @@ def test_mean_rank_first_places_and_win_rates_per_system():
         rows += [(f"e{k}", f"s{k % 3}", system, rank) for rank, system in enumerate(order, 1)]
     rows.append(("e6", "s0", "advisor", None))  # a failed ranking: left out
     summary = rank_summary(ranks_frame(rows), n_resamples=200).set_index(["system", "metric"])
-    mean_rank = summary.loc[("advisor", "listwise_mean_rank_as_mixed")]
+    mean_rank = summary.loc[("advisor", "listwise_mean_rank")]
     assert mean_rank["estimate"] == pytest.approx((4 * 1 + 2 * 2) / 6) and mean_rank["n"] == 6
     assert mean_rank["better"] == "lower" and "best of 3" in mean_rank["label"]
-    assert summary.loc[
-        ("dsp_baseline", "listwise_first_place_as_mixed"), "estimate"
-    ] == pytest.approx(2 / 6)
-    assert (
-        summary.loc[("generic_base", "listwise_mean_rank_as_mixed"), "ci_low"] == 3.0
-    )  # always last
+    assert set(summary["condition"]) == {"as_mixed"}
+    assert summary.loc[("dsp_baseline", "listwise_first_place"), "estimate"] == pytest.approx(2 / 6)
+    assert summary.loc[("generic_base", "listwise_mean_rank"), "ci_low"] == 3.0  # always last
     wins = win_rates(ranks_frame(rows), n_resamples=200).set_index(["system", "opponent"])
     assert wins.loc[("advisor", "dsp_baseline"), "win_rate"] == pytest.approx(4 / 6)
     assert wins.loc[("dsp_baseline", "advisor"), "win_rate"] == pytest.approx(2 / 6)

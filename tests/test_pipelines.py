@@ -220,6 +220,10 @@ def test_kedro_viz_build_shows_the_three_pipelines_and_their_datasets(project):
 
 TINY_TRAINING = {
     **SMALL_SYNTHETIC,
+    "ingestion": {  # the tiny test model hears 2 s: excerpts as long as that
+        **SMALL_SYNTHETIC["ingestion"],
+        "excerpt": {"seconds": 2.0},
+    },
     "model": {"tiny": TINY_ARCHITECTURE},
     "training": {
         "max_train_examples": 16,
@@ -239,9 +243,14 @@ TINY_TRAINING = {
 def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     catalog = run(project, "__default__", TINY_TRAINING)
     advice = catalog.load("advice_by_system")
-    assert set(advice["system"]) == {"advisor", "no_anchor", "generic_base", "dsp_baseline"}
+    assert set(advice["system"]) == {
+        "advisor", "no_anchor", "single_clip", "generic_base", "dsp_baseline"
+    }  # fmt: skip
     test_ids = set(catalog.load("test_examples")["example_id"])
     assert all(set(group["example_id"]) == test_ids for _, group in advice.groupby("system"))
+    # Every system answers every test example in every condition.
+    assert advice.groupby(["system", "condition"]).size().eq(len(test_ids)).all()
+    assert set(advice["condition"]) == {"as_mixed", "gain_staged", "anchor_swapped"}
     assert (advice["latency_s"] > 0).all()
     dsp = advice[advice["system"] == "dsp_baseline"]["advice"]
     assert dsp.str.contains("the drums").all()  # worded through the dataset's templates
@@ -261,14 +270,19 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.run_name == "__default__ (local)" and parent.info.status == "FINISHED"
     assert parent.data.params["training.lora.r"] == "32"
-    assert parent.data.tags["anchormix.variant"] == "advisor, no_anchor"
+    assert parent.data.tags["anchormix.variant"] == "advisor, no_anchor, single_clip"
     dataset_version = parent.data.tags["anchormix.dataset_version"]
     # The baselines' test metrics and the comparison tables go to the parent.
-    assert "automated_eval.dsp_baseline.direction_accuracy.estimate" in parent.data.metrics
-    assert "automated_eval.generic_base.direction_accuracy.estimate" in parent.data.metrics
+    for condition in ("as_mixed", "gain_staged", "anchor_swapped"):
+        for system in ("dsp_baseline", "generic_base"):
+            key = f"automated_eval.{condition}/{system}.direction_accuracy.estimate"
+            assert key in parent.data.metrics
+    assert "automated_eval.as_mixed/no_anchor_minus_advisor.direction_accuracy.p_value" in (
+        parent.data.metrics
+    )
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "automated_eval")}
     children = {r.info.run_name: r for r in runs if r.info.run_id != parent.info.run_id}
-    assert set(children) == {"advisor", "no_anchor"}
+    assert set(children) == {"advisor", "no_anchor", "single_clip"}
     for name, formulation in (("advisor", "anchor_target"), ("no_anchor", "target_only")):
         child = children[name]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -286,7 +300,12 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
         )
         assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 2
         test = metrics["test/direction_accuracy"]
-        assert test == parent.data.metrics[f"automated_eval.{name}.direction_accuracy.estimate"]
+        assert test == parent.data.metrics[
+            f"automated_eval.as_mixed/{name}.direction_accuracy.estimate"
+        ]
+        assert metrics["test_gain_staged/direction_accuracy"] == parent.data.metrics[
+            f"automated_eval.gain_staged/{name}.direction_accuracy.estimate"
+        ]
         assert "test/direction_accuracy.ci_low" in metrics
         (model,) = client.search_logged_models(
             [experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'"

@@ -33,7 +33,7 @@ from conftest import PROJECT_ROOT, TINY_ARCHITECTURE, tone_stems
 BIN = Path(sys.executable).parent
 SMALL_CORPUS = {
     "ingestion": {
-        "excerpt": {"seconds": 4.0},
+        "excerpt": {"seconds": 2.0},  # the tiny test model hears 2 s
         "synthetic": {"n_songs": 6, "seconds": 5.0, "seed": 3, "instrumental_fraction": 0.2},
     },
     "perturbation": {"offsets": {"mode": "grid", "values": [0, -6, 3]}},
@@ -268,7 +268,7 @@ def test_a_killed_training_ends_killed_and_resumes_in_the_same_run(prepared, tmp
     (second_parent,) = [p for p in parents if p.info.run_id != first_parent.info.run_id]
     assert second_parent.info.status == "FINISHED"
     variants = {r.info.run_name: r for r in children[second_parent.info.run_id]}
-    assert set(variants) == {"advisor", "no_anchor"}
+    assert set(variants) == {"advisor", "no_anchor", "single_clip"}
     resumed = variants["advisor"]
     assert resumed.info.run_id == advisor.info.run_id  # the same run, continued
     assert resumed.info.status == "FINISHED" and resumed.data.tags[tracking.TAG_RESUMED] == "1"
@@ -303,7 +303,7 @@ def test_two_processes_train_one_parent_run_and_one_package_per_variant(prepared
     (parent,), children = _runs(client)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "fine_tuning (local)"
     variants = {r.info.run_name: r for r in children[parent.info.run_id]}
-    assert set(variants) == {"advisor", "no_anchor"}
+    assert set(variants) == {"advisor", "no_anchor", "single_clip"}
     for name, run in variants.items():
         assert _models(client, run) == [name]
         assert _steps(client, run.info.run_id, "train/loss") == [1, 2, 3]

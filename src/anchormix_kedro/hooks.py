@@ -20,6 +20,7 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset, MemoryDataset
 
+from anchormix_kedro.evaluation.conditions import AS_MIXED
 from anchormix_kedro.model import tracking
 from anchormix_kedro.model.package import PackageError, read_manifest
 
@@ -55,15 +56,20 @@ class RankZeroWrites(AbstractDataset):
 
 def test_metrics_by_variant(metrics: dict, variants: list[str]) -> dict[str, dict[str, float]]:
     """``{variant: {"test/<metric>": estimate, "test/<metric>.ci_low": ...}}`` from the
-    evaluation's ``<system>.<metric>.<stat>`` metrics; the keys are the same for every
-    variant, so Compare shows them side by side."""
+    evaluation's ``<condition>/<system>.<metric>.<stat>`` metrics: ``test/`` for
+    ``as_mixed``, ``test_<condition>/`` for the other conditions. The keys are the same for
+    every variant, so Compare shows them side by side."""
     found: dict[str, dict[str, float]] = {}
-    for variant in variants:
-        for key, entry in metrics.items():
-            if not key.startswith(f"{variant}."):
+    for key, entry in metrics.items():
+        condition, slash, rest = key.partition("/")
+        if not slash:
+            continue
+        for variant in variants:
+            if not rest.startswith(f"{variant}."):
                 continue
-            metric, _, stat = key.removeprefix(f"{variant}.").rpartition(".")
-            name = f"test/{metric}" if stat == "estimate" else f"test/{metric}.{stat}"
+            metric, _, stat = rest.removeprefix(f"{variant}.").rpartition(".")
+            group = "test" if condition == AS_MIXED else f"test_{condition}"
+            name = f"{group}/{metric}" if stat == "estimate" else f"{group}/{metric}.{stat}"
             found.setdefault(variant, {})[name] = float(entry["value"])
     return found
 

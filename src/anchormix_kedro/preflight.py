@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from kedro.framework.hooks import hook_impl
 
+from anchormix_kedro.evaluation.conditions import ConditionSettings
 from anchormix_kedro.vocabulary import STEM_NAMES, system_order
 
 #: Pipelines that load the base model (training or generating).
@@ -130,7 +131,44 @@ def parameter_problems(params: Mapping) -> list[Problem]:
             system_order(systems)
         except ValueError as exc:
             problems.append(Problem(str(exc), "fix conf/base/parameters/systems.yml"))
+    problems += _listening_problems(params)
+    problems += _condition_problems(params)
     return problems
+
+
+def _listening_problems(params: Mapping) -> list[Problem]:
+    """The truth is measured on the whole excerpt: the model must hear all of it."""
+    seconds = ((params.get("ingestion") or {}).get("excerpt") or {}).get("seconds")
+    model = params.get("model") or {}
+    if not isinstance(seconds, int | float):
+        return []
+    if model.get("source", "tiny") == "tiny":
+        window = (model.get("tiny") or {}).get("audio_seconds")
+        setting = "model.tiny.audio_seconds"
+    else:
+        window = (model.get("front_end") or {}).get("max_clip_seconds")
+        setting = "the front end's max_clip_seconds"
+    if isinstance(window, int | float) and seconds > window:
+        return [
+            Problem(
+                f"ingestion.excerpt.seconds is {seconds:g} s but the model hears {window:g} s "
+                f"({setting}): the truth would be measured on audio the model never hears",
+                f"set globals excerpt_seconds to at most {window:g}, or {setting} to at least "
+                f"{seconds:g}",
+            )
+        ]
+    return []
+
+
+def _condition_problems(params: Mapping) -> list[Problem]:
+    conditions = (params.get("inference") or {}).get("conditions")
+    if conditions is None:
+        return []
+    try:
+        ConditionSettings.from_params(conditions)
+    except (ValueError, TypeError) as exc:
+        return [Problem(str(exc), "fix conf/base/parameters/inference.yml (docs/evaluation.md)")]
+    return []
 
 
 # --------------------------------------------------------------------------- environment

@@ -7,15 +7,18 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
 from anchormix_kedro.evaluation.statistics import paired_song_bootstrap, seeded_rng
 from anchormix_kedro.evaluation.summaries import (
     AUTOMATED_METRICS,
     BETTER_WORDS,
     MetricSpec,
+    mlflow_key,
     order_systems,
 )
 
 COMPARISON_COLUMNS: tuple[str, ...] = (
+    "condition",
     "system",
     "reference",
     "metric",
@@ -78,6 +81,7 @@ def paired_comparisons(
             )
             rows.append(
                 {
+                    "condition": None,
                     "system": system,
                     "reference": reference,
                     "metric": spec.name,
@@ -90,6 +94,33 @@ def paired_comparisons(
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
+def paired_comparisons_by_condition(table: pd.DataFrame, reference: str, **options) -> pd.DataFrame:
+    """:func:`paired_comparisons` within each condition (``as_mixed`` for a table without
+    a condition column), stacked with a ``condition`` column."""
+    parts = []
+    conditions = (
+        order_conditions(table["condition"]) if "condition" in table.columns else [AS_MIXED]
+    )
+    for condition in conditions:
+        rows = table if "condition" not in table.columns else table[table["condition"] == condition]
+        parts.append(paired_comparisons(rows, reference, **options).assign(condition=condition))
+    if not parts:
+        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(COMPARISON_COLUMNS)]
+
+
+def comparison_metrics_for_mlflow(comparisons: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{"<condition>/<system>_minus_<reference>.<metric>.<stat>": {"value", "step"}}``."""
+    metrics: dict[str, dict[str, float]] = {}
+    for row in comparisons.itertuples(index=False):
+        key = mlflow_key(f"{row.condition}/{row.system}_minus_{row.reference}.{row.metric}")
+        for stat in ("difference", "ci_low", "ci_high", "p_value"):
+            value = getattr(row, stat)
+            if value is not None and not pd.isna(value):
+                metrics[f"{key}.{stat}"] = {"value": float(value), "step": 0}
+    return metrics
+
+
 def comparison_markdown(comparisons: pd.DataFrame, confidence: float = 0.95) -> str:
     """The paired comparisons as a Markdown table: one row per metric, one column per system."""
     if comparisons.empty:
@@ -97,7 +128,7 @@ def comparison_markdown(comparisons: pd.DataFrame, confidence: float = 0.95) -> 
     reference = comparisons["reference"].iloc[0]
     systems = order_systems(comparisons["system"])
     lines = [
-        f"## Each system minus `{reference}`, on the same examples",
+        f"**Each system minus `{reference}`, on the same examples**",
         "",
         "| metric | " + " | ".join(systems) + " |",
         "|---|" + "---|" * len(systems),
@@ -126,3 +157,15 @@ def comparison_markdown(comparisons: pd.DataFrame, confidence: float = 0.95) -> 
         "and two-sided p-values.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def comparison_sections(
+    comparisons: pd.DataFrame | None, confidence: float = 0.95
+) -> dict[str, str]:
+    """Each condition's comparison table in Markdown, keyed by condition."""
+    if comparisons is None or comparisons.empty:
+        return {}
+    return {
+        str(condition): comparison_markdown(rows, confidence)
+        for condition, rows in comparisons.groupby("condition", sort=False)
+    }

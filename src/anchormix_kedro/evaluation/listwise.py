@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import AS_MIXED
 from anchormix_kedro.evaluation.judge import NO_JUDGE_MESSAGE, LLMJudge, log_coverage
 from anchormix_kedro.evaluation.judge.listwise import (
     LISTWISE_RUBRIC_VERSION,
@@ -32,7 +33,7 @@ from anchormix_kedro.evaluation.summaries import order_systems
 logger = logging.getLogger(__name__)
 
 #: The stems at their levels in the mix as delivered: the condition every example has.
-DEFAULT_CONDITION = "as_mixed"
+DEFAULT_CONDITION = AS_MIXED
 CONDITION_COLUMN = "condition"
 NO_ADVICE = "no advice to rank"
 LISTWISE_COLUMNS: tuple[str, ...] = (

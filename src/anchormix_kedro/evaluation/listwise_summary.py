@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import order_conditions
 from anchormix_kedro.evaluation.statistics import seeded_rng, song_bootstrap_mean
 from anchormix_kedro.evaluation.summaries import SUMMARY_COLUMNS, order_systems
 
@@ -57,23 +58,24 @@ def rank_summary(
     """
     rows = []
     ranked = _ranked(ranks)
-    for condition in sorted(set(ranks["condition"])):
+    for condition in order_conditions(ranks["condition"]):
         of_condition = ranked[ranked["condition"] == condition]
         field = int(of_condition["n_ranked"].max()) if len(of_condition) else 0
+        of_field = f" of {field}" if field else ""
         for system in order_systems(ranks["system"], systems):
             mine = of_condition[of_condition["system"] == system]
             for metric, values, label, better, digits in (
                 (
-                    f"listwise_mean_rank_{condition}",
+                    "listwise_mean_rank",
                     mine["listwise_rank"],
-                    f"LLM judge, listwise ({condition}): mean rank (1 = best of {field})",
+                    f"LLM judge, listwise: mean rank (1 = best{of_field})",
                     "lower",
                     2,
                 ),
                 (
-                    f"listwise_first_place_{condition}",
+                    "listwise_first_place",
                     (mine["listwise_rank"] == 1).astype(float),
-                    f"LLM judge, listwise ({condition}): ranked first (share)",
+                    "LLM judge, listwise: ranked first (share)",
                     "higher",
                     3,
                 ),
@@ -84,6 +86,7 @@ def rank_summary(
                 )
                 rows.append(
                     {
+                        "condition": condition,
                         "system": system,
                         "metric": metric,
                         "label": label,

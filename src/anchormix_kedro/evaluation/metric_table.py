@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
 from anchormix_kedro.evaluation.judge import LLMJudge, judge_all
 from anchormix_kedro.evaluation.parsing import ParsedAdvice
 from anchormix_kedro.evaluation.summaries import order_systems
@@ -54,8 +55,12 @@ TEXT_SCORE_COLUMNS: tuple[str, ...] = (
 )
 #: Per-example numeric measures of correctness known from the perturbation (a correct
 #: direction scores 1, a wrong or unstated one 0) and of distance from the convention.
+#: Offsets (|gain| in dB, at least) whose direction accuracy is also reported on its own:
+#: an imbalance any engineer hears at once.
+LARGE_OFFSETS_DB: tuple[int, ...] = (4, 10)
 TRUTH_SCORE_COLUMNS: tuple[str, ...] = (
     "direction_correct_score",
+    *(f"direction_correct_{t}db_score" for t in LARGE_OFFSETS_DB),
     "fader_move_error_db",
     "amount_error_db",
     "convention_distance_after_db",
@@ -92,12 +97,15 @@ def join_advice(
     advice = advice_by_system.copy()
     advice["example_id"] = advice["example_id"].astype(str)
     advice["system"] = advice["system"].astype(str)
-    duplicated = advice.duplicated(["example_id", "system"], keep=False)
+    if "condition" not in advice.columns:
+        advice["condition"] = AS_MIXED
+    key = ["example_id", "condition", "system"]
+    duplicated = advice.duplicated(key, keep=False)
     if duplicated.any():
-        pairs = advice.loc[duplicated, ["example_id", "system"]].drop_duplicates().head(5)
+        pairs = advice.loc[duplicated, key].drop_duplicates().head(5)
         raise ValueError(
             f"advice_by_system holds {int(duplicated.sum())} rows for repeated (example_id, "
-            f"system) pairs, e.g. {list(pairs.itertuples(index=False, name=None))}"
+            f"condition, system) triples, e.g. {list(pairs.itertuples(index=False, name=None))}"
         )
     examples = instruction_dataset[list(EXAMPLE_COLUMNS) + ["advice"]].rename(
         columns={"advice": "reference_advice"}
@@ -111,7 +119,7 @@ def join_advice(
     if "latency_s" not in advice.columns:
         advice["latency_s"] = np.nan
     advice["advice"] = [None if _missing_text(a) else str(a) for a in advice["advice"]]
-    joined = advice[["example_id", "system", "advice", "latency_s"]].merge(
+    joined = advice[["example_id", "condition", "system", "advice", "latency_s"]].merge(
         examples, on="example_id", how="left", validate="many_to_one"
     )
     if split is not None:
@@ -130,11 +138,17 @@ def join_advice(
                 f"no advice for examples of split {sorted(wanted)}; advice_by_system covers "
                 f"splits {sorted(set(advice.merge(examples, on='example_id')['split']))}"
             )
-    rank = {s: i for i, s in enumerate(order_systems(joined["system"]))}
+    ranks = {
+        "condition": {c: i for i, c in enumerate(order_conditions(joined["condition"]))},
+        "system": {s: i for i, s in enumerate(order_systems(joined["system"]))},
+    }
     joined = joined.sort_values(
-        ["system", "example_id"], key=lambda c: c.map(rank) if c.name == "system" else c
+        ["condition", "system", "example_id"],
+        key=lambda c: c.map(ranks[c.name]) if c.name in ranks else c,
     )
-    columns = ["example_id", "system", *EXAMPLE_COLUMNS[1:], "advice", "reference_advice"]
+    columns = [
+        "example_id", "condition", "system", *EXAMPLE_COLUMNS[1:], "advice", "reference_advice"
+    ]  # fmt: skip
     return joined[[*columns, "latency_s"]].reset_index(drop=True)
 
 
@@ -149,8 +163,18 @@ def truth_columns(examples: pd.DataFrame) -> pd.DataFrame:
     advice names no direction or, outside "balanced", no amount).
     """
     truth = truth_metrics_frame(
-        list(examples["advice"]), list(examples["label"]), list(examples["gain_db"])
+        list(examples["advice"]),
+        list(examples["label"]),
+        list(examples["gain_db"]),
+        list(examples["target"]) if "target" in examples else None,
+        list(examples["anchor"]) if "anchor" in examples else None,
     )
+    size = pd.to_numeric(examples["gain_db"], errors="coerce").abs().to_numpy()
+    correct = truth["direction_correct"].fillna(False).astype(float).to_numpy()
+    for threshold in LARGE_OFFSETS_DB:
+        truth[f"direction_correct_{threshold}db_score"] = pd.array(
+            np.where(size >= threshold, correct, np.nan), dtype="Float64"
+        )
     moves = [
         ParsedAdvice(
             None if _missing_text(d) else d, None if pd.isna(a) else float(a)
@@ -256,7 +280,7 @@ def judge_columns(
     """
     items = [
         {
-            "item_id": f"{row.example_id}::{row.system}",
+            "item_id": f"{row.example_id}::{getattr(row, 'condition', AS_MIXED)}::{row.system}",
             "advice": row.advice,
             "target": row.target,
             "anchor": row.anchor,

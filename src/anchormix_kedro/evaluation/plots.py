@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
 from anchormix_kedro.evaluation.summaries import POOLED, order_systems
 
 
@@ -18,6 +19,10 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+#: One colour per evaluation condition, in their declared order.
+CONDITION_COLOURS = ("#4C72B0", "#DD8452", "#55A868")
 
 
 def plot_summary(summary: pd.DataFrame, metrics: Sequence[str] | None = None):
@@ -39,18 +44,37 @@ def plot_summary(summary: pd.DataFrame, metrics: Sequence[str] | None = None):
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows), squeeze=False)
     for ax in axes.flat[len(metrics) :]:
         ax.axis("off")
+    conditions = (
+        order_conditions(available["condition"]) if "condition" in available else [AS_MIXED]
+    )
+    width = 0.8 / len(conditions)
     for ax, metric in zip(axes.flat, metrics, strict=False):
-        frame = available[available["metric"] == metric]
-        frame = frame.set_index("system").loc[order_systems(frame["system"])]
-        x = np.arange(len(frame))
-        lower = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
-        upper = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
-        ax.bar(x, frame["estimate"], color="#4C72B0", alpha=0.8)
-        ax.errorbar(x, frame["estimate"], yerr=[lower, upper], fmt="none", color="black", capsize=3)
-        ax.set_xticks(x, frame.index, rotation=30, ha="right", fontsize=8)
-        ax.set_title(frame["label"].iloc[0], fontsize=9)
-    fig.suptitle("Automated metrics per system (bars: estimate, whiskers: bootstrap interval)")
-    fig.tight_layout()
+        of_metric = available[available["metric"] == metric]
+        systems = order_systems(of_metric["system"])
+        x = np.arange(len(systems))
+        for i, condition in enumerate(conditions):
+            frame = (
+                of_metric[of_metric["condition"] == condition]
+                if "condition" in of_metric
+                else of_metric
+            )
+            frame = frame.set_index("system").reindex(systems)
+            lower = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
+            upper = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
+            offset = x - 0.4 + width * (i + 0.5)
+            ax.bar(offset, frame["estimate"], width, color=CONDITION_COLOURS[i % 3], alpha=0.85,
+                   label=condition)  # fmt: skip
+            ax.errorbar(offset, frame["estimate"], yerr=[lower, upper], fmt="none",
+                        color="black", capsize=2)  # fmt: skip
+        ax.set_xticks(x, systems, rotation=30, ha="right", fontsize=8)
+        ax.set_title(of_metric["label"].iloc[0], fontsize=9)
+    if len(conditions) > 1:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper right", fontsize=8, title="condition")
+    fig.suptitle(
+        "Automated metrics per system and condition (bars: estimate, whiskers: interval over songs)"
+    )
+    fig.tight_layout(rect=(0, 0, 0.93 if len(conditions) > 1 else 1, 0.97))
     return fig
 
 

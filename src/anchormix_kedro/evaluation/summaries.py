@@ -12,12 +12,17 @@ question 2) is in :mod:`anchormix_kedro.evaluation.convention_following` and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import (
+    AS_MIXED,
+    CONDITION_DESCRIPTIONS,
+    order_conditions,
+)
 from anchormix_kedro.evaluation.statistics import (
     bootstrap_balanced_f1,
     bootstrap_mean,
@@ -74,7 +79,26 @@ AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
         "direction_correct_score",
         True,
     ),
+    MetricSpec(
+        "direction_accuracy_4db",
+        "Direction accuracy, |gain| >= 4 dB",
+        "direction_correct_4db_score",
+        True,
+    ),
+    MetricSpec(
+        "direction_accuracy_10db",
+        "Direction accuracy, |gain| >= 10 dB",
+        "direction_correct_10db_score",
+        True,
+    ),
     MetricSpec("parse_rate", "Advice states a direction", "parsed", True),
+    MetricSpec(
+        "self_consistency",
+        "Self-consistent advice (one amount, direction and move agree)",
+        "self_consistent",
+        True,
+    ),
+    MetricSpec("wrong_stem_rate", "Names a stem it was not asked about", "wrong_stem", False),
     MetricSpec(
         "balanced_f1", "Balanced detection F1", "balanced_outcome", True, kind="balanced_f1"
     ),
@@ -105,6 +129,7 @@ HUMAN_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("human_mean", "Engineers: mean of the four (1-7)", "human_mean", True, digits=2),
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
+    "condition",
     "system",
     "metric",
     "label",
@@ -129,6 +154,7 @@ def summarize(
     group_column: str = "system",
     pooled: bool = False,
     cluster_column: str | None = None,
+    condition_column: str = "condition",
 ) -> pd.DataFrame:
     """Per group (system) estimate of every metric with a percentile-bootstrap interval.
 
@@ -139,8 +165,28 @@ def summarize(
     system or a metric does not change the others' intervals. ``pooled=True`` adds a group
     :data:`POOLED` over all rows. With ``cluster_column`` (e.g. ``song``) present, the
     intervals resample whole clusters and ``n_songs`` counts them; else they resample
-    examples and ``n_songs`` is missing.
+    examples and ``n_songs`` is missing. A table with a ``condition_column`` is summarized
+    per condition (in :func:`order_conditions`); one without it is ``as_mixed``.
     """
+    if condition_column in table.columns and table[condition_column].nunique() > 1:
+        options = dict(
+            specs=specs, n_resamples=n_resamples, confidence=confidence, seed=seed,
+            group_column=group_column, pooled=pooled, cluster_column=cluster_column,
+        )  # fmt: skip
+        return pd.concat(
+            [
+                summarize(
+                    table[table[condition_column] == c], **options, condition_column=""
+                ).assign(condition=c)
+                for c in order_conditions(table[condition_column])
+            ],
+            ignore_index=True,
+        )
+    condition = (
+        str(table[condition_column].iloc[0])
+        if condition_column in table.columns and len(table)
+        else AS_MIXED
+    )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie between 0 and 1, got {confidence}")
     if int(n_resamples) < 1:
@@ -180,6 +226,7 @@ def summarize(
                     estimate, low, high = bootstrap_mean(numeric, n_resamples, confidence, rng)
             rows.append(
                 {
+                    "condition": condition,
                     "system": group,
                     "metric": spec.name,
                     "label": spec.label,
@@ -235,26 +282,32 @@ def _best_systems(summary: pd.DataFrame) -> dict[str, set[str]]:
     return best
 
 
-def ablation_markdown(
-    summary: pd.DataFrame,
-    systems: Sequence[str] | None = None,
-    expected_systems: Sequence[str] = (),
-    title: str = "Ablation: every system on every metric",
-    notes: Sequence[str] = (),
-    confidence: float = 0.95,
-) -> str:
-    """The ablation table in Markdown, best estimate per metric in bold, with its notes.
+#: The metrics shown condition by condition at the top of a multi-condition table.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "direction_accuracy",
+    "direction_accuracy_4db",
+    "balanced_f1",
+    "amount_mae_db",
+)
 
-    Each cell is ``estimate [low, high]`` with a ``confidence`` percentile-bootstrap
-    interval; the row's ``n`` per system is listed beneath. Systems of the ablation that are
-    absent from the summary are named.
-    """
+
+def _counts_line(summary: pd.DataFrame, systems: Sequence[str]) -> str:
+    """How many examples (and songs, when counted) each system's figures rest on."""
+    counts = summary.groupby("system")["n"].max()
+    songs = summary.groupby("system")["n_songs"].max() if "n_songs" in summary else None
+
+    def count(system: str) -> str:
+        songs_of = None if songs is None else songs.get(system)
+        text = f"{system} {int(counts.get(system, 0))}"
+        return text if songs_of is None or pd.isna(songs_of) else f"{text} ({int(songs_of)} songs)"
+
+    return "Examples per system: " + ", ".join(count(s) for s in systems) + "."
+
+
+def _metric_table_lines(summary: pd.DataFrame, systems: Sequence[str]) -> list[str]:
     frame = ablation_frame(summary, systems)
-    systems = list(frame.columns[2:])
     best = _best_systems(summary[summary["system"].isin(systems)])
-    lines = [f"# {title}", ""]
-    lines.append("| metric | " + " | ".join(systems) + " |")
-    lines.append("|---|" + "---|" * len(systems))
+    lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for row in frame.itertuples(index=False):
         values = list(row)[2:]
         cells = [
@@ -262,12 +315,78 @@ def ablation_markdown(
             for s, v in zip(systems, values, strict=True)
         ]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    counts = summary.groupby("system")["n"].max()
+    return lines
+
+
+def _overview_lines(
+    summary: pd.DataFrame, systems: Sequence[str], conditions: list[str]
+) -> list[str]:
+    """The headline metrics with one column per condition."""
+    lines = ["## Conditions side by side", ""]
+    lines += [f"- `{c}`: {CONDITION_DESCRIPTIONS.get(c, c)}" for c in conditions] + [""]
+    for metric in HEADLINE_METRICS:
+        rows = summary[summary["metric"] == metric]
+        if rows["estimate"].notna().sum() == 0:
+            continue
+        cells = {
+            (r.system, r.condition): _cell(r.estimate, r.ci_low, r.ci_high, int(r.digits))
+            for r in rows.itertuples(index=False)
+        }
+        lines += [
+            f"**{rows['label'].iloc[0]}**",
+            "",
+            "| system | " + " | ".join(f"`{c}`" for c in conditions) + " |",
+            "|---|" + "---|" * len(conditions),
+        ]
+        lines += [
+            f"| {s} | " + " | ".join(cells.get((s, c), "n/a") for c in conditions) + " |"
+            for s in systems
+        ] + [""]
+    return lines
+
+
+def ablation_markdown(
+    summary: pd.DataFrame,
+    systems: Sequence[str] | None = None,
+    expected_systems: Sequence[str] = (),
+    title: str = "Ablation: every system on every metric",
+    notes: Sequence[str] = (),
+    confidence: float = 0.95,
+    sections: Mapping[str, str] | None = None,
+) -> str:
+    """The ablation table in Markdown, best estimate per metric in bold, with its notes.
+
+    Each cell is ``estimate [low, high]`` with a ``confidence`` percentile-bootstrap
+    interval; the examples (and songs) per system are listed beneath. With several
+    conditions, the headline metrics come first with the conditions side by side, then one
+    table per condition, each followed by ``sections[condition]`` (e.g. the paired
+    comparisons). Systems of the ablation that are absent from the summary are named.
+    """
+    systems = list(systems) if systems is not None else order_systems(summary["system"])
+    systems = [s for s in systems if s in set(summary["system"])]
+    if "condition" in summary.columns and len(summary):
+        conditions = order_conditions(summary["condition"].fillna(AS_MIXED))
+    else:
+        conditions = [AS_MIXED]
+    lines = [f"# {title}", ""]
+    several = len(conditions) > 1
+    if several:
+        lines += _overview_lines(summary, systems, conditions)
+    for condition in conditions:
+        part = summary if not several else summary[summary["condition"] == condition]
+        if several:
+            lines += [f"## Condition `{condition}`", ""]
+        lines += _metric_table_lines(part, systems)
+        lines += ["", _counts_line(part, systems)]
+        extra = (sections or {}).get(condition)
+        if extra:
+            lines += ["", extra.rstrip("\n"), ""]
+        elif several:
+            lines.append("")
     lines += [
         "",
-        f"Cells: estimate [{confidence:.0%} percentile-bootstrap interval]. Examples per system: "
-        + ", ".join(f"{s} {int(counts.get(s, 0))}" for s in systems)
-        + ". Bold: the best estimate where higher or lower is better.",
+        f"Cells: estimate [{confidence:.0%} bootstrap interval]. Bold: the best estimate "
+        "where higher or lower is better.",
     ]
     absent = [s for s in expected_systems if s not in systems]
     if absent:
@@ -277,20 +396,22 @@ def ablation_markdown(
 
 
 def summary_metrics_for_mlflow(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """``{"<system>.<metric>.<stat>": {"value", "step"}}`` for estimates, bounds and n.
+    """``{"<condition>/<system>.<metric>.<stat>": {"value", "step"}}`` for estimates,
+    bounds, examples and songs (MLflow groups the charts by condition).
 
     Metrics without any value (NaN) are left out: MLflow has no missing value.
     """
     metrics: dict[str, dict[str, float]] = {}
     for row in summary.itertuples(index=False):
-        key = f"{_mlflow_key(row.system)}.{row.metric}"
-        for stat in ("estimate", "ci_low", "ci_high", "n"):
-            value = getattr(row, stat)
+        condition = getattr(row, "condition", None) or AS_MIXED
+        key = f"{mlflow_key(condition)}/{mlflow_key(row.system)}.{row.metric}"
+        for stat in ("estimate", "ci_low", "ci_high", "n", "n_songs"):
+            value = getattr(row, stat, None)
             if value is not None and not pd.isna(value):
                 metrics[f"{key}.{stat}"] = {"value": float(value), "step": 0}
     return metrics
 
 
-def _mlflow_key(name: str) -> str:
+def mlflow_key(name: str) -> str:
     """MLflow metric names allow letters, digits, ``_ - . / space``: replace the rest."""
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in str(name))

@@ -206,35 +206,91 @@ def instruction_text(
 # --------------------------------------------------------------------------- conversations
 
 
-def audio_uri(excerpt_id: str, stems: str | list[str], gain_db: float = 0.0) -> str:
+@dataclass(frozen=True)
+class ClipPart:
+    """One stem of a clip: where it comes from and the gain it is played at."""
+
+    excerpt_id: str
+    stem: str
+    gain_db: float = 0.0
+
+
+def audio_uri(
+    excerpt_id: str,
+    stems: str | list[str],
+    gain_db: float = 0.0,
+    lead_gain_db: float = 0.0,
+    lead_excerpt_id: str | None = None,
+) -> str:
     """Where a clip of a conversation comes from: ``excerpt://<excerpt>/<stem>?gain_db=+4.0``.
 
-    Several stems (``drums+vocals``) make one clip played one after the other; the gain
-    applies to the last one (the target).
+    Several stems (``drums+vocals``) make one clip played one after the other; ``gain_db``
+    applies to the last one (the target), ``lead_gain_db`` to the ones before it (the
+    anchor), which come from ``lead_excerpt_id`` when given (another song's anchor).
     """
     joined = stems if isinstance(stems, str) else "+".join(stems)
-    return f"excerpt://{excerpt_id}/{joined}" + (f"?gain_db={gain_db:+.1f}" if gain_db else "")
+    query = [f"gain_db={gain_db:+.1f}"] if round(gain_db, 1) else []
+    if "+" in joined:
+        if round(lead_gain_db, 1):
+            query.append(f"lead_gain_db={lead_gain_db:+.1f}")
+        if lead_excerpt_id and lead_excerpt_id != excerpt_id:
+            query.append(f"lead_excerpt={lead_excerpt_id}")
+    elif lead_gain_db or lead_excerpt_id:
+        raise ValueError("lead_gain_db and lead_excerpt_id need a clip of several stems")
+    return f"excerpt://{excerpt_id}/{joined}" + ("?" + "&".join(query) if query else "")
 
 
 def formulation_clips(
-    formulation: str, excerpt_id: str, anchor: str, target: str, gain_db: float = 0.0
+    formulation: str,
+    excerpt_id: str,
+    anchor: str,
+    target: str,
+    gain_db: float = 0.0,
+    stage_db: float = 0.0,
+    anchor_excerpt_id: str | None = None,
 ) -> list[str]:
-    """The clips a formulation plays: anchor and target, the target alone, or both in one."""
+    """The clips a formulation plays: anchor and target, the target alone, or both in one.
+
+    ``gain_db`` is the target's perturbation; ``stage_db`` a common gain on anchor and
+    target (a session at another level, the same balance); ``anchor_excerpt_id`` takes the
+    anchor from another excerpt (default: the target's).
+    """
+    anchor_from = anchor_excerpt_id or excerpt_id
     clips = {
-        ANCHOR_TARGET: [audio_uri(excerpt_id, anchor), audio_uri(excerpt_id, target, gain_db)],
-        TARGET_ONLY: [audio_uri(excerpt_id, target, gain_db)],
-        SINGLE_CLIP: [audio_uri(excerpt_id, [anchor, target], gain_db)],
+        ANCHOR_TARGET: lambda: [
+            audio_uri(anchor_from, anchor, stage_db),
+            audio_uri(excerpt_id, target, gain_db + stage_db),
+        ],
+        TARGET_ONLY: lambda: [audio_uri(excerpt_id, target, gain_db + stage_db)],
+        SINGLE_CLIP: lambda: [
+            audio_uri(excerpt_id, [anchor, target], gain_db + stage_db, stage_db, anchor_from)
+        ],
     }
-    return clips[check_formulation(formulation)]
+    return clips[check_formulation(formulation)]()
+
+
+def clip_parts(uri: str) -> list[ClipPart]:
+    """Inverse of :func:`audio_uri`: the stems of a clip in playing order, each with its
+    excerpt and gain."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "excerpt" or not parsed.netloc or not parsed.path.strip("/"):
+        raise ValueError(f"not an excerpt audio URI: {uri!r}")
+    query = parse_qs(parsed.query)
+    try:
+        gain = float(query.get("gain_db", ["0"])[0])
+        lead_gain = float(query.get("lead_gain_db", ["0"])[0])
+    except ValueError as exc:
+        raise ValueError(f"audio URI {uri!r} has a gain that is not a number") from exc
+    lead_excerpt = query.get("lead_excerpt", [parsed.netloc])[0]
+    stems = parsed.path.strip("/").split("+")
+    leads = [ClipPart(lead_excerpt, stem, lead_gain) for stem in stems[:-1]]
+    return [*leads, ClipPart(parsed.netloc, stems[-1], gain)]
 
 
 def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:
-    """Inverse of :func:`audio_uri`: ``(excerpt_id, stems, gain_db of the last stem)``."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "excerpt" or not parsed.path.strip("/"):
-        raise ValueError(f"not an excerpt audio URI: {uri!r}")
-    gain = parse_qs(parsed.query).get("gain_db", ["0"])[0]
-    return parsed.netloc, parsed.path.strip("/").split("+"), float(gain)
+    """``(excerpt_id, stems, gain_db of the last stem)`` of a clip (see :func:`clip_parts`)."""
+    parts = clip_parts(uri)
+    return parts[-1].excerpt_id, [p.stem for p in parts], parts[-1].gain_db
 
 
 def conversation(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.instruction_data.advice import parse_audio_uri
+from anchormix_kedro.instruction_data.advice import clip_parts
 from anchormix_kedro.model.features import audio_token_count, concatenate_raw, features_for_clip
 
 IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding
@@ -40,13 +40,27 @@ class FeatureStore:
 
 
 def clip_features(store: FeatureStore, uri: str, n_frames: int) -> tuple[np.ndarray, int]:
-    """Features ``(n_mels, n_frames)`` of one clip of a conversation and its valid frame count."""
-    excerpt_id, stems, gain_db = parse_audio_uri(uri)
-    if len(stems) == 1:
-        raw, valid = store.raw(excerpt_id, stems[0])
-        return features_for_clip(raw, gain_db, n_frames), min(valid, n_frames)
-    (first, first_valid), (second, second_valid) = (store.raw(excerpt_id, s) for s in stems)
-    joined = concatenate_raw(first, first_valid, second, GAP_FRAMES, gain_db)
+    """Features ``(n_mels, n_frames)`` of one clip of a conversation and its valid frame count.
+
+    A clip of two stems (the single-clip formulation) gives each stem an equal share of the
+    window around a short silent gap, so the model hears both, whatever the excerpt length.
+    """
+    parts = clip_parts(uri)
+    if len(parts) == 1:
+        raw, valid = store.raw(parts[0].excerpt_id, parts[0].stem)
+        return features_for_clip(raw, parts[0].gain_db, n_frames), min(valid, n_frames)
+    if len(parts) != 2:
+        raise ValueError(f"a clip joins at most two stems (anchor, target): {uri!r}")
+    share = max(1, (n_frames - GAP_FRAMES) // 2)
+    (first, first_valid), (second, second_valid) = (store.raw(p.excerpt_id, p.stem) for p in parts)
+    first_valid, second_valid = min(first_valid, share), min(second_valid, share)
+    joined = concatenate_raw(
+        first[:, :first_valid] + np.float32(parts[0].gain_db / 10.0),
+        first_valid,
+        second[:, :second_valid],
+        GAP_FRAMES,
+        parts[1].gain_db,
+    )
     return features_for_clip(joined, 0.0, n_frames), min(
         first_valid + GAP_FRAMES + second_valid, n_frames
     )

@@ -9,6 +9,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import study_kit
+from anchormix_kedro.evaluation.comparisons import (
+    comparison_metrics_for_mlflow,
+    comparison_sections,
+    paired_comparisons_by_condition,
+)
+from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.evaluation.convention_following import (
     convention_following,
     convention_markdown,
@@ -202,11 +208,11 @@ def summarize_systems(
     evaluation_common: dict,
     listwise_ranks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every automated metric per system with a percentile-bootstrap confidence interval,
-    and the listwise judge's mean rank and first places (songs resampled) beside them."""
+    """Every automated metric per condition and system with a percentile-bootstrap interval
+    over songs, and the listwise judge's mean rank and first places beside them."""
     bootstrap = bootstrap_settings(evaluation_common)
     declared = system_order(evaluation_common.get("systems") or {})
-    summary = summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap)
+    summary = summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap, cluster_column="song")
     if listwise_ranks is None or listwise_ranks.empty:
         return summary
     return pd.concat(
@@ -214,11 +220,35 @@ def summarize_systems(
     )
 
 
+def compare_with_reference(
+    evaluation_metrics: pd.DataFrame, evaluation_common: dict
+) -> pd.DataFrame:
+    """Every system minus the method (the first declared variant) on the same examples, per
+    condition and metric: the difference, its interval and p-value from a paired bootstrap
+    over songs."""
+    declared = system_order(evaluation_common.get("systems") or {})
+    present = set(evaluation_metrics["system"])
+    reference = next((s for s in declared if s in present), None)
+    if reference is None:
+        logger.warning("No declared system has advice: no paired comparisons")
+        return paired_comparisons_by_condition(evaluation_metrics.iloc[0:0], "none")
+    return paired_comparisons_by_condition(
+        evaluation_metrics, reference, **bootstrap_settings(evaluation_common)
+    )
+
+
 def summary_mlflow_metrics(
-    system_summary: pd.DataFrame, judge_status: dict, listwise_status: dict | None = None
+    system_summary: pd.DataFrame,
+    judge_status: dict,
+    listwise_status: dict | None = None,
+    system_comparisons: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, float]]:
-    """The summary as MLflow metrics (``<system>.<metric>.estimate|ci_low|ci_high|n``)."""
+    """The summary as MLflow metrics (``<condition>/<system>.<metric>.estimate|ci_low|
+    ci_high|n|n_songs``) and the paired comparisons (``<condition>/<system>_minus_<method>.
+    <metric>.difference|ci_low|ci_high|p_value``)."""
     metrics = summary_metrics_for_mlflow(system_summary)
+    if system_comparisons is not None:
+        metrics.update(comparison_metrics_for_mlflow(system_comparisons))
     metrics["judge.scored"] = {"value": float(judge_status["scored"]), "step": 0}
     metrics["judge.missing"] = {"value": float(judge_status["missing"]), "step": 0}
     if (listwise_status or {}).get("enabled"):
@@ -277,6 +307,7 @@ def write_automated_eval_report(
     evaluation_common: dict,
     listwise_win_rates: pd.DataFrame | None = None,
     listwise_status: dict | None = None,
+    system_comparisons: pd.DataFrame | None = None,
 ) -> str:
     """A Markdown report: what ran, every metric per system, the listwise win rates, the
     per-genre convention table."""
@@ -297,8 +328,8 @@ def write_automated_eval_report(
         f"METEOR: {text_metric_variants.get('meteor')}.",
         judge_line,
         _listwise_line(listwise_status or {}),
-        f"Intervals: {bootstrap['n_resamples']} bootstrap resamples, seed {bootstrap['seed']}"
-        " (examples resampled; songs for the listwise rows).",
+        f"Intervals: {bootstrap['n_resamples']} bootstrap resamples over songs (each song "
+        f"with all its examples), seed {bootstrap['seed']}.",
     ]
     table = ablation_markdown(
         system_summary,
@@ -307,6 +338,7 @@ def write_automated_eval_report(
         title="Automated evaluation: every metric per system",
         notes=notes,
         confidence=bootstrap["confidence"],
+        sections=comparison_sections(system_comparisons, bootstrap["confidence"]),
     )
     listwise = ""
     if listwise_win_rates is not None and (listwise_status or {}).get("configured"):
@@ -331,7 +363,7 @@ def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dic
     """The study key: a blind, shuffled sample of scenarios over systems, genres and pairs,
     with subtle offsets (at most ``max_offset_db``; null: any) and balanced examples."""
     return study_kit.sample_scenarios(
-        evaluation_examples,
+        as_mixed_rows(evaluation_examples),
         n_examples=int(study_kit_params["n_examples"]),
         study_id=str(study_kit_params["study_id"]),
         seed=int(study_kit_params.get("seed", 0)),

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import correlation, ratings
+from anchormix_kedro.evaluation.comparisons import comparison_sections
+from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.evaluation.listwise import DEFAULT_CONDITION
 from anchormix_kedro.evaluation.metric_table import (
     HUMAN_SCORE_COLUMNS,
@@ -107,7 +109,7 @@ def attach_human_scores(
         {"scenario_id": str, "example_id": str, "system": str}
     )
     rated = scores.merge(key, on="scenario_id", how="left")
-    current = evaluation_metrics[["example_id", "system", "advice"]].rename(
+    current = as_mixed_rows(evaluation_metrics)[["example_id", "system", "advice"]].rename(
         columns={"advice": "advice_now"}
     )
     rated = rated.merge(current, on=["example_id", "system"], how="left")
@@ -141,7 +143,7 @@ def with_listwise_ranks(
     ranks = ranks[["example_id", "system", "listwise_rank"]].astype(
         {"example_id": str, "system": str, "listwise_rank": "Float64"}
     )
-    table = evaluation_metrics.drop(columns=[LISTWISE_RANK], errors="ignore")
+    table = as_mixed_rows(evaluation_metrics).drop(columns=[LISTWISE_RANK], errors="ignore")
     return table.merge(ranks, on=["example_id", "system"], how="left", validate="one_to_one")
 
 
@@ -160,6 +162,8 @@ def correlate_metrics(
     (Spearman's rho is the one to read for a rank). Measures with no value at all (e.g. the
     judge when none is configured) are left out and logged.
     """
+    # The ratings and the listwise ranks are about the stems as mixed.
+    evaluation_metrics = as_mixed_rows(evaluation_metrics)
     if listwise_ranks is not None:
         evaluation_metrics = with_listwise_ranks(evaluation_metrics, listwise_ranks)
     options = {
@@ -207,10 +211,13 @@ def build_ablation_table(
     human_scores: pd.DataFrame,
     merged_ratings: pd.DataFrame,
     evaluation_common: dict,
+    system_comparisons: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Section 5.4: every system side by side on every metric, engineers' ratings included.
+    """Section 5.4: every system side by side on every metric and condition, engineers'
+    ratings included (as mixed), each system compared with the method on the same examples.
 
-    Returns the long table (CSV: system, metric, n, estimate, interval) and its Markdown.
+    Returns the long table (CSV: condition, system, metric, n, songs, estimate, interval)
+    and its Markdown.
     """
     bootstrap = bootstrap_settings(evaluation_common)
     parts = [system_summary]
@@ -231,8 +238,13 @@ def build_ablation_table(
         systems,
         expected_systems=order,
         title="Ablation (section 5.4): every system on every metric",
-        notes=[note],
+        notes=[
+            note,
+            f"Intervals: {bootstrap['n_resamples']} bootstrap resamples over songs (each "
+            f"song with all its examples), seed {bootstrap['seed']}.",
+        ],
         confidence=bootstrap["confidence"],
+        sections=comparison_sections(system_comparisons, bootstrap["confidence"]),
     )
     return table, markdown
 

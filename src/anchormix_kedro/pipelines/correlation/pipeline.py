@@ -59,6 +59,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "human_scores",
                     "merged_ratings",
                     "params:evaluation_common",
+                    "system_comparisons",
                 ],
                 outputs=["ablation_table", "ablation_table_markdown"],
                 name="build_ablation_table",

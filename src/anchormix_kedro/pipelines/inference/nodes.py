@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import pandas as pd
 
+from anchormix_kedro.evaluation.conditions import ConditionSettings, condition_examples
 from anchormix_kedro.evaluation.dsp_baseline import judge_pair
 from anchormix_kedro.instruction_data.audio import apply_gain_db, integrated_loudness
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
@@ -18,7 +20,9 @@ from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
 
 logger = logging.getLogger(__name__)
 
-ADVICE_COLUMNS = ["example_id", "system", "advice", "latency_s"]
+ADVICE_COLUMNS = ["example_id", "condition", "system", "advice", "latency_s"]
+#: Excerpts the DSP baseline keeps loaded (anchors of other songs come and go).
+_EXCERPTS_KEPT = 16
 
 
 def select_test_examples(instruction_dataset: pd.DataFrame, inference: dict) -> pd.DataFrame:
@@ -38,6 +42,14 @@ def select_test_examples(instruction_dataset: pd.DataFrame, inference: dict) -> 
         )
     logger.info("Inference on %d test examples", len(test))
     return test.sort_values("example_id", ignore_index=True)
+
+
+def play_conditions(test_examples: pd.DataFrame, inference: dict) -> pd.DataFrame:
+    """The test examples in every evaluation condition of ``inference["conditions"]``."""
+    settings = ConditionSettings.from_params(
+        inference.get("conditions"), int(inference.get("condition_seed", 0))
+    )
+    return condition_examples(test_examples, settings)
 
 
 def generate_model_advice(
@@ -71,6 +83,7 @@ def generate_model_advice(
     return pd.DataFrame(
         {
             "example_id": test_examples["example_id"],
+            "condition": test_examples["condition"],
             "system": None,
             "advice": [text for text, _ in outputs],
             "latency_s": [seconds for _, seconds in outputs],
@@ -96,22 +109,31 @@ def dsp_baseline_advice(
     genre_conventions: pd.DataFrame,
     inference: dict,
 ) -> pd.DataFrame:
-    """Measure the target's loudness relative to the anchor on the clips the models hear,
-    compare it with the training split's genre convention, and word it with the templates."""
+    """Measure the target's loudness relative to the anchor on the clips the models hear
+    (in each example's condition: common gain, anchor of another song), compare it with the
+    training split's genre convention, and word it with the templates."""
     index = convention_index(genre_conventions)
     tolerance = float(inference["balanced_tolerance_db"])
     rows = []
-    audio_cache: dict[str, dict] = {}
+    audio_cache: OrderedDict[str, dict] = OrderedDict()
+
+    def stems_of(excerpt_id: str) -> tuple[dict, int]:
+        if excerpt_id in audio_cache:
+            audio_cache.move_to_end(excerpt_id)
+        else:
+            audio_cache[excerpt_id] = excerpts[excerpt_id]()
+            if len(audio_cache) > _EXCERPTS_KEPT:
+                audio_cache.popitem(last=False)
+        record = audio_cache[excerpt_id]
+        return record["audio"], int(record["meta"]["sample_rate"])
+
     for ex in test_examples.itertuples(index=False):
         started = time.perf_counter()
-        if ex.excerpt_id not in audio_cache:
-            audio_cache.clear()  # examples are sorted by excerpt: keep one in memory
-            audio_cache[ex.excerpt_id] = excerpts[ex.excerpt_id]()
-        record = audio_cache[ex.excerpt_id]
-        audio, rate = record["audio"], int(record["meta"]["sample_rate"])
+        target_audio, rate = stems_of(ex.excerpt_id)
+        anchor_audio, anchor_rate = stems_of(ex.anchor_excerpt_id)
         relative = integrated_loudness(
-            apply_gain_db(audio[ex.target], ex.gain_db), rate
-        ) - integrated_loudness(audio[ex.anchor], rate)
+            apply_gain_db(target_audio[ex.target], ex.gain_db + ex.stage_db), rate
+        ) - integrated_loudness(apply_gain_db(anchor_audio[ex.anchor], ex.stage_db), anchor_rate)
         convention = lookup_convention(
             index, ex.genre, ex.anchor, ex.target, int(inference["convention_min_songs"])
         )
@@ -125,6 +147,7 @@ def dsp_baseline_advice(
         rows.append(
             {
                 "example_id": ex.example_id,
+                "condition": ex.condition,
                 "system": None,
                 "advice": judgement.advice,
                 "latency_s": time.perf_counter() - started,

@@ -16,10 +16,11 @@ from .nodes import (
     dsp_baseline_advice,
     generic_base_advice,
     package_advice,
+    play_conditions,
     select_test_examples,
 )
 
-SHARED = {"test_examples", "log_mel_features"}
+SHARED = {"condition_examples", "log_mel_features"}
 
 
 def advice_of(system: str) -> str:
@@ -32,7 +33,7 @@ def variant_template() -> Pipeline:
         [
             Node(
                 package_advice,
-                ["model_package", "test_examples", "log_mel_features", "params:inference"],
+                ["model_package", "condition_examples", "log_mel_features", "params:inference"],
                 "advice",
                 name="generate_advice",
             )
@@ -46,7 +47,7 @@ def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> lis
             [
                 Node(
                     generic_base_advice,
-                    ["model_package", "test_examples", "log_mel_features", "params:inference"],
+                    ["model_package", "condition_examples", "log_mel_features", "params:inference"],
                     "advice",
                     name="generate_base_model_advice",
                 )
@@ -62,13 +63,13 @@ def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> lis
             [
                 Node(
                     dsp_baseline_advice,
-                    ["test_examples", "excerpts", "genre_conventions", "params:inference"],
+                    ["condition_examples", "excerpts", "genre_conventions", "params:inference"],
                     "advice",
                     name="measure_and_word_advice",
                 )
             ],
             namespace=DSP_BASELINE,
-            inputs={"test_examples", "excerpts", "genre_conventions"},
+            inputs={"condition_examples", "excerpts", "genre_conventions"},
             outputs={"advice": advice_of(DSP_BASELINE)},
             parameters={"params:inference": "params:inference"},
         ),
@@ -77,7 +78,7 @@ def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> lis
 
 
 def create_pipeline(variants: Sequence[str] = (), baselines: Sequence[str] = (), **kwargs):
-    """Test examples, each system's advice, and the combined table."""
+    """Test examples in every condition, each system's advice, and the combined table."""
     systems = [*variants, *baselines]
     select = Pipeline(
         [
@@ -86,7 +87,13 @@ def create_pipeline(variants: Sequence[str] = (), baselines: Sequence[str] = (),
                 ["instruction_dataset", "params:inference"],
                 "test_examples",
                 name="select_test_examples",
-            )
+            ),
+            Node(
+                play_conditions,
+                ["test_examples", "params:inference"],
+                "condition_examples",
+                name="play_conditions",
+            ),
         ]
     )
     per_variant = [

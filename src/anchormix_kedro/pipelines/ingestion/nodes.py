@@ -1,12 +1,20 @@
 """Nodes of the ingestion pipeline: corpus -> tracks, excerpts (16 kHz) and loudness, and
-source-rate copies of the excerpts people listen to."""
+source-rate copies of the excerpts people listen to.
+
+A song gives up to ``ingestion.excerpt.per_song`` excerpts. Their ids are known before any
+audio is decoded (they are the partition names): the song's id (:func:`excerpt_id_for`)
+for the first, ``<id>__2``, ``<id>__3``, ... for the next ones, in time order. An id whose
+excerpt the song is too short to hold becomes an *unused* record (``meta["unused"]`` true,
+no audio), which :func:`tabulate_loudness` leaves out of the loudness table.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
@@ -14,7 +22,7 @@ import pandas as pd
 from anchormix_kedro.instruction_data.audio import AudioError, StemSet
 from anchormix_kedro.instruction_data.excerpts import (
     ExcerptSettings,
-    extract_excerpt,
+    extract_song_excerpts,
     source_rate_excerpt,
 )
 from anchormix_kedro.instruction_data.musdb import MusdbCorpus, assign_splits, validate_stem_names
@@ -36,9 +44,29 @@ def _source_corpus(
     return ("musdb", musdb_corpus) if musdb_corpus.configured else ("synthetic", synthetic_corpus)
 
 
-def excerpt_id_for(song: str) -> str:
-    """File-system-safe, readable id of a song's excerpt (also its partition name)."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", song).strip("_")
+#: Between a song's id and the number of its second, third, ... excerpt. Song ids never
+#: hold it (:func:`excerpt_id_for` collapses runs of other characters into one "_").
+EXCERPT_NUMBER_SEPARATOR = "__"
+
+
+def excerpt_id_for(song: str, number: int = 1) -> str:
+    """File-system-safe, readable id of a song's ``number``-th excerpt (in time order; also
+    its partition name): the song's id for the first, ``<id>__<number>`` for the others."""
+    song_id = re.sub(r"[^A-Za-z0-9]+", "_", song).strip("_")
+    return song_id if number == 1 else f"{song_id}{EXCERPT_NUMBER_SEPARATOR}{number}"
+
+
+def excerpt_ids_of(song_id: str, excerpt_ids: Collection[str]) -> list[str]:
+    """The ids among ``excerpt_ids`` of the excerpts of the song whose first id is
+    ``song_id``, in excerpt order."""
+    prefix = song_id + EXCERPT_NUMBER_SEPARATOR
+    numbered = {
+        int(e[len(prefix) :]): e
+        for e in excerpt_ids
+        if e.startswith(prefix) and e[len(prefix) :].isdigit()
+    }
+    first = [song_id] if song_id in excerpt_ids else []
+    return first + [numbered[n] for n in sorted(numbered)]
 
 
 def plan_synthetic_corpus(musdb_corpus: MusdbCorpus, synthetic: dict) -> SyntheticCorpusSpec:
@@ -62,7 +90,8 @@ def plan_synthetic_corpus(musdb_corpus: MusdbCorpus, synthetic: dict) -> Synthet
 def list_tracks(
     musdb_corpus: MusdbCorpus, synthetic_corpus: MusdbCorpus, splits: dict
 ) -> pd.DataFrame:
-    """One row per song: its split (MUSDB18's), genre, folder and layout."""
+    """One row per song: its split (MUSDB18's), genre, folder and layout; ``excerpt_id`` is
+    the id of its first excerpt (the others add ``__2``, ``__3``, ...)."""
     source, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
     assigned = assign_splits(
         corpus.tracks,
@@ -107,7 +136,9 @@ class PrefetchingLoader:
 
     def __init__(self, corpus: MusdbCorpus, expected_order: list[tuple[str, str]]) -> None:
         self._corpus = corpus
-        self._songs = [song for _, song in expected_order]
+        # A song's excerpts may come one after the other or interleaved with another song's
+        # (ids sort "A", "A_B", "A__2"): each song once, where it is first expected.
+        self._songs = list(dict.fromkeys(song for _, song in expected_order))
         self._pending: dict[str, Future] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
@@ -124,6 +155,26 @@ class PrefetchingLoader:
         return future.result()
 
 
+class _SongRecords:
+    """Records computed a whole song at a time (one decode for all of its excerpts), each
+    kept until it has been asked for once; asked again, the song is computed again."""
+
+    def __init__(self, compute: Callable[[str], dict[str, dict]]) -> None:
+        self._compute = compute
+        self._kept: dict[str, dict[str, dict]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, song: str, excerpt_id: str) -> dict:
+        with self._lock:
+            kept = self._kept.get(song)
+            if kept is None or excerpt_id not in kept:
+                kept = self._kept[song] = self._compute(song)
+            record = kept.pop(excerpt_id)
+            if not kept:
+                del self._kept[song]
+            return record
+
+
 def extract_excerpts(
     musdb_corpus: MusdbCorpus,
     synthetic_corpus: MusdbCorpus,
@@ -131,79 +182,106 @@ def extract_excerpts(
     excerpt: dict,
     pairs: dict,
 ) -> dict[str, Callable[[], dict]]:
-    """One excerpt record per song, computed lazily so only one song is in memory at a time.
+    """Up to ``excerpt["per_song"]`` excerpt records per song, computed lazily, a song at a
+    time: each song is decoded once for all of its excerpts.
 
-    A song that cannot be read (missing stem, corrupt file, mismatched stems, NaN) becomes
-    a record with an ``error`` and no audio: it is counted and reported, the run goes on.
+    Keys: ``per_song`` ids per song (:func:`excerpt_id_for`); the ones a short song cannot
+    fill are records with ``meta["unused"]`` true, no error and no audio. A song that cannot
+    be read (missing stem, corrupt file, mismatched stems, NaN) gives records with an
+    ``error`` and no audio: it is counted and reported, the run goes on.
     """
     settings = ExcerptSettings(**excerpt)
     anchors = validate_stem_names(pairs["anchors"], "pairs.anchors")
     targets = validate_stem_names(pairs["targets"], "pairs.targets")
     _, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
     total = len(tracks)
+    position = {song: i for i, song in enumerate(tracks["song"], start=1)}
+    ids_of = {
+        song: [excerpt_id_for(song, n) for n in range(1, settings.per_song + 1)]
+        for song in tracks["song"]
+    }
+    song_of = {excerpt_id: song for song, ids in ids_of.items() for excerpt_id in ids}
     # The catalog saves partitions in sorted order: decode the next song while this one is measured.
-    loader = PrefetchingLoader(
-        corpus, sorted(zip(tracks["excerpt_id"], tracks["song"], strict=True))
-    )
+    loader = PrefetchingLoader(corpus, sorted((e, song) for e, song in song_of.items()))
 
-    def make_record(position: int, row: pd.Series) -> Callable[[], dict]:
-        def record() -> dict:
-            meta = {
-                "excerpt_id": row["excerpt_id"],
-                "song": row["song"],
-                "error": None,
-                "warnings": [],
+    def compute(song: str) -> dict[str, dict]:
+        ids = ids_of[song]
+        metas = {e: {"excerpt_id": e, "song": song, "error": None, "warnings": []} for e in ids}
+        try:
+            stem_set = loader.load(song)
+            chosen = extract_song_excerpts(stem_set, anchors, targets, settings)
+        except AudioError as exc:
+            logger.warning("[%d/%d] skipped %s: %s", position[song], total, song, exc)
+            return {
+                e: {"meta": {**meta, "error": str(exc)}, "audio": {}} for e, meta in metas.items()
             }
-            try:
-                stem_set = loader.load(row["song"])
-                chosen = extract_excerpt(stem_set, anchors, targets, settings)
-            except AudioError as exc:
-                logger.warning("[%d/%d] skipped %s: %s", position, total, row["song"], exc)
-                return {"meta": {**meta, "error": str(exc)}, "audio": {}}
-            for note in stem_set.warnings:
-                logger.warning("%s", note)
+        for note in stem_set.warnings:
+            logger.warning("%s", note)
+        records = {}
+        for number, (excerpt_id, meta) in enumerate(metas.items(), start=1):
+            if number > len(chosen):
+                records[excerpt_id] = {"meta": {**meta, "unused": True}, "audio": {}}
+                continue
+            part = chosen[number - 1]
             meta.update(
                 warnings=list(stem_set.warnings),
-                start_s=round(chosen.start_s, 3),
-                seconds=round(chosen.seconds, 3),
-                native_sample_rate=chosen.native_sample_rate,
+                excerpt_number=number,
+                song_excerpts=len(chosen),
+                start_s=round(part.start_s, 3),
+                seconds=round(part.seconds, 3),
+                native_sample_rate=part.native_sample_rate,
                 sample_rate=settings.model_sample_rate,
-                lufs=chosen.lufs,
-                active_fraction=chosen.active_fraction,
-                peak_dbfs=chosen.peak_dbfs,
-                status=chosen.status,
+                lufs=part.lufs,
+                active_fraction=part.active_fraction,
+                peak_dbfs=part.peak_dbfs,
+                status=part.status,
             )
             logger.info(
-                "[%d/%d] %s: %.1f s from %.1f s; %s",
-                position,
+                "[%d/%d] %s: %s%.1f s from %.1f s; %s",
+                position[song],
                 total,
-                row["song"],
-                chosen.seconds,
-                chosen.start_s,
-                ", ".join(
-                    f"{s} {chosen.lufs[s]:.1f} LUFS ({chosen.status[s]})" for s in STEM_NAMES
-                ),
+                song,
+                f"excerpt {number} of {len(chosen)}, " if len(chosen) > 1 else "",
+                part.seconds,
+                part.start_s,
+                ", ".join(f"{s} {part.lufs[s]:.1f} LUFS ({part.status[s]})" for s in STEM_NAMES),
             )
-            return {"meta": meta, "audio": chosen.audio}
+            records[excerpt_id] = {"meta": meta, "audio": part.audio}
+        return records
+
+    records = _SongRecords(compute)
+
+    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
+        def record() -> dict:
+            return records.get(song, excerpt_id)
 
         return record
 
-    return {
-        row["excerpt_id"]: make_record(i, row)
-        for i, (_, row) in enumerate(tracks.iterrows(), start=1)
-    }
+    return {excerpt_id: make_record(excerpt_id, song) for excerpt_id, song in song_of.items()}
 
 
 def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataFrame, dict]:
-    """Loudness of every stem in every excerpt, and a summary of what was skipped and why."""
+    """Loudness of every stem in every excerpt, and a summary of what was skipped and why.
+
+    Unused records (ids a short song could not fill) are left out, silently.
+    """
     rows, failures, warnings_ = [], {}, []
+    songs, ingested_songs, warned_songs = set(), set(), set()
     status_counts: Counter[str] = Counter()
+    n_excerpts = 0
     for excerpt_id in sorted(excerpts):
         meta = excerpts[excerpt_id]()["meta"]
+        songs.add(meta["song"])
         if meta["error"]:
             failures[meta["song"]] = meta["error"]
             continue
-        warnings_.extend(meta["warnings"])
+        if meta.get("unused"):
+            continue
+        n_excerpts += 1
+        ingested_songs.add(meta["song"])
+        if meta["song"] not in warned_songs:  # the same for every excerpt of the song
+            warned_songs.add(meta["song"])
+            warnings_.extend(meta["warnings"])
         for stem in STEM_NAMES:
             status_counts[f"{stem} {meta['status'][stem]}"] += 1
             rows.append(
@@ -227,14 +305,16 @@ def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataF
             f"{next(iter(failures.values()), 'no songs listed')}"
         )
     summary = {
-        "songs_listed": len(excerpts),
-        "songs_ingested": len(excerpts) - len(failures),
+        "songs_listed": len(songs),
+        "songs_ingested": len(ingested_songs),
+        "excerpts_ingested": n_excerpts,
         "songs_skipped": failures,
         "stems_by_status": dict(sorted(status_counts.items())),
         "warnings": warnings_,
     }
     logger.info(
-        "Ingested %d of %d songs (%d skipped)",
+        "Ingested %d excerpts of %d of %d songs (%d skipped)",
+        n_excerpts,
         summary["songs_ingested"],
         summary["songs_listed"],
         len(failures),
@@ -251,34 +331,58 @@ def extract_source_rate_excerpts(
 ) -> dict[str, Callable[[], dict]]:
     """The excerpts of the songs of ``source_rate["splits"]`` at their source rate, in stereo.
 
-    The same stretch of each song as its 16 kHz excerpt (its ``start_s`` and ``seconds``),
-    for people to listen to: the rating study plays these. Computed lazily, one song in
-    memory at a time; a song whose excerpt failed keeps its error and has no audio.
+    The same stretches of each song as its 16 kHz excerpts (their ``start_s`` and
+    ``seconds``), under the same ids, for people to listen to: the rating study plays these.
+    Unused ids get no record. Computed lazily, one song in memory at a time (decoded once
+    for all of its excerpts); a song whose excerpts failed keeps its error and has no audio.
     """
     splits = source_rate.get("splits")
     chosen = tracks if splits is None else tracks[tracks["split"].isin(list(splits))]
     chosen = chosen[chosen["excerpt_id"].isin(list(excerpts))]
     _, corpus = _source_corpus(musdb_corpus, synthetic_corpus)
-    loader = PrefetchingLoader(
-        corpus, sorted(zip(chosen["excerpt_id"], chosen["song"], strict=True))
-    )
+    # A song's first id is always used (or failed); read the others' windows now to leave out
+    # the unused ones (small records: their metadata and 16 kHz audio).
+    windows: dict[str, dict] = {}
+    ids_of: dict[str, list[str]] = {}
+    for song_id, song in zip(chosen["excerpt_id"], chosen["song"], strict=True):
+        ids_of[song] = [song_id]
+        for excerpt_id in excerpt_ids_of(song_id, excerpts)[1:]:
+            meta = excerpts[excerpt_id]()["meta"]
+            if not meta.get("unused") and not meta.get("error"):
+                windows[excerpt_id] = meta
+                ids_of[song].append(excerpt_id)
+    song_of = {excerpt_id: song for song, ids in ids_of.items() for excerpt_id in ids}
+    loader = PrefetchingLoader(corpus, sorted(song_of.items()))
     logger.info(
-        "Source-rate excerpts: %d songs (splits %s)",
+        "Source-rate excerpts: %d of %d songs (splits %s)",
+        len(song_of),
         len(chosen),
         "all" if splits is None else ", ".join(splits),
     )
 
-    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
-        def record() -> dict:
-            window = excerpts[excerpt_id]()["meta"]
-            meta = {"excerpt_id": excerpt_id, "song": song, "error": window.get("error")}
+    def compute(song: str) -> dict[str, dict]:
+        metas = {}
+        for excerpt_id in ids_of[song]:
+            window = windows.get(excerpt_id) or excerpts[excerpt_id]()["meta"]
+            metas[excerpt_id] = (
+                window,
+                {"excerpt_id": excerpt_id, "song": song, "error": window.get("error")},
+            )
+        if all(meta["error"] for _, meta in metas.values()):
+            return {e: {"meta": meta, "audio": {}} for e, (_, meta) in metas.items()}
+        try:
+            stem_set = loader.load(song)
+        except AudioError as exc:  # read before for the 16 kHz copy: changed since
+            logger.warning("source-rate excerpts of %s skipped: %s", song, exc)
+            return {
+                e: {"meta": {**meta, "error": meta["error"] or str(exc)}, "audio": {}}
+                for e, (_, meta) in metas.items()
+            }
+        records = {}
+        for excerpt_id, (window, meta) in metas.items():
             if meta["error"]:
-                return {"meta": meta, "audio": {}}
-            try:
-                stem_set = loader.load(song)
-            except AudioError as exc:  # read before for the 16 kHz copy: changed since
-                logger.warning("source-rate excerpt of %s skipped: %s", song, exc)
-                return {"meta": {**meta, "error": str(exc)}, "audio": {}}
+                records[excerpt_id] = {"meta": meta, "audio": {}}
+                continue
             audio = source_rate_excerpt(
                 stem_set, float(window["start_s"]), float(window["seconds"]), STEM_NAMES
             )
@@ -288,11 +392,15 @@ def extract_source_rate_excerpts(
                 start_s=float(window["start_s"]),
                 seconds=float(window["seconds"]),
             )
-            return {"meta": meta, "audio": audio}
+            records[excerpt_id] = {"meta": meta, "audio": audio}
+        return records
+
+    records = _SongRecords(compute)
+
+    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
+        def record() -> dict:
+            return records.get(song, excerpt_id)
 
         return record
 
-    return {
-        excerpt_id: make_record(excerpt_id, song)
-        for excerpt_id, song in zip(chosen["excerpt_id"], chosen["song"], strict=True)
-    }
+    return {excerpt_id: make_record(excerpt_id, song) for excerpt_id, song in song_of.items()}

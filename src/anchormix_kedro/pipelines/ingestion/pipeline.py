@@ -1,5 +1,6 @@
-"""Ingestion: a MUSDB18 root (or a synthetic corpus) -> tracks, 16 kHz excerpts, loudness,
-and source-rate excerpts of the songs people listen to (the rating study)."""
+"""Ingestion: a MUSDB18 root (or a synthetic corpus) -> tracks, 16 kHz excerpts (up to
+``ingestion.excerpt.per_song`` per song), loudness, and source-rate excerpts of the songs
+people listen to (the rating study)."""
 
 from kedro.pipeline import Node, Pipeline
 
