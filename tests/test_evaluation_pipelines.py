@@ -175,7 +175,9 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     last = runs[-1]
     assert last.data.metrics["correlation.raters"] == 2
     first_eval = [
-        r for r in runs if "automated_eval.as_mixed/advisor.direction_accuracy.estimate" in r.data.metrics
+        r
+        for r in runs
+        if "automated_eval.as_mixed/advisor.direction_accuracy.estimate" in r.data.metrics
     ]
     assert len(first_eval) == 1
     artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}

@@ -300,12 +300,14 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
         )
         assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 2
         test = metrics["test/direction_accuracy"]
-        assert test == parent.data.metrics[
-            f"automated_eval.as_mixed/{name}.direction_accuracy.estimate"
-        ]
-        assert metrics["test_gain_staged/direction_accuracy"] == parent.data.metrics[
-            f"automated_eval.gain_staged/{name}.direction_accuracy.estimate"
-        ]
+        assert (
+            test
+            == parent.data.metrics[f"automated_eval.as_mixed/{name}.direction_accuracy.estimate"]
+        )
+        assert (
+            metrics["test_gain_staged/direction_accuracy"]
+            == parent.data.metrics[f"automated_eval.gain_staged/{name}.direction_accuracy.estimate"]
+        )
         assert "test/direction_accuracy.ci_low" in metrics
         (model,) = client.search_logged_models(
             [experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'"
