@@ -81,13 +81,13 @@ AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "direction_accuracy_4db",
-        "Direction accuracy, |gain| >= 4 dB",
+        "Direction accuracy, offsets of 4 dB or more",
         "direction_correct_4db_score",
         True,
     ),
     MetricSpec(
         "direction_accuracy_10db",
-        "Direction accuracy, |gain| >= 10 dB",
+        "Direction accuracy, offsets of 10 dB or more",
         "direction_correct_10db_score",
         True,
     ),
