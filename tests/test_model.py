@@ -349,7 +349,7 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
         soundfile.write(str(song / f"{stem}.wav"), clip(freq, 3.0, amplitude), RATE)
     assert (
         command_line.main(
-            ["advise", str(song), "--model", report["package"], "--json", "--window-seconds", "2"]
+            ["advise", str(song), "--model", report["package"], "--json"]
         )
         == 0
     )
@@ -359,3 +359,5 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     output, _ = json.JSONDecoder().raw_decode(printed[start:])
     (vocals,) = [t for t in output["targets"] if t["stem"] == "vocals"]
     assert output["model"] == report["package"] and isinstance(vocals["advice"], str)
+    # The levels are measured on the windows the model hears (the tiny test model: 2 s).
+    assert output["window_seconds"] == TINY["tiny"]["audio_seconds"] == 2

@@ -103,6 +103,10 @@ MEASUREMENT = "professional_range"
 # --------------------------------------------------------------------------- command
 
 
+#: The analysed windows' length without a model (long enough for a stable loudness).
+DSP_WINDOW_SECONDS = 10.0
+
+
 def _window_seconds(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 1.0):
@@ -227,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     advise.add_argument(
         "--window-seconds",
         type=_window_seconds,
-        default=10.0,
-        help="length of each analysed window (default: 10)",
+        default=None,
+        help="length of each analysed window (default: what the --model hears, e.g. 5 s for "
+        "the tiny model and 30 s for Qwen2-Audio; 10 without --model)",
     )
     advise.add_argument(
         "--windows",
@@ -301,6 +306,14 @@ def advise(args: argparse.Namespace) -> int:
     genre, genre_source, genre_warning = choose_genre(args.genre, song.name)
     if genre_warning:
         warn(genre_warning)
+    if args.window_seconds is None:
+        args.window_seconds = advisor.listening_seconds if advisor else DSP_WINDOW_SECONDS
+    elif advisor and args.window_seconds > advisor.listening_seconds:
+        warn(
+            f"the model hears {advisor.listening_seconds:g} s of each {args.window_seconds:g} s "
+            "window while the levels are measured on all of it; leave --window-seconds out "
+            "to use the model's window"
+        )
     settings = ExcerptSettings(seconds=args.window_seconds)
     levels = shipped_levels(RANGE_MIN_SONGS if args.genre_ranges else None)
     with library_output(args.verbose or advisor is None):

@@ -77,20 +77,22 @@ def _fill(template: str, anchor: str | None, target: str, amount_db: int | None 
 
 # --------------------------------------------------------------------------- advice
 
+#: Each phrasing states the amount once: the fader moves by the amount the relation names
+#: (a model that learns to say it twice can say two different numbers).
 ADVICE_TEMPLATES: dict[str, tuple[str, ...]] = {
     TOO_LOUD: (
-        "Relative to {anchor}, {target} {is} about {n} dB too loud: pull the {fader} down by about {n} dB.",
-        "{Target} {is} sitting roughly {n} dB above where {anchor} want{s_anchor} {it}. Bring the {fader} down about {n} dB.",
-        "Against {anchor}, {target} {is} too loud by around {n} dB and crowd{s} the mix. Lower the {fader} by {n} dB.",
-        "{Target} overpower{s} {anchor} by about {n} dB. Pull the {fader} down around {n} dB to restore the balance.",
-        "Too loud: {target} {is} about {n} dB hot relative to {anchor}. Take the {fader} down {n} dB.",
+        "Relative to {anchor}, {target} {is} about {n} dB too loud: pull the {fader} down.",
+        "{Target} {is} sitting roughly {n} dB above where {anchor} want{s_anchor} {it}. Bring the {fader} down.",
+        "Against {anchor}, {target} {is} too loud by around {n} dB and crowd{s} the mix. Lower the {fader}.",
+        "{Target} overpower{s} {anchor} by about {n} dB. Pull the {fader} down to restore the balance.",
+        "Too loud: {target} {is} about {n} dB hot relative to {anchor}. Take the {fader} down.",
     ),
     TOO_SOFT: (
-        "Relative to {anchor}, {target} {is} about {n} dB too soft: push the {fader} up by about {n} dB.",
-        "{Target} disappear{s} under {anchor}; {they} {is} roughly {n} dB too low. Bring the {fader} up about {n} dB.",
-        "Against {anchor}, {target} {is} too quiet by around {n} dB. Raise the {fader} by {n} dB.",
-        "{Target} {is} buried about {n} dB below {anchor}. Push the {fader} up around {n} dB so {they} can be heard.",
-        "Too soft: {target} {is} about {n} dB low relative to {anchor}. Lift the {fader} {n} dB.",
+        "Relative to {anchor}, {target} {is} about {n} dB too soft: push the {fader} up.",
+        "{Target} disappear{s} under {anchor}; {they} {is} roughly {n} dB too low. Bring the {fader} up.",
+        "Against {anchor}, {target} {is} too quiet by around {n} dB. Raise the {fader}.",
+        "{Target} {is} buried about {n} dB below {anchor}. Push the {fader} up so {they} can be heard.",
+        "Too soft: {target} {is} about {n} dB low relative to {anchor}. Lift the {fader}.",
     ),
     BALANCED: (
         "Relative to {anchor}, {target} {is} well balanced. Leave the {fader} where it is.",
@@ -103,12 +105,12 @@ ADVICE_TEMPLATES: dict[str, tuple[str, ...]] = {
 #: Target-only advice (no anchor heard): the same judgement, phrased against "the mix".
 TARGET_ONLY_ADVICE_TEMPLATES: dict[str, tuple[str, ...]] = {
     TOO_LOUD: (
-        "{Target} {is} about {n} dB too loud in the mix: pull the {fader} down by about {n} dB.",
-        "{Target} {is} roughly {n} dB too hot. Bring the {fader} down about {n} dB.",
+        "{Target} {is} about {n} dB too loud in the mix: pull the {fader} down.",
+        "{Target} {is} roughly {n} dB too hot. Bring the {fader} down.",
     ),
     TOO_SOFT: (
-        "{Target} {is} about {n} dB too soft in the mix: push the {fader} up by about {n} dB.",
-        "{Target} {is} roughly {n} dB too low. Bring the {fader} up about {n} dB.",
+        "{Target} {is} about {n} dB too soft in the mix: push the {fader} up.",
+        "{Target} {is} roughly {n} dB too low. Bring the {fader} up.",
     ),
     BALANCED: (
         "{Target} {is} well balanced in the mix. Leave the {fader} where it is.",

@@ -36,16 +36,40 @@ class TemplatingSettings:
     mention_genre_in_prompt: bool
     convention_sentence_probability: float
     convention_min_songs: int
+    #: Splits whose clips play at a common random gain on anchor and target (a session
+    #: recorded at another level), so absolute level carries no answer; empty: none.
+    gain_staged_splits: tuple[str, ...] = ()
+    gain_stage_range_db: tuple[float, float] = (-12.0, 6.0)
 
     @classmethod
     def from_params(cls, params: dict) -> TemplatingSettings:
+        staging = dict(params.get("gain_staging") or {})
+        splits = tuple(str(s) for s in (staging.get("splits") or ()))
+        unknown = sorted(set(splits) - set(SPLITS))
+        if unknown:
+            raise ValueError(
+                f"templating.gain_staging.splits names unknown splits {unknown}; "
+                f"expected some of {', '.join(SPLITS)}"
+            )
+        low, high = float(staging.get("min_db", -12.0)), float(staging.get("max_db", 6.0))
+        if low > high:
+            raise ValueError(f"templating.gain_staging: min_db ({low}) is above max_db ({high})")
         return cls(
             seed=int(params["seed"]),
             system_prompt=str(params["system_prompt"]),
             mention_genre_in_prompt=bool(params["mention_genre_in_prompt"]),
             convention_sentence_probability=float(params["convention_sentence_probability"]),
             convention_min_songs=int(params["convention_min_songs"]),
+            gain_staged_splits=splits,
+            gain_stage_range_db=(low, high),
         )
+
+    def stage_db(self, example_id: str, split: str) -> float:
+        """The common gain an example's clips play at (0 outside the gain-staged splits)."""
+        if split not in self.gain_staged_splits:
+            return 0.0
+        low, high = self.gain_stage_range_db
+        return round(example_rng(self.seed, example_id, "gain-stage").uniform(low, high), 1)
 
 
 def check_song_splits(examples: pd.DataFrame) -> None:
@@ -72,7 +96,8 @@ def build_instruction_dataset(
 
     The assistant turn is the reference advice: relation, direction, amount in dB and the
     fader move; with probability ``convention_sentence_probability`` it adds the genre's
-    convention measured on the training split.
+    convention measured on the training split. Examples of the gain-staged splits play
+    anchor and target at a common gain (``stage_db``): the same balance, the same answer.
     """
     check_song_splits(examples)
     seed = settings.seed
@@ -100,13 +125,16 @@ def build_instruction_dataset(
         # The amount the advice names undoes the perturbation: a fader move of -gain_db.
         advice = advice_text(ex.label, ex.target, ex.anchor, ex.gain_db, rng_advice, convention)
         advice_target_only = advice_text(ex.label, ex.target, None, ex.gain_db, rng_advice)
-        row = {**ex._asdict(), "advice": advice}
+        stage = settings.stage_db(ex.example_id, ex.split)
+        row = {**ex._asdict(), "advice": advice, "stage_db": stage}
         for formulation in FORMULATIONS:
             # The same draw for every formulation: they differ only in what they must convey.
             rng_prompt = example_rng(seed, ex.example_id, "instruction")
             instruction = instruction_text(formulation, ex.anchor, ex.target, rng_prompt, genre)
             answer = advice_target_only if formulation == TARGET_ONLY else advice
-            clips = formulation_clips(formulation, ex.excerpt_id, ex.anchor, ex.target, ex.gain_db)
+            clips = formulation_clips(
+                formulation, ex.excerpt_id, ex.anchor, ex.target, ex.gain_db, stage
+            )
             row[messages_column(formulation)] = json.dumps(
                 conversation(settings.system_prompt, clips, instruction, answer)
             )

@@ -40,6 +40,11 @@ class PackageAdvisor:
         # The front end the package was trained with, built once for every window asked about.
         self.extractor = self.front_end.extractor()
 
+    @property
+    def listening_seconds(self) -> float:
+        """How much of each clip the model hears (its processor's window)."""
+        return float(self.processor.feature_extractor.chunk_length)
+
     def advise(
         self,
         anchor: str,

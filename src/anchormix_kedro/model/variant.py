@@ -67,6 +67,15 @@ def direction_accuracy(
     return {"direction_accuracy": sum(correct) / len(correct), "direction_examples": len(correct)}
 
 
+def repeated_by_label(rows: pd.DataFrame, column: str, repeats: dict | None) -> list:
+    """The conversations of ``column``, each repeated as its label says (default once)."""
+    times = rows["label"].map(lambda label: int((repeats or {}).get(label, 1)))
+    unknown = sorted(set(repeats or {}) - set(rows["label"]))
+    if unknown:
+        logger.warning("training.label_repeats names labels without examples: %s", unknown)
+    return [m for m, k in zip(rows[column], times, strict=True) for _ in range(k)]
+
+
 def fine_tune_data(
     dataset: pd.DataFrame,
     store: FeatureStore,
@@ -83,7 +92,11 @@ def fine_tune_data(
         raise ValueError(
             "the instruction dataset has no training examples; check the ingestion summary"
         )
-    train = sample_rows(by_split["train"][column].tolist(), training.max_train_examples, seed)
+    train = sample_rows(
+        repeated_by_label(by_split["train"], column, training.label_repeats),
+        training.max_train_examples,
+        seed,
+    )
     valid = sample_rows(by_split["valid"][column].tolist(), training.max_eval_examples, seed)
     system_prompt = json.loads(train[0])[0]["content"]
     logger.info(

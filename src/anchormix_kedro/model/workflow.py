@@ -70,10 +70,20 @@ class TrainingSettings:
     )  # tiny base only: {"enabled": bool, "stage": {...}}
     finetune: dict = field(default_factory=dict)
     direction_eval: dict = field(default_factory=dict)
+    #: How many times each training example of a label is shown (default 1): the rarer
+    #: "balanced" examples repeated so the model learns to say it.
+    label_repeats: dict = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingSettings:
-        return cls(**params)
+        settings = cls(**params)
+        for label, times in (settings.label_repeats or {}).items():
+            if not isinstance(times, int) or times < 1:
+                raise ValueError(
+                    f"training.label_repeats.{label} must be a whole number of at least 1, "
+                    f"got {times!r}"
+                )
+        return settings
 
     @property
     def finetune_stage(self) -> StageSettings:
