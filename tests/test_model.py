@@ -347,12 +347,7 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     song.mkdir()
     for stem, (freq, amplitude) in {"drums": (110, 0.2), "vocals": (330, 0.1)}.items():
         soundfile.write(str(song / f"{stem}.wav"), clip(freq, 3.0, amplitude), RATE)
-    assert (
-        command_line.main(
-            ["advise", str(song), "--model", report["package"], "--json"]
-        )
-        == 0
-    )
+    assert command_line.main(["advise", str(song), "--model", report["package"], "--json"]) == 0
     # Logging handlers an earlier Kedro session installed may also write to stdout.
     printed = capsys.readouterr().out
     start = re.search(r'^\{\s*"', printed, re.MULTILINE).start()  # the JSON, not a logged dict
