@@ -571,3 +571,19 @@ def test_a_missing_model_or_advisor_module_is_named(capsys, song_folder, monkeyp
     monkeypatch.setitem(sys.modules, "anchormix_kedro.model.advisor", None)
     error = advise_error(capsys, str(song_folder), "--model", str(song_folder))
     assert "model advisor is unavailable in this installation" in error
+
+
+def test_an_mlflow_uri_without_a_tracking_store_says_what_to_pass(tmp_path, monkeypatch):
+    from anchormix_kedro.advise.errors import CliError
+    from anchormix_kedro.advise.model_advice import load_model_advisor, tracking_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CliError, match="no MLflow tracking store.*--tracking-uri"):
+        load_model_advisor("runs:/0123abcd/advisor", None)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing created where the user stands
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    assert tracking_store("runs:/x/advisor", None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert tracking_store("runs:/x/advisor", None) == "http://127.0.0.1:9"
+    assert tracking_store("runs:/x/advisor", "sqlite:///other.db") == "sqlite:///other.db"

@@ -4,6 +4,7 @@ per-window answers into one verdict and fader move per target."""
 from __future__ import annotations
 
 import importlib
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
             ) from None
         raise CliError(f"the model advisor cannot be loaded: {exc}") from None
     if model.startswith(MLFLOW_URI_SCHEMES):
-        path = _download_from_mlflow(model, tracking_uri)
+        path = _download_from_mlflow(model, tracking_store(model, tracking_uri))
     else:
         path = Path(model).expanduser()
         if not path.exists():
@@ -51,6 +52,24 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
         return advisor_module.load_advisor(path)
     except Exception as exc:  # whatever went wrong, the user needs the path and the reason
         raise CliError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
+
+
+def tracking_store(model: str, tracking_uri: str | None, folder: Path | None = None) -> str:
+    """Where an MLflow URI is looked up: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``,
+    else the project's ``mlflow.db`` in the current folder. Without any of them MLflow would
+    create an empty store here and find nothing, so the user is told what to pass."""
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    local = (folder or Path.cwd()) / "mlflow.db"
+    if local.is_file():
+        return f"sqlite:///{local.resolve()}"
+    raise CliError(
+        f"{model}: no MLflow tracking store to look it up in; pass --tracking-uri (e.g. "
+        "sqlite:////path/to/project/mlflow.db, or http://host:5000 for a server) or set "
+        "MLFLOW_TRACKING_URI, or run the command in the project's folder"
+    )
 
 
 def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
@@ -71,8 +90,9 @@ def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
             artifact_uri=model, tracking_uri=tracking_uri
         )
     except Exception as exc:  # MLflow raises many kinds; the message is what matters
-        hint = "" if tracking_uri else "; is --tracking-uri (or MLFLOW_TRACKING_URI) set?"
-        raise CliError(f"{model}: cannot download the model from MLflow ({exc}){hint}") from None
+        raise CliError(
+            f"{model}: cannot download the model from MLflow at {tracking_uri} ({exc})"
+        ) from None
     try:
         return package_in(downloaded)
     except ValueError as exc:
