@@ -110,3 +110,38 @@ def test_the_page_is_saved_as_an_obvious_index_html_per_run(tmp_path):
     # An empty key still writes a page that says so.
     (empty,) = render_rating_study(key.iloc[:0], records, params).values()
     assert "nothing to rate" in empty
+
+
+def test_merged_ratings_are_written_safe_for_spreadsheets_and_read_back_as_typed(tmp_path):
+    import csv
+
+    import yaml
+    from kedro.io import Version
+
+    from anchormix_kedro.datasets.spreadsheet_csv_dataset import SpreadsheetSafeCSVDataset
+    from conftest import PROJECT_ROOT
+
+    entry = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog/correlation.yml").read_text())[
+        "merged_ratings"
+    ]
+    assert entry["type"].endswith("SpreadsheetSafeCSVDataset") and entry["versioned"]
+    typed = pd.DataFrame(
+        {
+            "rater": ['=HYPERLINK("http://x")', "@ana", "bo"],
+            "comment": ["-3 dB would do\rbetter", "+1", "'=already escaped"],
+            "effectiveness": [5, 6, 7],
+        }
+    )
+    dataset = SpreadsheetSafeCSVDataset(
+        filepath=str(tmp_path / "ratings.csv"), version=Version(None, None),
+        save_args={"index": False},
+    )  # fmt: skip
+    dataset.save(typed)
+    (written,) = (tmp_path / "ratings.csv").glob("*/ratings.csv")
+    with written.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+    assert rows[1][0] == '\'=HYPERLINK("http://x")'
+    assert written.read_text().startswith('"rater","comment","effectiveness"')  # all quoted
+    pd.testing.assert_frame_equal(dataset.load(), typed)
