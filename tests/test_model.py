@@ -356,3 +356,51 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     assert output["model"] == report["package"] and isinstance(vocals["advice"], str)
     # The levels are measured on the windows the model hears (the tiny test model: 2 s).
     assert output["window_seconds"] == TINY["tiny"]["audio_seconds"] == 2
+
+
+def test_a_fully_trained_stage_resumes_with_its_checkpoint_weights(tmp_path, store):
+    """The tiny base's pre-training trains every weight: a resumed run must continue from
+    the checkpoint's weights, not from the freshly built (random) ones."""
+    settings = ModelSettings.from_params(TINY)
+    stage = training_settings(tmp_path, max_steps=2, save_steps=2).finetune_stage
+    output = tmp_path / "pretrain.checkpoints"
+
+    def train(model, processor, steps: int) -> dict:
+        stage_now = type(stage)(**{**stage.__dict__, "args": {**stage.args, "max_steps": steps}})
+        dataset = ConversationDataset(conversations(), processor, store)
+        return run_stage(model, processor, stage_now, dataset, None, output, 1, None, "pretrain/")
+
+    first, processor = build_tiny_base(settings, texts())
+    train(first, processor, 2)
+    trained = {k: v.detach().clone() for k, v in first.state_dict().items()}
+    # A new process: the base is built again from its seed, then the run resumes.
+    again, processor = build_tiny_base(settings, texts())
+    fresh = {k: v.detach().clone() for k, v in again.state_dict().items()}
+    changed = [k for k in trained if not torch.equal(trained[k], fresh[k])]
+    assert changed  # training moved the weights away from the built ones
+    result = train(again, processor, 2)  # already at its last step: only the restore happens
+    assert result["trainer"].state.global_step == 2
+    for key in changed:
+        assert torch.equal(again.state_dict()[key], trained[key]), key
+
+
+def test_a_lora_stage_resumes_with_its_checkpoint_adapter(tmp_path, store):
+    settings = ModelSettings.from_params(TINY)
+    stage = training_settings(tmp_path, max_steps=2, save_steps=2).finetune_stage
+    output = tmp_path / "lora.checkpoints"
+
+    def wrapped():
+        base, processor = build_tiny_base(settings, texts())
+        return lora_model(base, settings, {"r": 4, "lora_alpha": 8}, False), processor
+
+    def trainable(model) -> dict:
+        return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+    first, processor = wrapped()
+    dataset = ConversationDataset(conversations(), processor, store)
+    run_stage(first, processor, stage, dataset, None, output, 1, None, "train/")
+    trained = trainable(first)
+    again, processor = wrapped()
+    assert any(not torch.equal(v, trained[k]) for k, v in trainable(again).items())
+    run_stage(again, processor, stage, dataset, None, output, 1, None, "train/")
+    assert all(torch.equal(v, trained[k]) for k, v in trainable(again).items())

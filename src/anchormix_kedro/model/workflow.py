@@ -23,6 +23,7 @@ from typing import Any
 
 import mlflow
 import torch
+from peft import PeftModel
 from transformers import (
     EarlyStoppingCallback,
     Trainer,
@@ -146,6 +147,38 @@ def last_complete_checkpoint(output_dir: Path) -> str | None:
     return None
 
 
+class ResumingTrainer(Trainer):
+    """``Trainer`` that restores a fully trained model (the tiny base's pre-training) from
+    its checkpoint by name mapping.
+
+    ``save_pretrained`` writes Qwen2-Audio's weights under their published names
+    (``audio_tower.*``, ``language_model.model.*``), which the model's loading maps back to
+    its own; the Trainer's resume loads the state dict as it is, so every key would miss
+    and training would go on from the freshly built weights. A LoRA model's adapter resumes
+    the Trainer's way.
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        target = self.model if model is None else model
+        if isinstance(target, PeftModel) or not hasattr(target, "from_pretrained"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        restore_full_weights(target, resume_from_checkpoint)
+
+
+def restore_full_weights(model, checkpoint: str) -> None:
+    """Load a checkpoint written by ``save_pretrained`` into ``model``, names mapped as
+    ``from_pretrained`` maps them; raise if any weight is missing or left over."""
+    dtype = next(model.parameters()).dtype
+    restored = type(model).from_pretrained(checkpoint, dtype=dtype)
+    missing, unexpected = model.load_state_dict(restored.state_dict(), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f"checkpoint {checkpoint} does not fit the model: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}; delete it to start the stage again"
+        )
+    logger.info("Restored every weight from %s", checkpoint)
+
+
 def run_stage(
     model,
     processor,
@@ -168,7 +201,7 @@ def run_stage(
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=stage.early_stopping_patience)
         )
-    trainer = Trainer(
+    trainer = ResumingTrainer(
         model=model,
         args=args,
         train_dataset=train,
