@@ -145,3 +145,41 @@ def test_merged_ratings_are_written_safe_for_spreadsheets_and_read_back_as_typed
     assert rows[1][0] == '\'=HYPERLINK("http://x")'
     assert written.read_text().startswith('"rater","comment","effectiveness"')  # all quoted
     pd.testing.assert_frame_equal(dataset.load(), typed)
+
+
+def test_a_failed_ingestion_keeps_the_last_good_excerpts(tmp_path):
+    import numpy as np
+
+    from anchormix_kedro.datasets.staged_partitioned_dataset import StagedPartitionedDataset
+
+    folder = tmp_path / "excerpts"
+    dataset = StagedPartitionedDataset(
+        path=str(folder), dataset="anchormix_kedro.datasets.NpzRecordDataset",
+        filename_suffix=".npz", overwrite=True,
+    )  # fmt: skip
+
+    def good(level: float) -> dict:
+        return {"meta": {"error": None}, "audio": {"drums": np.full(8, level, np.float32)}}
+
+    def broken() -> dict:
+        return {"meta": {"error": "song_b: corrupt MP4"}, "audio": {}}
+
+    dataset.save({"song_a": lambda: good(0.5), "song_b": lambda: good(0.25)})
+    assert sorted(p.name for p in folder.iterdir()) == ["song_a.npz", "song_b.npz"]
+
+    # Kedro names the dataset around the reason (DatasetError).
+    with pytest.raises(Exception, match="no song could be read.*corrupt MP4.*kept"):
+        dataset.save({"song_b": broken, "song_c": broken})
+
+    def dies() -> dict:
+        raise RuntimeError("killed half-way")
+
+    with pytest.raises(Exception, match="killed half-way"):
+        dataset.save({"song_a": lambda: good(1.0), "song_b": dies})
+    kept = dataset.load()
+    assert sorted(kept) == ["song_a", "song_b"]
+    assert kept["song_a"]()["audio"]["drums"][0] == np.float32(0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["excerpts"]  # no staging left over
+
+    dataset.save({"song_c": lambda: good(2.0)})  # a good run replaces them all
+    assert sorted(dataset.load()) == ["song_c"]
