@@ -34,8 +34,11 @@ def test_base_configuration_builds_every_pipeline_input(monkeypatch):
     free_inputs = {i for i in pipelines["__default__"].inputs() if not i.startswith("params:")}
     assert free_inputs == {"musdb_corpus", "ratings_files", "judge_credentials"}
     persisted = {
-        "excerpts": "PartitionedDataset",
+        "excerpts": "StagedPartitionedDataset",
         "log_mel_features": "PartitionedDataset",
+        "merged_ratings": "SpreadsheetSafeCSVDataset",
+        "condition_examples": "ParquetDataset",
+        "single_clip.model_package": "ModelPackageDataset",
         "instruction_dataset": "ParquetDataset",
         "advisor.model_package": "ModelPackageDataset",
         "no_anchor.model_package": "ModelPackageDataset",

@@ -14,6 +14,7 @@ from transformers import TrainerCallback, WhisperFeatureExtractor
 from anchormix_kedro.instruction_data.advice import audio_uri, conversation
 from anchormix_kedro.model.adapter import lora_model
 from anchormix_kedro.model.data import (
+    GAP_FRAMES,
     IGNORE_INDEX,
     AudioChatCollator,
     ConversationDataset,
@@ -234,14 +235,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
     training = training_settings(tmp_path)
     import anchormix_kedro.model.workflow as training_module
 
-    original = training_module.Trainer
+    original = training_module.ResumingTrainer
 
     class KilledTrainer(original):
         def __init__(self, *args, **kwargs):
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAfter(3)]
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(training_module, "Trainer", KilledTrainer)
+    monkeypatch.setattr(training_module, "ResumingTrainer", KilledTrainer)
     with pytest.raises(KeyboardInterrupt):
         fine_tune(
             settings,
@@ -260,7 +261,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
         )
     checkpoints = list((tmp_path / "work").glob("finetune-*/checkpoints/checkpoint-2"))
     assert len(checkpoints) == 1
-    monkeypatch.setattr(training_module, "Trainer", original)
+    monkeypatch.setattr(training_module, "ResumingTrainer", original)
     steps_run = []
 
     class Recorder(TrainerCallback):
@@ -317,9 +318,9 @@ def test_single_clip_formulation_joins_anchor_gap_and_target(tiny, store):
     encoded = encode_conversation(messages, processor, store)
     frames = valid_frames(int(1.5 * RATE), 160)
     assert encoded["input_features"].shape[0] == 1
-    assert int(encoded["feature_attention_mask"].sum()) == min(
-        2 * frames + 50, processor.feature_extractor.nb_max_frames
-    )
+    share = (processor.feature_extractor.nb_max_frames - GAP_FRAMES) // 2
+    # Each stem gets half of the window (around the gap), so both are heard.
+    assert int(encoded["feature_attention_mask"].sum()) == 2 * min(frames, share) + GAP_FRAMES
 
 
 def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
