@@ -83,3 +83,26 @@ def test_summaries_by_song_and_comparisons_with_the_advisor():
     markdown = comparison_markdown(comparisons)
     assert "minus `advisor`" in markdown and "6 songs" in markdown and "ROUGE-L" in markdown
     assert paired_comparisons(table, "missing", AUTOMATED_METRICS).empty
+
+
+def test_direction_accuracy_by_size_of_the_imbalance():
+    from anchormix_kedro.evaluation.by_offset import accuracy_by_offset, by_offset_markdown
+
+    gains = [0.0, 1.0, -2.0, 3.0, 5.0, -6.0, 8.0, 12.0, -11.0]
+    correct = [0, 0, 1, 0, 1, 1, 1, 1, 0]
+    table = pd.DataFrame(
+        {
+            "system": "advisor",
+            "condition": "as_mixed",
+            "gain_db": gains,
+            "direction_correct_score": [float(c) for c in correct],
+        }
+    )
+    rows = accuracy_by_offset(table).set_index("offset")
+    assert rows.loc["balanced (|gain| <= 1.5 dB)", ["n", "direction_accuracy"]].tolist() == [2, 0.0]
+    assert rows.loc["2-3 dB", "direction_accuracy"] == 0.5
+    assert rows.loc["4-6 dB", ["n", "direction_accuracy"]].tolist() == [2, 1.0]
+    assert rows.loc["7-9 dB", "n"] == 1
+    assert rows.loc[">= 10 dB", "direction_accuracy"] == 0.5
+    assert rows["n"].sum() == len(gains)  # every example in exactly one bin
+    assert "| >= 10 dB | 0.50 (2) |" in by_offset_markdown(accuracy_by_offset(table))

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import study_kit
+from anchormix_kedro.evaluation.by_offset import accuracy_by_offset, by_offset_markdown
 from anchormix_kedro.evaluation.comparisons import (
     comparison_metrics_for_mlflow,
     comparison_sections,
@@ -220,6 +221,11 @@ def summarize_systems(
     )
 
 
+def tabulate_accuracy_by_offset(evaluation_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Direction accuracy per condition, system and size of the imbalance."""
+    return accuracy_by_offset(evaluation_metrics)
+
+
 def compare_with_reference(
     evaluation_metrics: pd.DataFrame, evaluation_common: dict
 ) -> pd.DataFrame:
@@ -308,6 +314,7 @@ def write_automated_eval_report(
     listwise_win_rates: pd.DataFrame | None = None,
     listwise_status: dict | None = None,
     system_comparisons: pd.DataFrame | None = None,
+    accuracy_by_offset_table: pd.DataFrame | None = None,
 ) -> str:
     """A Markdown report: what ran, every metric per system, the listwise win rates, the
     per-genre convention table."""
@@ -345,8 +352,16 @@ def write_automated_eval_report(
         listwise = "\n## LLM judge, listwise: win rates\n\n" + win_rate_markdown(
             listwise_win_rates, systems, bootstrap["confidence"]
         )
+    by_offset = ""
+    if accuracy_by_offset_table is not None and not accuracy_by_offset_table.empty:
+        by_offset = (
+            "\n## Direction accuracy by size of the imbalance\n\n"
+            "Share of correct directions (unparsed advice counts as wrong), examples in "
+            "brackets.\n\n" + by_offset_markdown(accuracy_by_offset_table, systems)
+        )
     return (
         table
+        + by_offset
         + listwise
         + "\n## Research question 2: does the advice follow the genre conventions?\n\n"
         + "Distance of the target's level (relative to the anchor) from the median of its "

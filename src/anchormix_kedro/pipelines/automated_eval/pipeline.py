@@ -19,6 +19,7 @@ from .nodes import (
     select_advice,
     summarize_systems,
     summary_mlflow_metrics,
+    tabulate_accuracy_by_offset,
     write_automated_eval_report,
 )
 
@@ -86,6 +87,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarize_systems",
             ),
             Node(
+                tabulate_accuracy_by_offset,
+                inputs="evaluation_metrics",
+                outputs="accuracy_by_offset",
+                name="tabulate_accuracy_by_offset",
+            ),
+            Node(
                 compare_with_reference,
                 inputs=["evaluation_metrics", "params:evaluation_common"],
                 outputs="system_comparisons",
@@ -93,6 +100,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summary_mlflow_metrics,
+                tabulate_accuracy_by_offset,
                 inputs=["system_summary", "judge_status", "listwise_status", "system_comparisons"],
                 outputs="automated_eval_mlflow_metrics",
                 name="summary_mlflow_metrics",
@@ -132,6 +140,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "listwise_win_rates",
                     "listwise_status",
                     "system_comparisons",
+                    "accuracy_by_offset",
                 ],
                 outputs="automated_eval_report",
                 name="write_automated_eval_report",
