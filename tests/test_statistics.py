@@ -99,7 +99,7 @@ def test_direction_accuracy_by_size_of_the_imbalance():
         }
     )
     rows = accuracy_by_offset(table).set_index("offset")
-    assert rows.loc["balanced (|gain| <= 1.5 dB)", ["n", "direction_accuracy"]].tolist() == [2, 0.0]
+    assert rows.loc["balanced (within 1.5 dB)", ["n", "direction_accuracy"]].tolist() == [2, 0.0]
     assert rows.loc["2-3 dB", "direction_accuracy"] == 0.5
     assert rows.loc["4-6 dB", ["n", "direction_accuracy"]].tolist() == [2, 1.0]
     assert rows.loc["7-9 dB", "n"] == 1

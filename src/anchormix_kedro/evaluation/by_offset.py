@@ -15,7 +15,7 @@ from anchormix_kedro.evaluation.summaries import order_systems
 
 #: ``(label, low, high)``: |gain| in dB, both ends included.
 OFFSET_BINS: tuple[tuple[str, float, float], ...] = (
-    ("balanced (|gain| <= 1.5 dB)", 0.0, 1.5),
+    ("balanced (within 1.5 dB)", 0.0, 1.5),
     ("2-3 dB", 1.5001, 3.5),
     ("4-6 dB", 3.5001, 6.5),
     ("7-9 dB", 6.5001, 9.5),
