@@ -100,7 +100,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summary_mlflow_metrics,
-                tabulate_accuracy_by_offset,
                 inputs=["system_summary", "judge_status", "listwise_status", "system_comparisons"],
                 outputs="automated_eval_mlflow_metrics",
                 name="summary_mlflow_metrics",
