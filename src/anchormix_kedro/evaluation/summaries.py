@@ -94,7 +94,7 @@ AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("parse_rate", "Advice states a direction", "parsed", True),
     MetricSpec(
         "self_consistency",
-        "Self-consistent advice (one amount, direction and move agree)",
+        "Self-consistent advice",
         "self_consistent",
         True,
     ),
