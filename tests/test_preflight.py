@@ -202,3 +202,20 @@ def test_a_secret_given_as_a_parameter_stops_the_run_without_being_shown(tmp_pat
     ]
     assert written == [] and secret not in result.stdout + result.stderr
     assert not (project / "mlflow.db").exists()
+
+
+def test_the_model_must_hear_the_whole_excerpt_and_conditions_are_checked():
+    tiny = {"source": "tiny", "tiny": {"audio_seconds": 5}}
+    fits = {"pairs": PAIRS, "ingestion": {"excerpt": {"seconds": 5.0}}, "model": tiny}
+    assert parameter_problems(fits) == []
+    (problem,) = parameter_problems({**fits, "ingestion": {"excerpt": {"seconds": 10.0}}})
+    assert "excerpt.seconds is 10 s but the model hears 5 s" in problem.what
+    assert "model.tiny.audio_seconds to at least 10" in problem.fix
+    real = {"source": "pretrained", "front_end": {"max_clip_seconds": 30}}
+    assert parameter_problems({**fits, "model": real}) == []
+    (problem,) = parameter_problems(
+        {**fits, "model": real, "ingestion": {"excerpt": {"seconds": 45.0}}}
+    )
+    assert "the model hears 30 s" in problem.what
+    (problem,) = parameter_problems({**fits, "inference": {"conditions": {"gain_staged": {}}}})
+    assert "must include as_mixed" in problem.what and "inference.yml" in problem.fix
