@@ -23,6 +23,21 @@ for _name, _value in {
     os.environ[_name] = _value
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """A module of scripts/ (e.g. the local judge test server, beside its benchmark)."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 SHARED_MUSDB = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
 RATE = 44100
 

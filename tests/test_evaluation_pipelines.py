@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import mlflow
@@ -15,7 +13,7 @@ from kedro.framework.session import KedroSession
 
 import anchormix_kedro.pipeline_registry as registry
 from anchormix_kedro.pipelines import automated_eval, correlation
-from conftest import PROJECT_ROOT
+from conftest import load_script
 from evaluation_helpers import stand_in_advice
 
 SMALL_SYNTHETIC = {
@@ -76,13 +74,7 @@ def _latest_page(folder: Path) -> Path:
 
 def _fake_judge_server():
     """The local OpenAI-compatible test server of scripts/ (answers derived from prompts)."""
-    name = "fake_judge_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].FakeJudgeServer
+    return load_script("fake_judge_server").FakeJudgeServer
 
 
 def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(

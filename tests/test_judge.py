@@ -3,7 +3,6 @@ concurrent calls and a cache shared between processes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import subprocess
@@ -32,7 +31,7 @@ from anchormix_kedro.evaluation.judge import (
     parse_judge_output,
 )
 from anchormix_kedro.vocabulary import CRITERIA
-from conftest import PROJECT_ROOT
+from conftest import load_script
 
 API_KEY = "sk-test-0123456789-SECRET"
 GOOD_ANSWER = {
@@ -434,17 +433,7 @@ def test_local_transformers_judge_records_invalid_output_as_missing(tiny_causal_
 # --------------------------------------------------------------------------- concurrency
 
 
-def _script(name: str):
-    """A module of scripts/ (the local test server lives there, beside the benchmark)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _script("fake_judge_server")
+fake = load_script("fake_judge_server")
 
 
 def many_items(n: int) -> list[JudgeItem]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 
 import pandas as pd
 import pytest
@@ -28,20 +26,9 @@ from anchormix_kedro.evaluation.listwise_summary import (
     win_rates,
 )
 from anchormix_kedro.pipelines.correlation.nodes import correlate_metrics, with_listwise_ranks
-from conftest import PROJECT_ROOT
+from conftest import load_script
 
-
-def _script(name: str):
-    """A module of scripts/ (the local test server lives there, beside the benchmark)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _script("fake_judge_server")
+fake = load_script("fake_judge_server")
 SYSTEMS = ("advisor", "no_anchor", "generic_base", "dsp_baseline")
 # Advice whose quality the test server can read: higher q is better.
 QUALITY = {"advisor": 4, "dsp_baseline": 3, "no_anchor": 2, "generic_base": 1}

@@ -169,12 +169,6 @@ def truth_columns(examples: pd.DataFrame) -> pd.DataFrame:
         list(examples["target"]) if "target" in examples else None,
         list(examples["anchor"]) if "anchor" in examples else None,
     )
-    size = pd.to_numeric(examples["gain_db"], errors="coerce").abs().to_numpy()
-    correct = truth["direction_correct"].fillna(False).astype(float).to_numpy()
-    for threshold in LARGE_OFFSETS_DB:
-        truth[f"direction_correct_{threshold}db_score"] = pd.array(
-            np.where(size >= threshold, correct, np.nan), dtype="Float64"
-        )
     moves = [
         ParsedAdvice(
             None if _missing_text(d) else d, None if pd.isna(a) else float(a)
@@ -318,6 +312,12 @@ def assemble_metric_table(*parts: pd.DataFrame) -> pd.DataFrame:
         if "direction_correct" in table
         else np.nan
     )
+    if "gain_db" in table:  # the same score for the imbalances any engineer hears
+        size = pd.to_numeric(table["gain_db"], errors="coerce").abs()
+        for threshold in LARGE_OFFSETS_DB:
+            table[f"direction_correct_{threshold}db_score"] = table[
+                "direction_correct_score"
+            ].where(size >= threshold)
     return table
 
 

@@ -168,78 +168,67 @@ def summarize(
     examples and ``n_songs`` is missing. A table with a ``condition_column`` is summarized
     per condition (in :func:`order_conditions`); one without it is ``as_mixed``.
     """
-    if condition_column in table.columns and table[condition_column].nunique() > 1:
-        options = dict(
-            specs=specs, n_resamples=n_resamples, confidence=confidence, seed=seed,
-            group_column=group_column, pooled=pooled, cluster_column=cluster_column,
-        )  # fmt: skip
-        return pd.concat(
-            [
-                summarize(
-                    table[table[condition_column] == c], **options, condition_column=""
-                ).assign(condition=c)
-                for c in order_conditions(table[condition_column])
-            ],
-            ignore_index=True,
-        )
-    condition = (
-        str(table[condition_column].iloc[0])
-        if condition_column in table.columns and len(table)
-        else AS_MIXED
-    )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie between 0 and 1, got {confidence}")
     if int(n_resamples) < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    groups: list[tuple[str, pd.DataFrame]] = [
-        (g, table[table[group_column] == g]) for g in order_systems(table[group_column])
-    ]
-    if pooled:
-        groups.append((POOLED, table))
+    by_condition = condition_column in table.columns
+    conditions = order_conditions(table[condition_column]) if by_condition else [AS_MIXED]
     rows = []
-    for group, frame in groups:
-        for spec in specs:
-            if spec.column not in frame.columns:
-                continue
-            rng = seeded_rng(seed, str(group), spec.name)
-            values = frame[spec.column]
-            songs = None
-            clustered = cluster_column is not None and cluster_column in frame.columns
-            if spec.kind == "balanced_f1":
-                n = int(values.map(lambda v: isinstance(v, str)).sum())
-                if clustered:
-                    estimate, low, high, songs = song_bootstrap_balanced_f1(
-                        values, frame[cluster_column], n_resamples, confidence, rng
-                    )
-                else:
-                    estimate, low, high = bootstrap_balanced_f1(
-                        values, n_resamples, confidence, rng
-                    )
-            else:
-                numeric = pd.to_numeric(values.astype("Float64"), errors="coerce")
-                n = int(numeric.notna().sum())
-                if clustered:
-                    estimate, low, high, songs = song_bootstrap_mean(
-                        numeric, frame[cluster_column], n_resamples, confidence, rng
-                    )
-                else:
-                    estimate, low, high = bootstrap_mean(numeric, n_resamples, confidence, rng)
-            rows.append(
-                {
-                    "condition": condition,
-                    "system": group,
-                    "metric": spec.name,
-                    "label": spec.label,
-                    "n": n,
-                    "estimate": estimate,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "better": BETTER_WORDS[spec.higher_is_better],
-                    "digits": spec.digits,
-                    "n_songs": songs,
-                }
-            )
+    for condition in conditions:
+        rows_of = table[table[condition_column] == condition] if by_condition else table
+        groups = [
+            (g, rows_of[rows_of[group_column] == g]) for g in order_systems(rows_of[group_column])
+        ]
+        if pooled:
+            groups.append((POOLED, rows_of))
+        for group, frame in groups:
+            for spec in specs:
+                if spec.column not in frame.columns:
+                    continue
+                rng = seeded_rng(seed, str(group), spec.name)
+                clusters = frame[cluster_column] if cluster_column in frame.columns else None
+                n, estimate, low, high, songs = _estimate(
+                    spec, frame[spec.column], clusters, n_resamples, confidence, rng
+                )
+                rows.append(
+                    {
+                        "condition": condition,
+                        "system": group,
+                        "metric": spec.name,
+                        "label": spec.label,
+                        "n": n,
+                        "estimate": estimate,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "better": BETTER_WORDS[spec.higher_is_better],
+                        "digits": spec.digits,
+                        "n_songs": songs,
+                    }
+                )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _estimate(
+    spec: MetricSpec,
+    values: pd.Series,
+    clusters: pd.Series | None,
+    n_resamples: int,
+    confidence: float,
+    rng,
+) -> tuple:
+    """``(n, estimate, ci_low, ci_high, n_songs)`` of one metric of one group: clusters
+    (songs) resampled when given, examples otherwise (``n_songs`` then missing)."""
+    if spec.kind == "balanced_f1":
+        n = int(values.map(lambda v: isinstance(v, str)).sum())
+        if clusters is not None:
+            return n, *song_bootstrap_balanced_f1(values, clusters, n_resamples, confidence, rng)
+        return n, *bootstrap_balanced_f1(values, n_resamples, confidence, rng), None
+    numeric = pd.to_numeric(values.astype("Float64"), errors="coerce")
+    n = int(numeric.notna().sum())
+    if clusters is not None:
+        return n, *song_bootstrap_mean(numeric, clusters, n_resamples, confidence, rng)
+    return n, *bootstrap_mean(numeric, n_resamples, confidence, rng), None
 
 
 def _cell(estimate: float, low: float, high: float, digits: int) -> str:
