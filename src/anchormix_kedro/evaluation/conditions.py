@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 AS_MIXED, GAIN_STAGED, ANCHOR_SWAPPED = "as_mixed", "gain_staged", "anchor_swapped"
 CONDITIONS: tuple[str, ...] = (AS_MIXED, GAIN_STAGED, ANCHOR_SWAPPED)
-CONDITION_COLUMNS: tuple[str, ...] = ("condition", "stage_db", "anchor_excerpt_id")
 #: One line per condition for tables and reports.
 CONDITION_DESCRIPTIONS: dict[str, str] = {
     AS_MIXED: "the stems at their levels in the mix, the target perturbed",
