@@ -66,7 +66,13 @@ class PackageAdvisor:
         instruction = instruction_text(self.formulation, anchor, target, random.Random(0), genre)
         messages = conversation(self.system_prompt, uris, instruction, "")
         ((text, latency),) = generate(
-            self.model, self.processor, [messages], store, 1, self.max_new_tokens
+            self.model,
+            self.processor,
+            [messages],
+            store,
+            1,
+            self.max_new_tokens,
+            self.front_end.anchor_level_db,
         )
         parsed = parse_advice(text)
         return {

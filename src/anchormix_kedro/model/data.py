@@ -10,10 +10,18 @@ import numpy as np
 import torch
 
 from anchormix_kedro.instruction_data.advice import clip_parts
-from anchormix_kedro.model.features import audio_token_count, concatenate_raw, features_for_clip
+from anchormix_kedro.model.features import (
+    audio_token_count,
+    clip_level_db,
+    concatenate_raw,
+    features_for_clip,
+)
 
 IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding
 GAP_FRAMES = 50  # 0.5 s of silence between the anchor and the target in a single clip
+# An anchor below this mel-power level is silence: levelling it would amplify nothing but
+# the floor, so such a conversation plays as recorded.
+SILENT_ANCHOR_DB = -90.0
 
 
 class FeatureStore:
@@ -39,27 +47,49 @@ class FeatureStore:
         return record["audio"][stem], int(record["meta"]["valid_frames"][stem])
 
 
-def clip_features(store: FeatureStore, uri: str, n_frames: int) -> tuple[np.ndarray, int]:
+def anchor_levelling_db(
+    store: FeatureStore, uris: Sequence[str], n_frames: int, anchor_level_db: float | None
+) -> float:
+    """The common gain (dB) that plays a conversation's first clip part at ``anchor_level_db``.
+
+    The first part is the anchor (or, without one, the target). One gain for every clip
+    keeps their balance and removes the session's absolute level, which carries no answer:
+    the same mix 12 dB quieter sounds the same to the model. ``None``: no levelling.
+    """
+    if anchor_level_db is None or not uris:
+        return 0.0
+    first = clip_parts(uris[0])[0]
+    raw, valid = store.raw(first.excerpt_id, first.stem)
+    level = clip_level_db(raw, min(valid, n_frames))
+    if level < SILENT_ANCHOR_DB:
+        return 0.0
+    return float(anchor_level_db) - (level + first.gain_db)
+
+
+def clip_features(
+    store: FeatureStore, uri: str, n_frames: int, gain_db: float = 0.0
+) -> tuple[np.ndarray, int]:
     """Features ``(n_mels, n_frames)`` of one clip of a conversation and its valid frame count.
 
-    A clip of two stems (the single-clip formulation) gives each stem an equal share of the
+    ``gain_db`` is added to every stem of the clip (the conversation's levelling). A clip
+    of two stems (the single-clip formulation) gives each stem an equal share of the
     window around a short silent gap, so the model hears both, whatever the excerpt length.
     """
     parts = clip_parts(uri)
     if len(parts) == 1:
         raw, valid = store.raw(parts[0].excerpt_id, parts[0].stem)
-        return features_for_clip(raw, parts[0].gain_db, n_frames), min(valid, n_frames)
+        return features_for_clip(raw, parts[0].gain_db + gain_db, n_frames), min(valid, n_frames)
     if len(parts) != 2:
         raise ValueError(f"a clip joins at most two stems (anchor, target): {uri!r}")
     share = max(1, (n_frames - GAP_FRAMES) // 2)
     (first, first_valid), (second, second_valid) = (store.raw(p.excerpt_id, p.stem) for p in parts)
     first_valid, second_valid = min(first_valid, share), min(second_valid, share)
     joined = concatenate_raw(
-        first[:, :first_valid] + np.float32(parts[0].gain_db / 10.0),
+        first[:, :first_valid] + np.float32((parts[0].gain_db + gain_db) / 10.0),
         first_valid,
         second[:, :second_valid],
         GAP_FRAMES,
-        parts[1].gain_db,
+        parts[1].gain_db + gain_db,
     )
     return features_for_clip(joined, 0.0, n_frames), min(
         first_valid + GAP_FRAMES + second_valid, n_frames
@@ -67,9 +97,16 @@ def clip_features(store: FeatureStore, uri: str, n_frames: int) -> tuple[np.ndar
 
 
 def encode_conversation(
-    messages: Sequence[dict], processor, store: FeatureStore, with_answer: bool = True
+    messages: Sequence[dict],
+    processor,
+    store: FeatureStore,
+    with_answer: bool = True,
+    anchor_level_db: float | None = None,
 ) -> dict[str, Any]:
-    """Token ids (audio placeholders expanded), labels masked to the answer, and clip features."""
+    """Token ids (audio placeholders expanded), labels masked to the answer, and clip features.
+
+    ``anchor_level_db``: the front end's anchor level (:func:`anchor_levelling_db`).
+    """
     tokenizer = processor.tokenizer
     n_frames = processor.feature_extractor.nb_max_frames
     prompt_messages = list(messages[:-1]) if messages[-1]["role"] == "assistant" else list(messages)
@@ -80,7 +117,8 @@ def encode_conversation(
         for c in m["content"]
         if c["type"] == "audio"
     ]
-    clips = [clip_features(store, uri, n_frames) for uri in uris]
+    levelling = anchor_levelling_db(store, uris, n_frames, anchor_level_db)
+    clips = [clip_features(store, uri, n_frames, levelling) for uri in uris]
     prompt = processor.apply_chat_template(
         prompt_messages, add_generation_prompt=True, tokenize=False
     )
@@ -123,11 +161,13 @@ class ConversationDataset(torch.utils.data.Dataset):
         processor,
         store: FeatureStore,
         with_answer: bool = True,
+        anchor_level_db: float | None = None,
     ):
         self._conversations = conversations
         self._processor = processor
         self._store = store
         self._with_answer = with_answer
+        self._anchor_level_db = anchor_level_db
 
     def __len__(self) -> int:
         return len(self._conversations)
@@ -136,7 +176,9 @@ class ConversationDataset(torch.utils.data.Dataset):
         messages = self._conversations[index]
         if isinstance(messages, str):
             messages = json.loads(messages)
-        return encode_conversation(messages, self._processor, self._store, self._with_answer)
+        return encode_conversation(
+            messages, self._processor, self._store, self._with_answer, self._anchor_level_db
+        )
 
 
 class AudioChatCollator:

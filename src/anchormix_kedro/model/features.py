@@ -69,6 +69,16 @@ def log_mel_record(
     }
 
 
+def clip_level_db(raw: np.ndarray, frames: int) -> float:
+    """Level (dB) of a cached clip's first ``frames`` frames: 10 log10 of its mean mel power.
+
+    A gain of ``g`` dB moves it by exactly ``g`` (floor frames aside), which is all the
+    anchor's levelling needs of it.
+    """
+    heard = raw[:, : max(1, frames)].astype(np.float64)
+    return float(10.0 * np.log10(np.mean(np.power(10.0, heard))))
+
+
 def features_for_clip(raw: np.ndarray, gain_db: float, n_frames: int) -> np.ndarray:
     """Model input features ``(n_mels, n_frames)`` of a cached clip played at ``gain_db``."""
     shifted = np.maximum(raw[:, :n_frames] + np.float32(gain_db / 10.0), LOG_FLOOR)

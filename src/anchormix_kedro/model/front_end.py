@@ -16,11 +16,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FrontEnd:
-    """Mel bands, sample rate and the longest clip (seconds) the feature extractor takes."""
+    """Mel bands, sample rate and the longest clip (seconds) the feature extractor takes.
+
+    ``anchor_level_db``: every conversation is played with one common gain that brings its
+    anchor to this mel-power level (``model.data.anchor_levelling_db``), so the model hears
+    the balance and not the session's level. ``None``: clips play as recorded.
+    """
 
     n_mels: int
     sampling_rate: int
     max_clip_seconds: int
+    anchor_level_db: float | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> FrontEnd:
@@ -28,6 +34,9 @@ class FrontEnd:
             n_mels=int(params["n_mels"]),
             sampling_rate=int(params["sampling_rate"]),
             max_clip_seconds=int(params["max_clip_seconds"]),
+            anchor_level_db=(
+                None if params.get("anchor_level_db") is None else float(params["anchor_level_db"])
+            ),
         )
 
     def as_dict(self) -> dict:

@@ -47,8 +47,11 @@ def generate(
     store: FeatureStore,
     batch_size: int = 8,
     max_new_tokens: int = 64,
+    anchor_level_db: float | None = None,
 ) -> list[tuple[str, float]]:
     """Greedy advice for each conversation (its assistant turn is ignored), with seconds per item.
+
+    ``anchor_level_db`` is the package's front end's (:func:`package_front_end`).
 
     Latency is the batch's wall time shared equally among its items.
     """
@@ -61,7 +64,8 @@ def generate(
         chunk = conversations[start : start + batch_size]
         started = time.perf_counter()
         items = [
-            encode_conversation(messages, processor, store, with_answer=False) for messages in chunk
+            encode_conversation(messages, processor, store, False, anchor_level_db)
+            for messages in chunk
         ]
         for item in items:
             item.pop("labels")

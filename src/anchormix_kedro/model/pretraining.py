@@ -107,12 +107,21 @@ def language_conversations(texts: Sequence[str], system_prompt: str, seed: int) 
 
 
 def listening_conversations(
-    examples: pd.DataFrame, system_prompt: str, seed: int, language: Sequence[str] = ()
+    examples: pd.DataFrame,
+    system_prompt: str,
+    seed: int,
+    language: Sequence[str] = (),
+    absolute_levels: bool = True,
 ) -> list[str]:
     """The generic pre-training corpus, shuffled: clip descriptions, loudness comparisons and
-    text-only language (``language``)."""
+    text-only language (``language``).
+
+    Without ``absolute_levels`` (a front end that levels every conversation to its first
+    clip) a lone clip's loudness cannot be heard, so clips are not described.
+    """
+    descriptions = description_conversations(examples, system_prompt, seed)
     conversations = (
-        description_conversations(examples, system_prompt, seed)
+        (descriptions if absolute_levels else [])
         + comparison_conversations(examples, system_prompt, seed)
         + language_conversations(language, system_prompt, seed)
     )

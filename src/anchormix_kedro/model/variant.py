@@ -18,7 +18,7 @@ from anchormix_kedro.model import tracking
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.generation import generate, load_package
-from anchormix_kedro.model.package import update_manifest
+from anchormix_kedro.model.package import package_front_end, update_manifest
 from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
 from anchormix_kedro.model.tracking import data_fingerprint, process_rank
 from anchormix_kedro.model.workflow import (
@@ -58,8 +58,15 @@ def direction_accuracy(
     """Share of ``rows`` whose generated advice names the right direction (unparsed counts wrong)."""
     if rows.empty:
         return {"direction_accuracy": float("nan"), "direction_examples": 0}
-    model, processor, _ = load_package(package)
-    outputs = generate(model, processor, [json.loads(m) for m in rows[column]], store, batch_size)
+    model, processor, manifest = load_package(package)
+    outputs = generate(
+        model,
+        processor,
+        [json.loads(m) for m in rows[column]],
+        store,
+        batch_size,
+        anchor_level_db=package_front_end(manifest).anchor_level_db,
+    )
     correct = [
         parse_advice(text).direction == label
         for (text, _), label in zip(outputs, rows["label"], strict=True)
@@ -114,13 +121,14 @@ def fine_tune_data(
     if settings.source != TINY:
         return data
     language = by_split["train"]["advice"].tolist()
+    absolute_levels = settings.front_end_settings.anchor_level_db is None
     pretrain = sample_rows(
-        listening_conversations(by_split["train"], system_prompt, seed, language),
+        listening_conversations(by_split["train"], system_prompt, seed, language, absolute_levels),
         training.pretrain.get("max_examples"),
         seed,
     )
     pretrain_valid = sample_rows(
-        listening_conversations(by_split["valid"], system_prompt, seed),
+        listening_conversations(by_split["valid"], system_prompt, seed, (), absolute_levels),
         training.max_eval_examples,
         seed,
     )

@@ -246,8 +246,13 @@ def prepare_tiny_base(
         logger.info(
             "Pre-training the tiny base on %d generic listening conversations", len(pretrain_train)
         )
-        train = ConversationDataset(pretrain_train, processor, store)
-        evaluation = ConversationDataset(pretrain_eval, processor, store) if pretrain_eval else None
+        level = settings.front_end_settings.anchor_level_db
+        train = ConversationDataset(pretrain_train, processor, store, anchor_level_db=level)
+        evaluation = (
+            ConversationDataset(pretrain_eval, processor, store, anchor_level_db=level)
+            if pretrain_eval
+            else None
+        )
         stage = run_stage(
             model,
             processor,
@@ -346,8 +351,13 @@ def fine_tune(
     logger.info(
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
     )
-    train = ConversationDataset(data.train, processor, data.store)
-    evaluation = ConversationDataset(data.valid, processor, data.store) if len(data.valid) else None
+    level = settings.front_end_settings.anchor_level_db
+    train = ConversationDataset(data.train, processor, data.store, anchor_level_db=level)
+    evaluation = (
+        ConversationDataset(data.valid, processor, data.store, anchor_level_db=level)
+        if len(data.valid)
+        else None
+    )
     stage = run_stage(
         model,
         processor,

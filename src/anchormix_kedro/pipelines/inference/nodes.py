@@ -16,6 +16,7 @@ from anchormix_kedro.instruction_data.audio import apply_gain_db, integrated_lou
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.package import package_front_end
 from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def generate_model_advice(
         FeatureStore(log_mel_features),
         batch_size=int(inference["batch_size"]),
         max_new_tokens=int(inference["max_new_tokens"]),
+        anchor_level_db=package_front_end(manifest).anchor_level_db,
     )
     logger.info(
         "%d pieces of advice from %s (%s), %.3f s each",
