@@ -22,7 +22,7 @@ from anchormix_kedro.evaluation.professional_range import (
     ProfessionalLevels,
     place_level,
 )
-from anchormix_kedro.instruction_data.audio import frame_rms_db, integrated_loudness
+from anchormix_kedro.instruction_data.audio import integrated_loudness
 from anchormix_kedro.instruction_data.conventions import (
     ALL_GENRES,
     convention_index,
@@ -41,11 +41,6 @@ from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB, CONVENTION_MIN_SON
 NOT_TOGETHER = "not_together"
 
 # --------------------------------------------------------------------------- windows
-
-
-def stem_activity(data: np.ndarray, sample_rate: int, settings: ExcerptSettings) -> np.ndarray:
-    """Whether each 100 ms frame is playing (as the ingestion pipeline decides it)."""
-    return frame_rms_db(data, sample_rate, FRAME_S) > settings.activity_threshold_dbfs
 
 
 def choose_windows(
@@ -223,22 +218,19 @@ def _measure_target(
     song: Song,
     anchor: str,
     target: str,
-    frame_windows: Sequence[tuple[int, int]],
+    sample_windows: Sequence[tuple[int, int]],
+    audio: Mapping[str, Mapping[tuple[int, int], np.ndarray]],
     settings: ExcerptSettings,
     advisor: object | None,
     genre: str,
-    on_window: Callable[[], None],
 ) -> _Measured:
     """Loudness of target minus anchor in each window (and the model's answers, if any)."""
     rate = song.sample_rate
-    frame = int(round(FRAME_S * rate))
     measured = _Measured()
-    for start, stop in frame_windows:
-        begin, end = _window_samples(start, stop, frame, song.stems[anchor].shape[0])
-        anchor_clip, target_clip = song.stems[anchor][begin:end], song.stems[target][begin:end]
+    for begin, end in sample_windows:
+        anchor_clip, target_clip = audio[anchor][(begin, end)], audio[target][(begin, end)]
         anchor_lufs = integrated_loudness(anchor_clip, rate)
         target_lufs = integrated_loudness(target_clip, rate)
-        on_window()
         if min(anchor_lufs, target_lufs) <= settings.silence_lufs:
             continue
         measured.relative_levels.append(target_lufs - anchor_lufs)
@@ -303,11 +295,30 @@ def analyse(
     model's combined answer is set beside it (``tolerance_db`` labels a model's move that
     comes without a verdict) and disagreements are marked.
     """
-    rate = song.sample_rate
     targets = _ordered_targets(list(song.stems), anchor)
     index = convention_index(shipped_conventions())
+    silent = {s: song.levels[s].loudness_lufs <= settings.silence_lufs for s in song.stems}
+    activity = {s: song.levels[s].frame_db > settings.activity_threshold_dbfs for s in song.stems}
+    if silent[anchor]:
+        raise CliError(
+            f"the anchor '{anchor}' ({song.files[anchor]}) is silent in the whole song; "
+            f"choose another anchor with --anchor ({', '.join(targets)})"
+        )
+    plans = {
+        t: plan_windows(anchor, t, activity, settings, n_windows, warn)
+        for t in targets
+        if not silent[t]
+    }
+    frame = int(round(FRAME_S * song.sample_rate))
+    sample_windows = {
+        t: [_window_samples(start, stop, frame, song.n_samples) for start, stop in windows]
+        for t, windows in plans.items()
+    }
+    wanted = {t: w for t, w in sample_windows.items() if w}
+    if wanted:
+        wanted[anchor] = [w for windows in wanted.values() for w in windows]
     bar = tqdm(
-        total=len(song.stems),
+        total=len(wanted) + (sum(len(w) for w in plans.values()) if advisor else 0),
         desc="analysing",
         unit="step",
         file=sys.stderr,
@@ -315,33 +326,18 @@ def analyse(
         leave=False,
     )
     with bar:
-        silent, activity = {}, {}
-        for stem in [anchor, *targets]:
-            bar.set_postfix_str(stem)
-            silent[stem] = integrated_loudness(song.stems[stem], rate) <= settings.silence_lufs
-            activity[stem] = stem_activity(song.stems[stem], rate, settings)
-            bar.update()
-        if silent[anchor]:
-            raise CliError(
-                f"the anchor '{anchor}' ({song.files[anchor]}) is silent in the whole song; "
-                f"choose another anchor with --anchor ({', '.join(targets)})"
-            )
-        plans = {
-            t: plan_windows(anchor, t, activity, settings, n_windows, warn)
-            for t in targets
-            if not silent[t]
-        }
-        bar.total += sum(len(w) for w in plans.values())
         bar.set_postfix_str("windows")
-
+        audio = song.read_windows(wanted, bar.update)
         reports = []
         for target in targets:
             if silent[target]:
                 reports.append(TargetReport(stem=target, status=SILENT))
                 continue
             measured = _measure_target(
-                song, anchor, target, plans[target], settings, advisor, genre, bar.update
+                song, anchor, target, sample_windows[target], audio, settings, advisor, genre
             )
+            if advisor is not None:
+                bar.update(len(sample_windows[target]))
             if not measured.relative_levels:
                 warn(f"{anchor} and {target} never play at the same time; no advice for {target}")
                 reports.append(TargetReport(stem=target, status=NOT_TOGETHER))

@@ -35,7 +35,6 @@ from anchormix_kedro.advise.analysis import (
     choose_windows,
     match_genre,
     plan_windows,
-    stem_activity,
 )
 from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.model_advice import MLFLOW_URI_SCHEMES, load_model_advisor
@@ -91,7 +90,6 @@ __all__ = [
     "match_genre",
     "plan_windows",
     "render_text",
-    "stem_activity",
 ]
 
 PROG = "anchormix"
@@ -289,7 +287,9 @@ def advise(args: argparse.Namespace) -> int:
             except CliError:
                 sys.stderr.write(printed.getvalue())  # what the libraries said may explain it
                 raise
-    song = load_song(args.song, warn, args.stem, stem_words)
+    song = load_song(
+        args.song, warn, args.stem, stem_words, progress=not args.json and sys.stderr.isatty()
+    )
     anchor = args.anchor.strip().lower()
     if anchor not in song.stems:
         raise CliError(

@@ -1,28 +1,38 @@
 """Loading a song for ``anchormix advise``: a folder of stem files or an NI ``.stem.mp4``.
 
+Stems are streamed (:mod:`.streaming`): a song of any length is checked and measured in
+bounded memory, and only the windows that are measured are read again.
+
 A folder's files are mapped to MUSDB18's four stem groups by :mod:`.session` (its names,
 ``--stem`` overrides, ``--stem-words``); the files of one group are summed into its stem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.session import DEFAULT_STEM_WORDS, assign_files, is_mix_name
-from anchormix_kedro.instruction_data.audio import (
-    AudioError,
-    align_stems,
-    check_finite,
-    decode_stem_mp4,
-    read_audio_file,
-    resample,
+from anchormix_kedro.advise.streaming import (
+    AudioSource,
+    LevelMeter,
+    SourceTally,
+    StemLevels,
+    probe_file,
+    probe_streams,
+    read_ranges,
+    seek_ranges,
+    stem_blocks,
 )
+from anchormix_kedro.instruction_data.audio import AudioError, stem_width, trimmed_length
 from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX
 from anchormix_kedro.vocabulary import STEM_NAMES
 
@@ -35,20 +45,53 @@ LENGTH_TOLERANCE_S = 0.01
 
 @dataclass
 class Song:
-    """A song's stems, aligned: same rate, same length, ``(samples, channels)`` float32."""
+    """A song's stems, checked and measured, ready to be read again window by window.
+
+    Loading decodes every stem once and keeps its levels (``levels``), not its audio:
+    memory does not grow with the song. :meth:`read_windows` decodes again for the few
+    windows that are measured. All stems share ``sample_rate`` and ``n_samples``.
+    """
 
     name: str
-    stems: dict[str, np.ndarray]
     sample_rate: int
+    n_samples: int
+    levels: dict[str, StemLevels]
     files: dict[str, str]  # stem -> the file(s) (or stream) it came from, for messages
     #: stem -> every file summed into it (a session folder may give a group several files)
     sources: dict[str, list[str]] = field(default_factory=dict)
     #: audio files of the folder that are a whole mix (e.g. ``mixture.wav``), not used
     not_stems: list[str] = field(default_factory=list)
+    width: int = 2
+    streams: dict[str, list[AudioSource]] = field(default_factory=dict, repr=False)
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        return tuple(self.levels)
 
     @property
     def seconds(self) -> float:
-        return next(iter(self.stems.values())).shape[0] / self.sample_rate
+        return self.n_samples / self.sample_rate
+
+    def read_windows(
+        self,
+        wanted: Mapping[str, Sequence[tuple[int, int]]],
+        on_stem: Callable[[], None] = lambda: None,
+    ) -> dict[str, dict[tuple[int, int], np.ndarray]]:
+        """The audio of sample ranges ``[begin, end)`` of some stems, decoded once more."""
+        audio = {}
+        for stem, ranges in wanted.items():
+            sources = self.streams[stem]
+            try:
+                if all(s.seekable and s.sample_rate == self.sample_rate for s in sources):
+                    audio[stem] = seek_ranges(sources, self.width, ranges)
+                else:  # compressed or resampled: decoded again up to the last window
+                    blocks = stem_blocks(sources, self.sample_rate, self.width, {}, self.n_samples)
+                    with contextlib.closing(blocks):
+                        audio[stem] = read_ranges(blocks, ranges)
+            except AudioError as exc:
+                raise CliError(str(exc)) from None
+            on_stem()
+        return audio
 
 
 def load_song(
@@ -56,42 +99,138 @@ def load_song(
     warn: Callable[[str], None],
     overrides: Sequence[tuple[str, str]] = (),
     stem_words: Mapping[str, Sequence[str]] = DEFAULT_STEM_WORDS,
+    progress: bool = False,
 ) -> Song:
-    """Load a folder of stem files or a ``.stem.mp4``; warnings are passed to ``warn``.
+    """Check and measure a folder of stem files or a ``.stem.mp4``; warnings go to ``warn``.
 
     ``overrides`` (``--stem GROUP=FILE``) and ``stem_words`` apply to a folder only.
+    ``progress`` shows a bar over the decoding.
     """
     if not path.exists():
         raise CliError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _load_stem_folder(path, warn, overrides, stem_words)
-    if overrides:
+        song = _stem_folder(path, warn, overrides, stem_words)
+    elif overrides:
         raise CliError(f"{path}: --stem applies to a folder of stem files, not to one file")
-    if path.name.lower().endswith(STEM_MP4_SUFFIX):
-        return _load_stem_mp4(path, warn)
-    raise CliError(
-        f"{path}: SONG must be a folder of stem files "
-        f"({', '.join(AUDIO_EXTENSIONS)}) or an NI {STEM_MP4_SUFFIX} file"
-    )
-
-
-def _load_stem_mp4(path: Path, warn: Callable[[str], None]) -> Song:
-    streams = {stem: MUSDB_STREAM_IDS[stem] for stem in STEM_NAMES}
+    elif path.name.lower().endswith(STEM_MP4_SUFFIX):
+        song = _stem_mp4(path)
+    else:
+        raise CliError(
+            f"{path}: SONG must be a folder of stem files "
+            f"({', '.join(AUDIO_EXTENSIONS)}) or an NI {STEM_MP4_SUFFIX} file"
+        )
     try:
-        decoded, rate = decode_stem_mp4(path, streams)
-        check_finite(decoded, str(path))
-        aligned = align_stems(decoded, dict.fromkeys(decoded, rate), str(path), math.inf)
+        _measure(song, path, warn, progress)
     except AudioError as exc:
         raise CliError(str(exc)) from None
-    for note in aligned.warnings:
-        warn(note)
+    return song
+
+
+def _stem_mp4(path: Path) -> Song:
+    streams = {stem: MUSDB_STREAM_IDS[stem] for stem in STEM_NAMES}
+    try:
+        sources = probe_streams(path, streams, lambda stem, sid: f"{path.name} stream {sid}")
+    except AudioError as exc:
+        raise CliError(str(exc)) from None
     return Song(
         name=path.name[: -len(STEM_MP4_SUFFIX)],
-        stems=aligned.stems,
-        sample_rate=aligned.sample_rate,
-        files={stem: f"{path.name} stream {sid}" for stem, sid in streams.items()},
-        sources={stem: [f"{path.name} stream {sid}"] for stem, sid in streams.items()},
+        sample_rate=sources[0].sample_rate,
+        n_samples=0,
+        levels={},
+        files={stem: s.label for stem, s in zip(streams, sources, strict=True)},
+        sources={stem: [s.label] for stem, s in zip(streams, sources, strict=True)},
+        streams={stem: [s] for stem, s in zip(streams, sources, strict=True)},
     )
+
+
+def _stem_folder(
+    folder: Path,
+    warn: Callable[[str], None],
+    overrides: Sequence[tuple[str, str]],
+    stem_words: Mapping[str, Sequence[str]],
+) -> Song:
+    files, mixes = _audio_files(folder, warn)
+    groups = assign_files(files, overrides, stem_words, folder)
+    try:
+        probed = {file.name: probe_file(file) for file in files}
+    except AudioError as exc:
+        raise CliError(str(exc)) from None
+    rates = {name: source.sample_rate for name, source in probed.items()}
+    rate = max(rates.values())
+    if len(set(rates.values())) > 1:
+        listing = ", ".join(f"{name} {r} Hz" for name, r in rates.items())
+        resampled = [name for name, r in rates.items() if r != rate]
+        warn(
+            f"{folder}: stems have different sample rates ({listing}); "
+            f"resampled {', '.join(resampled)} to {rate} Hz"
+        )
+    return Song(
+        name=folder.resolve().name,
+        sample_rate=rate,
+        n_samples=0,
+        levels={},
+        files={g: " + ".join(f.name for f in members) for g, members in groups.items()},
+        sources={g: [f.name for f in members] for g, members in groups.items()},
+        not_stems=mixes,
+        streams={g: [probed[f.name] for f in members] for g, members in groups.items()},
+    )
+
+
+def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool) -> None:
+    """Decode every stem once: check it and keep its levels (in place)."""
+    source = str(path)
+    # A folder names its files in messages; a stem file, its stems.
+    by_file = path.is_dir()
+    units = {
+        (s.label if by_file else stem): s for stem, group in song.streams.items() for s in group
+    }
+    song.width, notes = stem_width({u: s.channels for u, s in units.items()}, source)
+    for note in notes:
+        warn(note)
+    tallies: dict[str, SourceTally] = {}
+    meters = {}
+    total = sum(max(s.seconds for s in group) for group in song.streams.values())
+    bar = tqdm(
+        total=round(total, 1),
+        desc="decoding",
+        unit="s",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
+    )
+    with bar:
+        for stem, group in song.streams.items():
+            bar.set_postfix_str(stem)
+            meter = LevelMeter(song.sample_rate, song.width)
+            for block in stem_blocks(group, song.sample_rate, song.width, tallies):
+                meter.add(block)
+                bar.update(len(block) / song.sample_rate)
+            meters[stem] = meter.result()
+    label_of = {s.label: u for u, s in units.items()}
+    for label, tally in tallies.items():
+        if tally.non_finite:
+            raise AudioError(
+                f"{source}: stem '{label_of[label]}' holds {tally.non_finite} NaN or infinite "
+                "samples; re-export the stem or remove the song"
+            )
+        if not tally.samples:
+            raise AudioError(
+                f"{source}: '{label}' holds no audio; the file is truncated or corrupt"
+            )
+    lengths = {label_of[label]: t.samples for label, t in tallies.items()}
+    shortest, length_notes = trimmed_length(lengths, song.sample_rate, source, math.inf)
+    if by_file and max(lengths.values()) - shortest > LENGTH_TOLERANCE_S * song.sample_rate:
+        listing = ", ".join(f"{n} {k / song.sample_rate:.2f} s" for n, k in lengths.items())
+        warn(
+            f"{path}: stems differ in length ({listing}); "
+            f"all trimmed to the shortest, {shortest / song.sample_rate:.2f} s"
+        )
+    elif not by_file:
+        for note in length_notes:
+            warn(note)
+    song.n_samples = shortest
+    song.levels = {stem: levels.trimmed(shortest) for stem, levels in meters.items()}
 
 
 def _audio_files(folder: Path, warn: Callable[[str], None]) -> tuple[list[Path], list[str]]:
@@ -122,65 +261,3 @@ def _audio_files(folder: Path, warn: Callable[[str], None]) -> tuple[list[Path],
             "vocals.wav, or Kick.wav, Snare.wav, Lead Vox.wav, ...)"
         )
     return files, mixes
-
-
-def _read_files(folder: Path, files: Sequence[Path], warn: Callable[[str], None]) -> tuple:
-    """Every file decoded, at one rate and one length: ``({file name: audio}, rate)``."""
-    audio: dict[str, np.ndarray] = {}
-    rates: dict[str, int] = {}
-    for file in files:
-        try:
-            audio[file.name], rates[file.name] = read_audio_file(file)
-        except AudioError as exc:
-            raise CliError(str(exc)) from None
-    rate = max(rates.values())
-    if len(set(rates.values())) > 1:
-        listing = ", ".join(f"{name} {r} Hz" for name, r in rates.items())
-        resampled = [name for name, r in rates.items() if r != rate]
-        warn(
-            f"{folder}: stems have different sample rates ({listing}); "
-            f"resampled {', '.join(resampled)} to {rate} Hz"
-        )
-        audio = {name: resample(data, rates[name], rate) for name, data in audio.items()}
-    lengths = {name: data.shape[0] for name, data in audio.items()}
-    shortest = min(lengths.values())
-    if (max(lengths.values()) - shortest) / rate > LENGTH_TOLERANCE_S:
-        listing = ", ".join(f"{name} {n / rate:.2f} s" for name, n in lengths.items())
-        warn(
-            f"{folder}: stems differ in length ({listing}); "
-            f"all trimmed to the shortest, {shortest / rate:.2f} s"
-        )
-    audio = {name: data[:shortest] for name, data in audio.items()}
-    try:
-        check_finite(audio, str(folder))
-        aligned = align_stems(audio, dict.fromkeys(audio, rate), str(folder), math.inf)
-    except AudioError as exc:
-        raise CliError(str(exc)) from None
-    for note in aligned.warnings:
-        warn(note)
-    return aligned.stems, rate
-
-
-def _load_stem_folder(
-    folder: Path,
-    warn: Callable[[str], None],
-    overrides: Sequence[tuple[str, str]],
-    stem_words: Mapping[str, Sequence[str]],
-) -> Song:
-    files, mixes = _audio_files(folder, warn)
-    groups = assign_files(files, overrides, stem_words, folder)
-    audio, rate = _read_files(folder, files, warn)
-    stems: dict[str, np.ndarray] = {}
-    for group, members in groups.items():
-        summed = np.zeros_like(audio[members[0].name])
-        for member in members:
-            summed += audio[member.name]
-        stems[group] = summed
-    return Song(
-        name=folder.resolve().name,
-        stems=stems,
-        sample_rate=rate,
-        files={g: " + ".join(f.name for f in members) for g, members in groups.items()},
-        sources={g: [f.name for f in members] for g, members in groups.items()},
-        not_stems=mixes,
-    )

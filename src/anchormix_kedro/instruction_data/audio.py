@@ -159,50 +159,71 @@ def align_stems(
             f"{source}: stems have different sample rates ({listing}); resample them to one rate"
         )
     rate = distinct_rates[0]
-    notes: list[str] = []
-    channels = {n: d.shape[1] for n, d in stems.items()}
-    # The stems' usual width is the most common one (stereo wins a tie): the odd stem is
-    # the one to blame.
+    width, notes = stem_width({n: d.shape[1] for n, d in stems.items()}, source)
+    aligned = {
+        name: np.repeat(data, 2, axis=1) if data.shape[1] < width else data
+        for name, data in stems.items()
+    }
+    shortest, length_notes = trimmed_length(
+        {n: d.shape[0] for n, d in aligned.items()}, rate, source, max_length_mismatch_s
+    )
+    notes.extend(length_notes)
+    aligned = {n: d[:shortest] for n, d in aligned.items()}
+    return StemSet(stems=aligned, sample_rate=rate, warnings=tuple(notes))
+
+
+def stem_width(channels: dict[str, int], source: str) -> tuple[int, list[str]]:
+    """The channel count every stem is given, and notes on the mono stems widened to it.
+
+    The stems' usual width is the most common one (stereo wins a tie): a stem of another
+    width is the one blamed, except a mono stem among stereo ones, which is duplicated.
+    """
     counts = Counter(channels.values())
     usual = max(counts, key=lambda width: (counts[width], width == 2, width))
     if usual == 1 and 2 in counts:
         usual = 2  # mono stems among stereo ones are duplicated, never the other way
-    aligned: dict[str, np.ndarray] = {}
-    for name, data in stems.items():
-        if data.shape[1] == 1 and usual == 2:
+    notes = []
+    for name, width in channels.items():
+        if width == 1 and usual == 2:
             notes.append(f"{source}: stem '{name}' is mono; duplicated to both channels")
-            data = np.repeat(data, 2, axis=1)
-        elif data.shape[1] != usual:
-            others = sorted(n for n in stems if n != name and channels[n] == usual)
+        elif width != usual:
+            others = sorted(n for n in channels if n != name and channels[n] == usual)
             raise AudioError(
-                f"{source}: stem '{name}' has {data.shape[1]} channels, while "
+                f"{source}: stem '{name}' has {width} channels, while "
                 f"{', '.join(others)} {'has' if len(others) == 1 else 'have'} {usual}; "
                 "export it as mono or stereo"
             )
-        aligned[name] = data
-    lengths = {n: d.shape[0] for n, d in aligned.items()}
+    return usual, notes
+
+
+def trimmed_length(
+    lengths: dict[str, int], rate: int, source: str, max_length_mismatch_s: float
+) -> tuple[int, list[str]]:
+    """The length (samples) every stem is trimmed to, and a note when they differed.
+
+    A stem under half the longest looks truncated and is blamed, rather than trimming every
+    other stem to it; differences over ``max_length_mismatch_s`` raise.
+    """
     shortest, longest = min(lengths.values()), max(lengths.values())
     truncated = sorted(n for n, length in lengths.items() if length < longest / 2)
     if truncated:
-        # Trimming to a stem this short would silence every other stem: blame it instead.
         listing = ", ".join(f"'{n}' {lengths[n] / rate:.2f} s" for n in truncated)
         raise AudioError(
             f"{source}: stem {listing} is less than half as long as the longest "
             f"({longest / rate:.2f} s): it looks truncated; re-export it"
         )
-    if longest != shortest:
-        mismatch_s = (longest - shortest) / rate
-        listing = ", ".join(f"{n} {length / rate:.2f} s" for n, length in lengths.items())
-        if mismatch_s > max_length_mismatch_s:
-            raise AudioError(
-                f"{source}: stems differ in length by {mismatch_s:.2f} s ({listing}); "
-                f"at most {max_length_mismatch_s} s is trimmed automatically"
-            )
-        notes.append(
-            f"{source}: stems differ in length by {mismatch_s:.3f} s; trimmed to the shortest"
+    if longest == shortest:
+        return shortest, []
+    mismatch_s = (longest - shortest) / rate
+    listing = ", ".join(f"{n} {length / rate:.2f} s" for n, length in lengths.items())
+    if mismatch_s > max_length_mismatch_s:
+        raise AudioError(
+            f"{source}: stems differ in length by {mismatch_s:.2f} s ({listing}); "
+            f"at most {max_length_mismatch_s} s is trimmed automatically"
         )
-        aligned = {n: d[:shortest] for n, d in aligned.items()}
-    return StemSet(stems=aligned, sample_rate=rate, warnings=tuple(notes))
+    return shortest, [
+        f"{source}: stems differ in length by {mismatch_s:.3f} s; trimmed to the shortest"
+    ]
 
 
 # --------------------------------------------------------------------------- measuring
