@@ -106,3 +106,44 @@ def test_direction_accuracy_by_size_of_the_imbalance():
     assert rows.loc[">= 10 dB", "direction_accuracy"] == 0.5
     assert rows["n"].sum() == len(gains)  # every example in exactly one bin
     assert "| >= 10 dB | 0.50 (2) |" in by_offset_markdown(accuracy_by_offset(table))
+
+
+def test_stated_amounts_that_follow_the_offsets_correlate_and_a_constant_one_does_not():
+    from anchormix_kedro.evaluation.by_offset import (
+        AMOUNT_LABEL,
+        accuracy_by_offset,
+        amount_tracking,
+        by_offset_markdown,
+    )
+
+    gains = np.array([2.0, -3.0, 4.0, -6.0, 8.0, -9.0, 11.0, 12.0] * 3)
+    songs = np.repeat(["a", "b", "c", "d", "e", "f"], 4)
+    rng = np.random.default_rng(0)
+    stated = {
+        "advisor": np.abs(gains) + rng.normal(0, 0.5, len(gains)),  # follows the offset
+        "no_anchor": np.full(len(gains), 7.0),  # "about 7 dB" whatever the offset
+    }
+    table = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "system": system,
+                    "condition": "as_mixed",
+                    "song": songs,
+                    "gain_db": gains,
+                    "direction_correct_score": 1.0,
+                    "predicted_amount_db": amounts,
+                    "amount_error_db": np.abs(amounts - np.abs(gains)),
+                }
+            )
+            for system, amounts in stated.items()
+        ]
+    )
+    table.loc[table.index[:2], "amount_error_db"] = np.nan  # wrong direction: not counted
+    tracked = amount_tracking(table, n_resamples=200).set_index("system")
+    assert tracked.loc["advisor", "spearman"] > 0.9
+    assert tracked.loc["advisor", "ci_low"] <= tracked.loc["advisor", "spearman"] <= 1.0
+    assert tracked.loc["advisor", ["n", "n_songs"]].tolist() == [22, 6]
+    assert np.isnan(tracked.loc["no_anchor", "spearman"])
+    report = by_offset_markdown(accuracy_by_offset(table), amounts=amount_tracking(table, 50))
+    assert f"| {AMOUNT_LABEL} | 0.9" in report and "| n/a |" in report

@@ -9,7 +9,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from anchormix_kedro.evaluation import study_kit
-from anchormix_kedro.evaluation.by_offset import accuracy_by_offset, by_offset_markdown
+from anchormix_kedro.evaluation.by_offset import (
+    accuracy_by_offset,
+    amount_tracking,
+    by_offset_markdown,
+)
 from anchormix_kedro.evaluation.comparisons import (
     comparison_metrics_for_mlflow,
     comparison_sections,
@@ -226,6 +230,13 @@ def tabulate_accuracy_by_offset(evaluation_metrics: pd.DataFrame) -> pd.DataFram
     return accuracy_by_offset(evaluation_metrics)
 
 
+def tabulate_amount_tracking(
+    evaluation_metrics: pd.DataFrame, evaluation_common: dict
+) -> pd.DataFrame:
+    """Whether each system's stated amounts follow the true offsets (Spearman, by song)."""
+    return amount_tracking(evaluation_metrics, **bootstrap_settings(evaluation_common))
+
+
 def compare_with_reference(
     evaluation_metrics: pd.DataFrame, evaluation_common: dict
 ) -> pd.DataFrame:
@@ -315,6 +326,7 @@ def write_automated_eval_report(
     listwise_status: dict | None = None,
     system_comparisons: pd.DataFrame | None = None,
     accuracy_by_offset_table: pd.DataFrame | None = None,
+    amount_tracking_table: pd.DataFrame | None = None,
 ) -> str:
     """A Markdown report: what ran, every metric per system, the listwise win rates, the
     per-genre convention table."""
@@ -357,7 +369,10 @@ def write_automated_eval_report(
         by_offset = (
             "\n## Direction accuracy by size of the imbalance\n\n"
             "Share of correct directions (unparsed advice counts as wrong), examples in "
-            "brackets.\n\n" + by_offset_markdown(accuracy_by_offset_table, systems)
+            "brackets. The last row: Spearman's correlation between the amount stated and "
+            "the true offset, over advice with the right direction, with its interval over "
+            "songs.\n\n"
+            + by_offset_markdown(accuracy_by_offset_table, systems, amount_tracking_table)
         )
     return (
         table

@@ -20,6 +20,7 @@ from .nodes import (
     summarize_systems,
     summary_mlflow_metrics,
     tabulate_accuracy_by_offset,
+    tabulate_amount_tracking,
     write_automated_eval_report,
 )
 
@@ -93,6 +94,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="tabulate_accuracy_by_offset",
             ),
             Node(
+                tabulate_amount_tracking,
+                inputs=["evaluation_metrics", "params:evaluation_common"],
+                outputs="amount_tracking",
+                name="tabulate_amount_tracking",
+            ),
+            Node(
                 compare_with_reference,
                 inputs=["evaluation_metrics", "params:evaluation_common"],
                 outputs="system_comparisons",
@@ -140,6 +147,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "listwise_status",
                     "system_comparisons",
                     "accuracy_by_offset",
+                    "amount_tracking",
                 ],
                 outputs="automated_eval_report",
                 name="write_automated_eval_report",
