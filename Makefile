@@ -46,6 +46,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python scripts/benchmark_training_input.py
 	$(BIN)/python scripts/benchmark_metrics.py
 	$(BIN)/python scripts/benchmark_judge.py
+	$(BIN)/python scripts/benchmark_advise.py
 
 clean-env:
 	rm -rf $(VENV)
