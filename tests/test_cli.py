@@ -588,3 +588,16 @@ def test_an_mlflow_uri_without_a_tracking_store_says_what_to_pass(tmp_path, monk
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert tracking_store("runs:/x/advisor", None) == "http://127.0.0.1:9"
     assert tracking_store("runs:/x/advisor", "sqlite:///other.db") == "sqlite:///other.db"
+
+
+def test_a_versioned_package_folder_resolves_to_its_newest_version(tmp_path):
+    from anchormix_kedro.model.package import PACKAGE_MANIFEST, newest_version
+
+    folder = tmp_path / "advisor"
+    for version in ("2026-01-02T10.00.00.000Z", "2026-01-10T09.00.00.000Z"):
+        (folder / version / "advisor").mkdir(parents=True)
+        (folder / version / "advisor" / PACKAGE_MANIFEST).write_text("{}")
+    assert newest_version(folder) == folder / "2026-01-10T09.00.00.000Z" / "advisor"
+    plain = folder / "2026-01-02T10.00.00.000Z" / "advisor"
+    assert newest_version(plain) == plain
+    assert newest_version(tmp_path / "elsewhere") == tmp_path / "elsewhere"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.model.package import newest_version
 from anchormix_kedro.vocabulary import label_for_gain
 
 if TYPE_CHECKING:  # analysis imports this module; the report is only annotated here
@@ -49,7 +50,7 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
                 "MLflow URI (runs:/<run id>/<path>, models:/<name>/<version>)"
             )
     try:
-        return advisor_module.load_advisor(path)
+        return advisor_module.load_advisor(newest_version(path))
     except Exception as exc:  # whatever went wrong, the user needs the path and the reason
         raise CliError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
 

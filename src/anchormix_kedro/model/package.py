@@ -35,6 +35,19 @@ class PackageError(ValueError):
     """A folder that is not a usable AnchorMix model package."""
 
 
+def newest_version(package: str | Path) -> Path:
+    """A package folder, or the newest version in a Kedro-versioned one
+    (``advisor/<timestamp>/advisor``, as the catalog saves packages): the folder to load."""
+    package = Path(package)
+    if (package / PACKAGE_MANIFEST).is_file():
+        return package
+    versions = sorted(v.parent.parent for v in package.glob(f"*/{package.name}/{PACKAGE_MANIFEST}"))
+    if not versions:
+        return package
+    logger.info("%s is versioned: using its newest version, %s", package, versions[-1].name)
+    return versions[-1] / package.name
+
+
 def read_manifest(package: str | Path) -> dict:
     path = Path(package) / PACKAGE_MANIFEST
     if not path.is_file():
