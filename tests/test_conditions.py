@@ -226,3 +226,59 @@ def test_dsp_baseline_hears_each_condition():
     assert relative == pytest.approx(26.0, abs=1.0)
     assert "26 dB" in words[("anchor_swapped", "s1")] or "25 dB" in words[("anchor_swapped", "s1")]
     assert set(advice["condition"]) == {"as_mixed", "gain_staged", "anchor_swapped"}
+
+
+def test_the_anchor_sets_the_level_so_a_staged_session_sounds_the_same():
+    from anchormix_kedro.model.data import anchor_levelling_db
+    from anchormix_kedro.model.features import clip_level_db
+
+    rng = np.random.default_rng(4)
+    frames, n_frames = 480, 500
+    drums = rng.normal(-1.5, 0.5, (128, frames + 2)).astype(np.float32)
+    vocals = rng.normal(-2.5, 0.5, (128, frames + 2)).astype(np.float32)
+    store = FeatureStore(
+        {
+            "a": {
+                "meta": {"valid_frames": {"drums": frames, "vocals": frames, "silence": frames}},
+                "audio": {
+                    "drums": drums,
+                    "vocals": vocals,
+                    "silence": np.full((128, frames + 2), -20.0, np.float32),
+                },
+            }
+        }
+    )
+
+    def heard(stage_db: float, level: float | None, formulation: str = "anchor_target"):
+        uris = formulation_clips(formulation, "a", "drums", "vocals", 4.0, stage_db)
+        gain = anchor_levelling_db(store, uris, n_frames, level)
+        return [clip_features(store, uri, n_frames, gain)[0] for uri in uris], gain
+
+    for formulation in FORMULATIONS:
+        (as_mixed, _), (staged, _) = (
+            heard(0.0, -15.0, formulation),
+            heard(-12.0, -15.0, formulation),
+        )
+        for mixed_clip, staged_clip in zip(as_mixed, staged, strict=True):
+            np.testing.assert_allclose(staged_clip, mixed_clip, atol=1e-5)
+    # Without levelling the staged session is 12 dB lower (log10 power -1.2, scaled by 1/4).
+    (mixed, _), (staged, _) = heard(0.0, None), heard(-12.0, None)
+    assert float((mixed[1] - staged[1])[:, :frames].mean()) == pytest.approx(0.3, abs=1e-3)
+    # The anchor plays at the level asked for; the target keeps its 4 dB over it.
+    _, gain = heard(-12.0, -15.0)
+    assert clip_level_db(drums, frames) - 12.0 + gain == pytest.approx(-15.0, abs=1e-4)
+    # A silent anchor is not amplified.
+    silent = [audio_uri("a", "silence"), audio_uri("a", "vocals")]
+    assert anchor_levelling_db(store, silent, n_frames, -15.0) == 0.0
+
+
+def test_a_package_records_its_anchor_level_and_older_ones_play_as_recorded():
+    from anchormix_kedro.model.front_end import FrontEnd
+    from anchormix_kedro.model.package import package_front_end
+
+    levelled = FrontEnd.from_params(
+        {"n_mels": 128, "sampling_rate": 16000, "max_clip_seconds": 30, "anchor_level_db": -15}
+    )
+    assert package_front_end({"front_end": levelled.as_dict()}).anchor_level_db == -15.0
+    older = {"front_end": {"n_mels": 128, "sampling_rate": 16000, "max_clip_seconds": 30}}
+    assert package_front_end(older).anchor_level_db is None
