@@ -27,6 +27,7 @@ from anchormix_kedro.instruction_data.audio import (
     AudioError,
     _k_weighting_sos,
     gated_loudness,
+    open_audio_streams,
 )
 from anchormix_kedro.instruction_data.excerpts import FRAME_S  # 100 ms: the BS.1770 hop too
 
@@ -97,23 +98,8 @@ def probe_streams(
     path: Path, stream_ids: dict[str, int], label: Callable[[str, int], str]
 ) -> list[AudioSource]:
     """The named audio streams of a container (an NI ``.stem.mp4``), in the order asked."""
-    import av  # PyAV ships its own FFmpeg; imported lazily because it is heavy.
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise AudioError(
-            f"{path}: cannot open as a stem MP4 ({exc}); re-download or remove the file"
-        ) from exc
+    container, streams = open_audio_streams(path, stream_ids)
     with container:
-        streams = list(container.streams.audio)
-        missing = {name: sid for name, sid in stream_ids.items() if sid >= len(streams)}
-        if missing:
-            raise AudioError(
-                f"{path}: has {len(streams)} audio streams, missing stem(s) "
-                f"{', '.join(f'{n} (stream {s})' for n, s in missing.items())}; "
-                "a MUSDB18 stem file has 5 (mixture, drums, bass, other, vocals)"
-            )
         sources = []
         for name, sid in stream_ids.items():
             stream = streams[sid]

@@ -42,6 +42,29 @@ class StemSet:
 # --------------------------------------------------------------------------- decoding
 
 
+def open_audio_streams(path: Path, stream_ids: dict[str, int]) -> tuple:
+    """Open a container (an NI ``.stem.mp4``) that must hold the named audio streams:
+    ``(container, its audio streams)``; the caller closes the container."""
+    import av  # PyAV ships its own FFmpeg; imported lazily because it is heavy.
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise AudioError(
+            f"{path}: cannot open as a stem MP4 ({exc}); re-download or remove the file"
+        ) from exc
+    audio_streams = list(container.streams.audio)
+    missing = {name: sid for name, sid in stream_ids.items() if sid >= len(audio_streams)}
+    if missing:
+        container.close()
+        raise AudioError(
+            f"{path}: has {len(audio_streams)} audio streams, missing stem(s) "
+            f"{', '.join(f'{n} (stream {s})' for n, s in missing.items())}; "
+            "a MUSDB18 stem file has 5 (mixture, drums, bass, other, vocals)"
+        )
+    return container, audio_streams
+
+
 def decode_stem_mp4(
     path: str | Path, stream_ids: dict[str, int]
 ) -> tuple[dict[str, np.ndarray], int]:
@@ -50,24 +73,11 @@ def decode_stem_mp4(
     Only the requested streams are decoded (the mixture is skipped unless asked for).
     Raises :class:`AudioError` naming the file for missing streams or corrupt data.
     """
-    import av  # PyAV ships its own FFmpeg; imported lazily because it is heavy.
+    import av
 
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise AudioError(
-            f"{path}: cannot open as a stem MP4 ({exc}); re-download or remove the file"
-        ) from exc
+    container, audio_streams = open_audio_streams(path, stream_ids)
     with container:
-        audio_streams = list(container.streams.audio)
-        missing = {name: sid for name, sid in stream_ids.items() if sid >= len(audio_streams)}
-        if missing:
-            raise AudioError(
-                f"{path}: has {len(audio_streams)} audio streams, missing stem(s) "
-                f"{', '.join(f'{n} (stream {s})' for n, s in missing.items())}; "
-                "a MUSDB18 stem file has 5 (mixture, drums, bass, other, vocals)"
-            )
         wanted = [audio_streams[sid] for sid in stream_ids.values()]
         # Stream objects are invalid once the container closes: keep plain indices.
         index_of = {name: audio_streams[sid].index for name, sid in stream_ids.items()}
