@@ -326,7 +326,8 @@ def test_judge_all_frame_with_a_progress_bar(server, tmp_path):
         ]
     )
     judge = LLMJudge(backend(server), cache_dir=tmp_path)
-    frame = judge_all(items, judge, progress=True)
+    # One call at a time: the server's queued answers then meet the items in order.
+    frame = judge_all(items, judge, progress=True, max_in_flight=1)
     assert list(frame.columns) == list(JUDGE_COLUMNS)
     assert frame["item_id"].tolist() == ["a", "b"]
     assert frame["judge_ok"].tolist() == [True, False]
