@@ -119,6 +119,7 @@ def row_by_row(candidates, references, model, layers, batch_size, use_wordnet) -
     """The text metrics as computed before distinct pairs: every present row scored."""
     from nltk.tokenize import wordpunct_tokenize
     from nltk.translate.meteor_score import meteor_score
+    from rouge_score import rouge_scorer
 
     from anchormix_kedro.evaluation import text_metrics
 
@@ -132,7 +133,10 @@ def row_by_row(candidates, references, model, layers, batch_size, use_wordnet) -
         np.nan, index=range(len(candidates)), columns=list(text_metrics.SCORE_COLUMNS)
     )
     scores = text_metrics.library_bertscore(cands, refs, model, layers, batch_size)
-    scores["rouge_l"] = text_metrics.rouge_l(cands, refs)
+    rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)  # each row tokenized again
+    scores["rouge_l"] = [
+        rouge.score(r, c)["rougeL"].fmeasure for c, r in zip(cands, refs, strict=True)
+    ]
     variant = text_metrics.meteor_variant(use_wordnet)
     wordnet = (
         text_metrics._wordnet_reader() if variant == text_metrics.METEOR_WITH_SYNONYMS else None
