@@ -26,7 +26,6 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import nltk
 import pandas as pd
@@ -161,11 +160,6 @@ class _Embedded:
     def __init__(self, vectors, weights, starts, lengths):
         self.vectors, self.weights, self.starts, self.lengths = vectors, weights, starts, lengths
 
-    def text(self, i: int) -> tuple[Any, Any]:
-        """Text ``i``'s token vectors and weights."""
-        rows = slice(int(self.starts[i]), int(self.starts[i] + self.lengths[i]))
-        return self.vectors[rows], self.weights[rows]
-
 
 def _forward(model, batches: list, device, store) -> None:
     """Runs the model on each batch of token ids (one length per batch): ``store(k, hidden)``
@@ -234,7 +228,8 @@ def _embed_texts(scorer, texts: Sequence[str], batch_size: int) -> _Embedded:
         first_row.append(row)
         row += len(batch) * len(sequences[batch[0]])
     flat_ids = torch.tensor([token for k in order for token in sequences[k]], dtype=torch.long)
-    special = torch.tensor(sorted({tokenizer.sep_token_id, tokenizer.cls_token_id}))
+    special = {tokenizer.sep_token_id, tokenizer.cls_token_id} - {None}
+    special = torch.tensor(sorted(special), dtype=torch.long)
     weights = (~torch.isin(flat_ids, special)).float()
     for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
         total = weights[start : start + length].sum()
