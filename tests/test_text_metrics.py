@@ -234,3 +234,173 @@ def test_meteor_with_remembered_synonyms_equals_nltk_per_pair():
         for c, r in zip(candidates, references, strict=True)
     ]
     assert meteor(candidates, references) == expected
+
+
+def test_lcs_length_is_rouge_scores_table_lcs():
+    import random
+
+    from rouge_score import rouge_scorer
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        a = [rng.choice("abcde") for _ in range(rng.randint(1, 70))]
+        b = [rng.choice("abcdef") for _ in range(rng.randint(1, 70))]
+        assert text_metrics._lcs_length(a, b) == rouge_scorer._lcs_table(a, b)[-1][-1]
+    assert text_metrics._lcs_length([], ["a"]) == 0
+    assert text_metrics._lcs_length(["a", "b", "c", "b"], ["b", "c", "b", "a"]) == 3
+
+
+def test_rouge_l_is_rouge_scores_number_exactly():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rows = [*VARIED, ("Pulls the faders, pulling harder!", "pull the fader: pulled"), ("", "")]
+    candidates, references = (list(column) for column in zip(*rows, strict=True))
+    expected = [
+        scorer.score(r, c)["rougeL"].fmeasure for c, r in zip(candidates, references, strict=True)
+    ]
+    assert rouge_l(candidates, references) == expected
+
+
+def test_meteor_is_nltks_number_exactly_without_wordnet():
+    from nltk.tokenize import wordpunct_tokenize
+    from nltk.translate.meteor_score import meteor_score
+
+    rows = [*VARIED, ("Pulls the faders, pulling harder!", "pull the fader: pulled")]
+    candidates, references = (list(column) for column in zip(*rows, strict=True))
+    expected = [
+        meteor_score(
+            [wordpunct_tokenize(r)], wordpunct_tokenize(c), wordnet=text_metrics._NoSynonyms()
+        )
+        for c, r in zip(candidates, references, strict=True)
+    ]
+    assert meteor(candidates, references, use_wordnet=False) == expected
+
+
+class _Synset:
+    def __init__(self, *names):
+        self._names = names
+
+    def lemmas(self):
+        return [type("Lemma", (), {"name": lambda _, n=n: n})() for n in self._names]
+
+
+class _TinyWordNet:
+    """A stand-in WordNet: repeated and multi-word lemma names, as the real one has."""
+
+    SYNSETS = {
+        "drag": [_Synset("drag", "pull", "haul"), _Synset("pull", "drag_out"), _Synset("drag")],
+        "lower": [_Synset("lower", "turn_down", "reduce"), _Synset("lower", "dip")],
+        "voice": [_Synset("voice", "vocal"), _Synset("voice", "part")],
+    }
+
+    def synsets(self, word):
+        return self.SYNSETS.get(word, [])
+
+
+def test_remembered_synonyms_give_nltks_meteor_exactly():
+    from nltk.tokenize import wordpunct_tokenize
+    from nltk.translate.meteor_score import meteor_score
+
+    wordnet = _TinyWordNet()
+    candidates = ["drag the bass fader down", "lower the voice", "drag it, drag it", PARAPHRASE]
+    references = ["pull the bass fader down", "reduce the vocal", "haul it, pull it", REFERENCE]
+    remembered = text_metrics._RememberedSynonyms(wordnet)
+    for c, r in zip(candidates, references, strict=True):
+        words = wordpunct_tokenize(c), wordpunct_tokenize(r)
+        assert meteor_score([words[1]], words[0], wordnet=remembered) == meteor_score(
+            [words[1]], words[0], wordnet=wordnet
+        )
+    pulled, dragged = [["pull", "the", "bass"]], ["drag", "the", "bass"]
+    assert meteor_score(pulled, dragged, wordnet=remembered) > meteor_score(
+        pulled, dragged, wordnet=text_metrics._NoSynonyms()
+    )
+    (lemmas,) = remembered.synsets("drag")
+    assert [lemma.name() for lemma in lemmas.lemmas()] == ["drag", "pull", "haul"]
+    assert remembered.synsets("unknown") == []
+
+
+def test_texts_that_tokenize_alike_are_embedded_once():
+    # The default model is uncased and bert_score strips the text: these are one sequence.
+    alike = [
+        "Pull the vocal DOWN by 3 dB.",
+        "pull the vocal down by 3 db.",
+        "  Pull the vocal down by 3 dB. ",
+    ]
+    scorer = load_bertscore_scorer(text_metrics.default_bertscore_model(), 6, None)
+    embedded_rows: list[int] = []
+    hook = scorer._model.register_forward_hook(
+        lambda module, args, output: embedded_rows.append(int(args[0].shape[0]))
+    )
+    try:
+        fast = bertscore(alike, [REFERENCE] * 3)
+    finally:
+        hook.remove()
+    assert sum(embedded_rows) == 2  # the three candidates once, the reference once
+    embedded = text_metrics._embed_texts(scorer, alike, 32)
+    assert len(set(embedded.starts.tolist())) == 1
+    assert (fast.loc[0] == fast.loc[1]).all() and (fast.loc[0] == fast.loc[2]).all()
+    library = library_bertscore(alike, [REFERENCE] * 3)
+    assert (fast - library).abs().to_numpy().max() <= 1e-6
+
+
+def test_many_batches_of_one_length_equal_bert_scores_own():
+    # Texts of one token length fill several batches of 3; others pad nothing either.
+    candidates = [f"Pull the vocal down by {n} dB." for n in range(10, 30)]
+    candidates += [f"The bass is {n} dB too soft under the kick drum." for n in range(10, 20)]
+    references = [REFERENCE if n % 2 else PARAPHRASE for n in range(len(candidates))]
+    fast = bertscore(candidates, references, batch_size=3)
+    library = library_bertscore(candidates, references, batch_size=3)
+    assert (fast - library).abs().to_numpy().max() <= 1e-6
+
+
+def test_batches_run_one_per_thread_and_the_thread_setting_comes_back():
+    import threading
+
+    import torch
+
+    scorer = load_bertscore_scorer(text_metrics.default_bertscore_model(), 6, None)
+    candidates, references = (list(column) for column in zip(*VARIED, strict=True))
+    before = torch.get_num_threads()
+    seen: list[tuple[bool, int]] = []
+    hook = scorer._model.register_forward_hook(
+        lambda module, args, output: seen.append(
+            (threading.current_thread() is threading.main_thread(), torch.get_num_threads())
+        )
+    )
+    try:
+        torch.set_num_threads(2)
+        side_by_side = bertscore(candidates, references, batch_size=2)
+        assert torch.get_num_threads() == 2
+        assert seen and all(not main and threads == 1 for main, threads in seen)
+        seen.clear()
+        torch.set_num_threads(1)
+        in_turn = bertscore(candidates, references, batch_size=2)
+        assert seen and all(main for main, _ in seen)
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+    assert (side_by_side - in_turn).abs().to_numpy().max() <= 1e-6
+
+
+def test_a_failing_batch_raises_and_restores_the_thread_setting():
+    import torch
+
+    class Failing(torch.nn.Module):
+        def forward(self, tokens, attention_mask):
+            if tokens.shape[1] == 2:
+                raise RuntimeError("batch of length 2 failed")
+            return (tokens[..., None].float(),)
+
+    before = torch.get_num_threads()
+    stored: dict[int, object] = {}
+    try:
+        torch.set_num_threads(2)
+        batches = [torch.ones(1, 3, dtype=torch.long), torch.ones(2, 2, dtype=torch.long)]
+        with pytest.raises(RuntimeError, match="length 2 failed"):
+            text_metrics._forward(Failing(), batches, torch.device("cpu"), stored.__setitem__)
+        assert torch.get_num_threads() == 2
+        text_metrics._forward(Failing(), batches[:1], torch.device("cpu"), stored.__setitem__)
+        assert list(stored) == [0] and stored[0].shape == (1, 3, 1)
+    finally:
+        torch.set_num_threads(before)

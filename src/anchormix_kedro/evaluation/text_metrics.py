@@ -9,10 +9,12 @@ it in ``.nltk_data`` of the project, which this module puts on NLTK's path unles
 the results say which variant ran.
 
 Advice repeats itself, so :func:`score_texts` scores each distinct (candidate, reference)
-pair once. :func:`bertscore` embeds each distinct text once, in batches sorted by token
-length, with bert_score's own model, tokenizer and encoding, and matches tokens for all
-pairs in batches on the model's device; it agrees with bert_score's ``BERTScorer.score``
-(:func:`library_bertscore`, kept as the yardstick) to 1e-6.
+pair once. :func:`bertscore` embeds each distinct token sequence once with bert_score's own
+model, tokenizer and encoding, in batches of sequences of one length (no padding), one
+batch per torch thread on a CPU, and matches tokens for all pairs in batches on the
+model's device; it agrees with bert_score's ``BERTScorer.score`` (:func:`library_bertscore`,
+kept as the yardstick) to 1e-6. ROUGE-L and METEOR tokenize each text and stem each word
+once per call and give rouge_score's and NLTK's numbers exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import nltk
 import pandas as pd
@@ -149,70 +150,159 @@ def library_bertscore(
     return frame
 
 
-def _embed_texts(scorer, texts: Sequence[str], batch_size: int) -> list[tuple[Any, Any]]:
-    """Each text's unit-length token embeddings and normalised token weights, in order.
+class _Embedded:
+    """Unit-length token embeddings and normalised token weights of texts, flat.
 
-    bert_score's own steps (``sent_encode``, ``padding``, ``bert_encode``, weight 0 for the
-    CLS and SEP tokens and 1 otherwise), in batches of texts of similar token length.
+    Token ``j`` of text ``i`` is row ``starts[i] + j`` of ``vectors`` (tokens x hidden size)
+    and of ``weights``; texts whose token ids are alike share their rows.
+    """
+
+    def __init__(self, vectors, weights, starts, lengths):
+        self.vectors, self.weights, self.starts, self.lengths = vectors, weights, starts, lengths
+
+
+def _forward(model, batches: list, device, store) -> None:
+    """Runs the model on each batch of token ids (one length per batch): ``store(k, hidden)``
+    receives batch ``k``'s last hidden states.
+
+    On a CPU with several torch threads, batches run side by side, one per thread, each
+    on one thread: a core that another process holds then slows only its own batches,
+    where an operation split over all threads waits for the slowest. Elsewhere batches
+    run in turn. The torch thread setting is the process's own and is restored afterwards.
     """
     import torch
-    from bert_score.utils import bert_encode, padding, sent_encode
+
+    def run(k: int) -> None:
+        with torch.inference_mode():
+            tokens = batches[k].to(device)
+            store(k, model(tokens, attention_mask=torch.ones_like(tokens))[0])
+
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads < 2 or len(batches) < 2:
+        for k in range(len(batches)):
+            run(k)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=min(threads, len(batches))) as pool:
+            for _ in pool.map(run, range(len(batches))):  # in order; raises a batch's error
+                pass
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _embed_texts(scorer, texts: Sequence[str], batch_size: int) -> _Embedded:
+    """Each text's unit-length token embeddings and normalised token weights.
+
+    bert_score's own steps (``sent_encode``, the model's last layer, weight 0 for the CLS
+    and SEP tokens and 1 otherwise), with each distinct token sequence run once, in
+    batches of at most ``batch_size`` sequences of one length: no padding, so no token
+    is computed that is thrown away.
+    """
+    import threading
+
+    import torch
+    from bert_score.utils import sent_encode
 
     tokenizer, model = scorer._tokenizer, scorer._model
     device = next(model.parameters()).device
-    special = {tokenizer.sep_token_id, tokenizer.cls_token_id}
-    ids = [sent_encode(tokenizer, text) for text in texts]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
-    embedded: list[tuple[Any, Any]] = [None] * len(ids)  # type: ignore[list-item]
-    for start in range(0, len(order), max(1, int(batch_size))):
-        chunk = order[start : start + max(1, int(batch_size))]
-        tokens, lengths, mask = padding([ids[i] for i in chunk], tokenizer.pad_token_id)
-        hidden = bert_encode(model, tokens.to(device), attention_mask=mask.to(device))
-        for row, i in enumerate(chunk):
-            vectors = hidden[row, : int(lengths[row])]
-            vectors = vectors / torch.norm(vectors, dim=-1).unsqueeze(-1)
-            weights = torch.tensor([0.0 if t in special else 1.0 for t in ids[i]], device=device)
-            # A text with no token besides CLS and SEP keeps zero weights: it scores 0.
-            embedded[i] = (vectors, weights / weights.sum() if weights.any() else weights)
-    return embedded
+    ids = [tuple(sent_encode(tokenizer, text)) for text in texts]
+    sequences = list(dict.fromkeys(ids))  # texts that tokenize alike are embedded once
+    by_length: dict[int, list[int]] = {}
+    for k, sequence in enumerate(sequences):
+        by_length.setdefault(len(sequence), []).append(k)
+    size = max(1, int(batch_size))
+    batches = [
+        members[start : start + size]
+        for length in sorted(by_length, reverse=True)  # longest first: they take longest
+        for members in (by_length[length],)
+        for start in range(0, len(members), size)
+    ]
+    order = [k for batch in batches for k in batch]  # the sequences' order in the rows
+    lengths = torch.tensor([len(sequences[k]) for k in order], dtype=torch.long)
+    starts = torch.cumsum(lengths, 0) - lengths
+    first_row, row = [], 0  # each batch's first row
+    for batch in batches:
+        first_row.append(row)
+        row += len(batch) * len(sequences[batch[0]])
+    flat_ids = torch.tensor([token for k in order for token in sequences[k]], dtype=torch.long)
+    special = {tokenizer.sep_token_id, tokenizer.cls_token_id} - {None}
+    special = torch.tensor(sorted(special), dtype=torch.long)
+    weights = (~torch.isin(flat_ids, special)).float()
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        total = weights[start : start + length].sum()
+        # A text with no token besides CLS and SEP keeps zero weights: it scores 0.
+        if total > 0:
+            weights[start : start + length] /= total
+
+    vectors: list = []
+    lock = threading.Lock()
+
+    def store(b: int, hidden) -> None:
+        unit = (hidden / torch.norm(hidden, dim=-1).unsqueeze(-1)).flatten(0, 1)
+        with lock:
+            if not vectors:
+                vectors.append(torch.empty(len(flat_ids), unit.shape[-1], device=device))
+        vectors[0][first_row[b] : first_row[b] + len(unit)] = unit
+
+    tokens = [torch.tensor([sequences[k] for k in batch]) for batch in batches]
+    _forward(model, tokens, device, store)
+    row_of = dict(zip(order, starts.tolist(), strict=True))
+    position = {sequence: k for k, sequence in enumerate(sequences)}
+    return _Embedded(
+        vectors[0] if vectors else torch.zeros(0, 0, device=device),
+        weights.to(device),
+        torch.tensor([row_of[position[i]] for i in ids], dtype=torch.long),
+        torch.tensor([len(i) for i in ids], dtype=torch.long),
+    )
 
 
 # A matching batch holds at most this many pairs, and this many similarity cells (pairs x
 # candidate tokens x reference tokens): a few tens of MB, whatever the texts' lengths.
-_MATCH_PAIRS = 64
+_MATCH_PAIRS = 256
 _MATCH_CELLS = 1 << 21
 
 
-def _greedy_match(embedded, pairs: list[tuple[int, int]]):
+def _greedy_match(embedded: _Embedded, pairs: list[tuple[int, int]]):
     """bert_score's greedy cosine matching of each (candidate, reference) text pair."""
     import torch
-    from torch.nn.utils.rnn import pad_sequence
 
+    vectors, weights = embedded.vectors, embedded.weights
+    device = vectors.device
+    hyp = torch.tensor([c for c, _ in pairs], dtype=torch.long)
+    ref = torch.tensor([r for _, r in pairs], dtype=torch.long)
+    hyp_lengths, ref_lengths = embedded.lengths[hyp], embedded.lengths[ref]
     order = sorted(
         range(len(pairs)),
-        key=lambda k: (len(embedded[pairs[k][0]][1]), len(embedded[pairs[k][1]][1])),
+        key=lambda k: (int(hyp_lengths[k]), int(ref_lengths[k])),
         reverse=True,
     )
+
+    def gather(texts, lengths, width):
+        positions = torch.arange(width)
+        real = positions[None] < lengths[:, None]
+        rows = torch.where(real, embedded.starts[texts][:, None] + positions[None], 0).to(device)
+        real = real.to(device)
+        return vectors[rows], weights[rows].masked_fill(~real, 0.0), real
+
     scores = torch.zeros(len(pairs), 3, dtype=torch.float64)
     start = 0
     while start < len(order):
         longest = order[start]
-        cells = len(embedded[pairs[longest][0]][1]) * len(embedded[pairs[longest][1]][1])
-        chunk = order[start : start + max(1, min(_MATCH_PAIRS, _MATCH_CELLS // cells))]
+        cells = int(hyp_lengths[longest]) * int(ref_lengths[longest])
+        chunk = torch.tensor(
+            order[start : start + max(1, min(_MATCH_PAIRS, _MATCH_CELLS // cells))]
+        )
         start += len(chunk)
-        hyp = [embedded[pairs[k][0]] for k in chunk]
-        ref = [embedded[pairs[k][1]] for k in chunk]
-        hyp_vectors = pad_sequence([v for v, _ in hyp], batch_first=True)
-        ref_vectors = pad_sequence([v for v, _ in ref], batch_first=True)
-        hyp_weights = pad_sequence([w for _, w in hyp], batch_first=True)
-        ref_weights = pad_sequence([w for _, w in ref], batch_first=True)
+        hyp_vectors, hyp_weights, hyp_real = gather(
+            hyp[chunk], hyp_lengths[chunk], int(hyp_lengths[chunk].max())
+        )
+        ref_vectors, ref_weights, ref_real = gather(
+            ref[chunk], ref_lengths[chunk], int(ref_lengths[chunk].max())
+        )
         sim = torch.bmm(hyp_vectors, ref_vectors.transpose(1, 2))
-        hyp_real = torch.arange(sim.shape[1], device=sim.device)[None] < torch.tensor(
-            [len(w) for _, w in hyp], device=sim.device
-        ).unsqueeze(1)
-        ref_real = torch.arange(sim.shape[2], device=sim.device)[None] < torch.tensor(
-            [len(w) for _, w in ref], device=sim.device
-        ).unsqueeze(1)
         # Cosines lie in [-1, 1]: -2 keeps padding out of every maximum over real tokens.
         sim = sim.masked_fill(~(hyp_real[:, :, None] & ref_real[:, None, :]), -2.0)
         precision = (sim.max(dim=2).values * hyp_weights).sum(dim=1)
@@ -235,10 +325,10 @@ def bertscore(
 ) -> pd.DataFrame:
     """BERTScore precision, recall and F1 of each candidate against its reference.
 
-    An empty candidate or reference scores 0, as bert_score defines it. Each distinct text
-    is embedded once (``batch_size`` texts per forward pass, sorted by token length) and
-    each distinct pair matched once; the scores equal bert_score's (:func:`library_bertscore`)
-    to 1e-6.
+    An empty candidate or reference scores 0, as bert_score defines it. Each distinct token
+    sequence is embedded once (at most ``batch_size`` sequences of one length per forward
+    pass; see :func:`_forward` for the threads) and each distinct pair matched once; the
+    scores equal bert_score's (:func:`library_bertscore`) to 1e-6.
 
     ``model_type`` is a local model directory or a model name in the local cache (default:
     :func:`default_bertscore_model`); ``num_layers`` defaults to bert_score's tuned layer for
@@ -264,20 +354,74 @@ def bertscore(
     return frame
 
 
-@functools.lru_cache(maxsize=1)
-def _rouge_scorer():
-    from rouge_score import rouge_scorer
+class _RememberedStems:
+    """A stemmer that stems each word once: ROUGE-L and METEOR stem the same words again."""
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    def __init__(self, stemmer):
+        self._stemmer = stemmer
+        self._stems: dict[str, str] = {}
+
+    def stem(self, word: str) -> str:
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stems[word] = self._stemmer.stem(word)
+        return stem
+
+
+class _RememberedTokens:
+    """rouge_score's default tokenizer with the Porter stemmer, once per distinct text."""
+
+    def __init__(self):
+        from nltk.stem import porter
+
+        self._stemmer = _RememberedStems(porter.PorterStemmer())
+        self._tokens: dict[str, list[str]] = {}
+
+    def tokenize(self, text: str) -> list[str]:
+        from rouge_score import tokenize
+
+        tokens = self._tokens.get(text)
+        if tokens is None:
+            tokens = self._tokens[text] = tokenize.tokenize(text, self._stemmer)
+        return tokens
+
+
+def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists, bit-parallel.
+
+    Hyyroe's bit-vector form of the LCS recurrence (one big-integer step per token of
+    ``b``): the same integer as rouge_score's table, without filling the table.
+    """
+    positions: dict[str, int] = {}
+    for i, token in enumerate(a):
+        positions[token] = positions.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    row = full
+    for token in b:
+        matched = row & positions.get(token, 0)
+        row = ((row + matched) | (row - matched)) & full
+    return len(a) - row.bit_count()
 
 
 def rouge_l(candidates: Sequence[str], references: Sequence[str]) -> list[float]:
-    """ROUGE-L F-measure (longest common subsequence of stemmed words) of each pair."""
-    scorer = _rouge_scorer()
-    return [
-        scorer.score(reference, candidate)["rougeL"].fmeasure
-        for candidate, reference in zip(candidates, references, strict=True)
-    ]
+    """ROUGE-L F-measure (longest common subsequence of stemmed words) of each pair.
+
+    rouge_score's ``RougeScorer(["rougeL"], use_stemmer=True)`` to the last bit: its
+    tokenizer and F-measure, each text tokenized and each word stemmed once per call, and
+    the LCS length by :func:`_lcs_length`.
+    """
+    from rouge_score import scoring
+
+    tokenizer = _RememberedTokens()
+    scores = []
+    for candidate, reference in zip(candidates, references, strict=True):
+        target, prediction = tokenizer.tokenize(reference), tokenizer.tokenize(candidate)
+        if not target or not prediction:
+            scores.append(0.0)
+            continue
+        common = _lcs_length(target, prediction)
+        scores.append(scoring.fmeasure(common / len(prediction), common / len(target)))
+    return scores
 
 
 class _NoSynonyms:
@@ -287,8 +431,33 @@ class _NoSynonyms:
         return []
 
 
+class _Lemma:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+
+class _Lemmas:
+    """Stands in for a word's synsets in METEOR: the lemma names it can match, each once."""
+
+    def __init__(self, names):
+        self._lemmas = tuple(_Lemma(name) for name in names)
+
+    def lemmas(self) -> tuple[_Lemma, ...]:
+        return self._lemmas
+
+
 class _RememberedSynonyms:
-    """WordNet's ``synsets`` looked up once per word: METEOR asks again for every pair."""
+    """WordNet's ``synsets`` looked up once per word: METEOR asks again for every pair.
+
+    METEOR reads only the names of the synsets' lemmas, as a set, and drops multi-word
+    names (those with ``_``): each word's other names are kept once, in one stand-in
+    synset, so the set comes out the same from fewer names.
+    """
 
     def __init__(self, wordnet):
         self._wordnet = wordnet
@@ -297,7 +466,13 @@ class _RememberedSynonyms:
     def synsets(self, *args, **kwargs) -> list:
         key = (args, tuple(sorted(kwargs.items())))
         if key not in self._synsets:
-            self._synsets[key] = self._wordnet.synsets(*args, **kwargs)
+            names = dict.fromkeys(
+                lemma.name()
+                for synset in self._wordnet.synsets(*args, **kwargs)
+                for lemma in synset.lemmas()
+                if "_" not in lemma.name()
+            )
+            self._synsets[key] = [_Lemmas(names)] if names else []
         return self._synsets[key]
 
 
@@ -339,15 +514,16 @@ def meteor(
     ``use_wordnet=None`` uses synonyms when WordNet is available; ``False`` forces exact and
     stem matching only (see :func:`meteor_variant`).
     """
+    from nltk.stem.porter import PorterStemmer
     from nltk.tokenize import wordpunct_tokenize
     from nltk.translate.meteor_score import meteor_score
 
     reader = _wordnet_reader() if meteor_variant(use_wordnet) == METEOR_WITH_SYNONYMS else None
     synonyms = _RememberedSynonyms(reader) if reader is not None else _NoSynonyms()
+    stemmer = _RememberedStems(PorterStemmer())
+    words = {text: wordpunct_tokenize(text) for text in dict.fromkeys((*candidates, *references))}
     return [
-        meteor_score(
-            [wordpunct_tokenize(reference)], wordpunct_tokenize(candidate), wordnet=synonyms
-        )
+        meteor_score([words[reference]], words[candidate], stemmer=stemmer, wordnet=synonyms)
         for candidate, reference in zip(candidates, references, strict=True)
     ]
 
