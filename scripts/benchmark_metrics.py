@@ -125,7 +125,7 @@ def row_by_row(candidates, references, model, layers, batch_size, use_wordnet) -
     from nltk.translate.meteor_score import meteor_score
     from rouge_score import rouge_scorer
 
-    from anchormix_kedro.evaluation import text_metrics
+    from anchormix_kedro.evaluation import text_metrics, word_overlap
 
     present = [
         i
@@ -143,9 +143,9 @@ def row_by_row(candidates, references, model, layers, batch_size, use_wordnet) -
     ]
     variant = text_metrics.meteor_variant(use_wordnet)
     wordnet = (
-        text_metrics._wordnet_reader() if variant == text_metrics.METEOR_WITH_SYNONYMS else None
+        word_overlap._wordnet_reader() if variant == text_metrics.METEOR_WITH_SYNONYMS else None
     )
-    wordnet = wordnet or text_metrics._NoSynonyms()
+    wordnet = wordnet or word_overlap._NoSynonyms()
     scores["meteor"] = [
         meteor_score([wordpunct_tokenize(r)], wordpunct_tokenize(c), wordnet=wordnet)
         for c, r in zip(cands, refs, strict=True)

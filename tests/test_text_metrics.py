@@ -11,7 +11,7 @@ from pathlib import Path
 import nltk
 import pytest
 
-from anchormix_kedro.evaluation import text_metrics
+from anchormix_kedro.evaluation import text_metrics, word_overlap
 from anchormix_kedro.evaluation.text_metrics import (
     METEOR_WITH_SYNONYMS,
     METEOR_WITHOUT_SYNONYMS,
@@ -83,10 +83,10 @@ def test_missing_wordnet_falls_back_to_exact_and_stem(monkeypatch, caplog):
 
     absent = LazyCorpusLoader("no_such_wordnet_for_this_test", WordNetCorpusReader, None)
     monkeypatch.setattr(nltk.corpus, "wordnet", absent)
-    assert text_metrics._wordnet_reader.__wrapped__() is None  # uncached: looks again
+    assert word_overlap._wordnet_reader.__wrapped__() is None  # uncached: looks again
     assert "WordNet is not installed" in caplog.text
 
-    monkeypatch.setattr(text_metrics, "_wordnet_reader", lambda: None)
+    monkeypatch.setattr(word_overlap, "_wordnet_reader", lambda: None)
     assert not wordnet_available()
     assert meteor_variant() == METEOR_WITHOUT_SYNONYMS
     candidate, reference = ["drag the bass fader down"], ["pull the bass fader down"]
@@ -245,9 +245,9 @@ def test_lcs_length_is_rouge_scores_table_lcs():
     for _ in range(2000):
         a = [rng.choice("abcde") for _ in range(rng.randint(1, 70))]
         b = [rng.choice("abcdef") for _ in range(rng.randint(1, 70))]
-        assert text_metrics._lcs_length(a, b) == rouge_scorer._lcs_table(a, b)[-1][-1]
-    assert text_metrics._lcs_length([], ["a"]) == 0
-    assert text_metrics._lcs_length(["a", "b", "c", "b"], ["b", "c", "b", "a"]) == 3
+        assert word_overlap._lcs_length(a, b) == rouge_scorer._lcs_table(a, b)[-1][-1]
+    assert word_overlap._lcs_length([], ["a"]) == 0
+    assert word_overlap._lcs_length(["a", "b", "c", "b"], ["b", "c", "b", "a"]) == 3
 
 
 def test_rouge_l_is_rouge_scores_number_exactly():
@@ -270,7 +270,7 @@ def test_meteor_is_nltks_number_exactly_without_wordnet():
     candidates, references = (list(column) for column in zip(*rows, strict=True))
     expected = [
         meteor_score(
-            [wordpunct_tokenize(r)], wordpunct_tokenize(c), wordnet=text_metrics._NoSynonyms()
+            [wordpunct_tokenize(r)], wordpunct_tokenize(c), wordnet=word_overlap._NoSynonyms()
         )
         for c, r in zip(candidates, references, strict=True)
     ]
@@ -305,7 +305,7 @@ def test_remembered_synonyms_give_nltks_meteor_exactly():
     wordnet = _TinyWordNet()
     candidates = ["drag the bass fader down", "lower the voice", "drag it, drag it", PARAPHRASE]
     references = ["pull the bass fader down", "reduce the vocal", "haul it, pull it", REFERENCE]
-    remembered = text_metrics._RememberedSynonyms(wordnet)
+    remembered = word_overlap._RememberedSynonyms(wordnet)
     for c, r in zip(candidates, references, strict=True):
         words = wordpunct_tokenize(c), wordpunct_tokenize(r)
         assert meteor_score([words[1]], words[0], wordnet=remembered) == meteor_score(
@@ -313,7 +313,7 @@ def test_remembered_synonyms_give_nltks_meteor_exactly():
         )
     pulled, dragged = [["pull", "the", "bass"]], ["drag", "the", "bass"]
     assert meteor_score(pulled, dragged, wordnet=remembered) > meteor_score(
-        pulled, dragged, wordnet=text_metrics._NoSynonyms()
+        pulled, dragged, wordnet=word_overlap._NoSynonyms()
     )
     (lemmas,) = remembered.synsets("drag")
     assert [lemma.name() for lemma in lemmas.lemmas()] == ["drag", "pull", "haul"]
