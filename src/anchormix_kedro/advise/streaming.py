@@ -26,6 +26,7 @@ from anchormix_kedro.instruction_data.audio import (
     SILENCE_LUFS,
     AudioError,
     _k_weighting_sos,
+    frame_rms_db,
     gated_loudness,
     open_audio_streams,
 )
@@ -50,13 +51,12 @@ class AudioSource:
     sample_rate: int
     channels: int
     seconds: float  # from the header; the decoded length decides
-    stream: int | None = None
-    use_soundfile: bool = True
+    stream: int | None = None  # None: a file soundfile reads; else PyAV decodes this stream
 
     @property
     def seekable(self) -> bool:
         """Whether :meth:`read` can jump to a sample (files soundfile reads)."""
-        return self.use_soundfile
+        return self.stream is None
 
     def read(self, begin: int, end: int) -> np.ndarray:
         """Samples ``[begin, end)`` at the source's own rate, read without decoding the rest."""
@@ -71,7 +71,7 @@ class AudioSource:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The audio as ``(samples, channels)`` float32 pieces, at its own rate."""
-        if self.use_soundfile:
+        if self.seekable:
             yield from _soundfile_chunks(self)
         else:
             yield from _av_chunks(self)
@@ -116,7 +116,6 @@ def probe_streams(
                     int(stream.codec_context.channels),
                     duration,
                     stream=sid,
-                    use_soundfile=False,
                 )
             )
     rates = sorted({s.sample_rate for s in sources})
@@ -352,9 +351,9 @@ class LevelMeter:
         """Measure the next block ``(samples, channels)``; only the last may end mid-frame."""
         frame = self.levels.frame
         whole = len(block) // frame
-        rows = np.ascontiguousarray(block[: whole * frame]).reshape(whole, frame * block.shape[1])
-        power = np.einsum("ij,ij->i", rows, rows, dtype=np.float64) / rows.shape[1]
-        self._frame_db.append((10.0 * np.log10(np.maximum(power, 1e-12))).astype(np.float32))
+        self._frame_db.append(
+            frame_rms_db(block[: whole * frame], self.levels.sample_rate, FRAME_S)
+        )
         channels = np.ascontiguousarray(block.T, dtype=np.float64)
         weighted, self._state = sosfilt(self._sos, channels, axis=-1, zi=self._state)
         energy = np.einsum("ij,ij->j", weighted, weighted) * self._gain2
