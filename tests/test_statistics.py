@@ -12,6 +12,7 @@ from anchormix_kedro.evaluation.statistics import (
     paired_song_bootstrap,
     song_bootstrap_balanced_f1,
     song_bootstrap_mean,
+    song_bootstrap_statistic,
 )
 from anchormix_kedro.evaluation.summaries import AUTOMATED_METRICS, summarize
 
@@ -33,6 +34,20 @@ def test_resampling_songs_widens_the_interval_of_clustered_data():
     assert (high - low) > 5 * (example_high - example_low)
     with_missing = np.where(songs == "song 0", np.nan, values)
     assert song_bootstrap_mean(with_missing, songs, 100)[3] == 5
+
+
+def test_any_statistic_by_song_matches_the_mean_by_song():
+    values, songs = clustered()
+    by_mean = song_bootstrap_mean(values, songs, 500, rng=np.random.default_rng(4))
+    by_statistic = song_bootstrap_statistic(
+        lambda rows: values[rows].mean(), songs, 500, rng=np.random.default_rng(4)
+    )
+    assert by_statistic[0] == pytest.approx(values.mean())
+    assert by_statistic[3] == 6
+    # Both resample whole songs: intervals of the same width, far wider than by example.
+    assert (by_statistic[2] - by_statistic[1]) == pytest.approx(by_mean[2] - by_mean[1], rel=0.3)
+    one_song = song_bootstrap_statistic(lambda rows: values[rows].mean(), ["s"] * len(values))
+    assert np.isnan(one_song[1]) and one_song[3] == 1
 
 
 def test_balanced_f1_by_song():

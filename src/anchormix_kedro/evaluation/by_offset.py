@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
-from anchormix_kedro.evaluation.statistics import _codes, _interval, seeded_rng
+from anchormix_kedro.evaluation.statistics import seeded_rng, song_bootstrap_statistic
 from anchormix_kedro.evaluation.summaries import order_systems
 
 #: ``(label, low, high)``: |gain| in dB, both ends included.
@@ -99,20 +99,19 @@ def amount_tracking(
             ]
             stated = pd.to_numeric(mine["predicted_amount_db"], errors="coerce").to_numpy(float)
             true = pd.to_numeric(mine["gain_db"], errors="coerce").abs().to_numpy(float)
-            codes, n_songs = _codes(mine[cluster_column].tolist())
-            rng = seeded_rng(seed, "amount", condition, system)
-            by_song = [np.flatnonzero(codes == k) for k in range(n_songs)]
-            draws = []
-            for _ in range(int(n_resamples) if n_songs > 1 else 0):
-                picked = np.concatenate([by_song[k] for k in rng.integers(0, n_songs, n_songs)])
-                draws.append(_spearman(stated[picked], true[picked]))
-            low, high = _interval(np.array(draws, dtype=float), confidence)
+            spearman, low, high, n_songs = song_bootstrap_statistic(
+                lambda rows: _spearman(stated[rows], true[rows]),  # noqa: B023 (called here)
+                mine[cluster_column].tolist(),
+                n_resamples,
+                confidence,
+                seeded_rng(seed, "amount", condition, system),
+            )
             rows.append(
                 {
                     "condition": condition,
                     "system": system,
                     "n": len(mine),
-                    "spearman": _spearman(stated, true),
+                    "spearman": spearman,
                     "ci_low": low,
                     "ci_high": high,
                     "n_songs": n_songs,

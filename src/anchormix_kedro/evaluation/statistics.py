@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,6 +134,27 @@ def song_bootstrap_mean(
         means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
     low, high = _interval(means, confidence)
     return float(x.mean()), low, high, n_songs
+
+
+def song_bootstrap_statistic(
+    statistic: Callable[[np.ndarray], float],
+    songs: Sequence,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float, float, int]:
+    """Any statistic of rows and its interval from resampling songs: ``(estimate, low,
+    high, songs)``. ``statistic`` takes the indices of the rows to use (a song drawn twice
+    brings its rows twice); the estimate is over every row."""
+    codes, n_songs = _codes(list(songs))
+    by_song = [np.flatnonzero(codes == k) for k in range(n_songs)]
+    rng = rng or np.random.default_rng(0)
+    draws = [
+        statistic(np.concatenate([by_song[k] for k in rng.integers(0, n_songs, n_songs)]))
+        for _ in range(int(n_resamples) if n_songs > 1 else 0)
+    ]
+    low, high = _interval(np.array(draws, dtype=float), confidence)
+    return float(statistic(np.arange(len(codes)))), low, high, n_songs
 
 
 def _outcome_counts(outcomes: Sequence, codes: np.ndarray, n_songs: int) -> np.ndarray:

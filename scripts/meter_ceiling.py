@@ -1,0 +1,255 @@
+"""What a perfect level meter reaches on a run's test split: the ceiling of judging by ear.
+
+The truth of every example is its offset from the song's *original* mix. A listener hears
+only the mix in front of them: the target's level relative to the anchor, which is the
+offset plus wherever that song's engineer put the stem. Even a meter that reads every
+stem's BS.1770 loudness exactly must guess that second part from how other songs sit, so
+each goal of the evaluation has a ceiling set by how far songs' balances spread.
+
+This script measures that ceiling. For every test example of a run it takes the exact
+relative level of the stems as delivered (``perturbed_relative_db``) and judges it as the
+DSP rule does (:func:`anchormix_kedro.evaluation.dsp_baseline.judge_pair`, worded with the
+dataset's templates, scored with the evaluation's own parser and truth metrics), against:
+
+- ``genre_convention``: the run's genre conventions (the DSP rule's own; a check that the
+  figures match the run's report for ``dsp_baseline`` as mixed);
+- ``pooled_convention``: the training songs' median of each pair, all genres pooled;
+- ``pooled_shrunk``: the same verdicts, amounts shrunk towards the middle
+  (``a + b * |deviation|``, fitted on the training songs by least absolute error), the
+  amount that minimises the expected error when the deviation is a noisy reading.
+
+It reports each goal with a 95 % interval from resampling the test songs, and how far the
+test songs' own balances sit from the pooled convention (which no listener can hear)::
+
+    MUSDB_PATH=/path/to/musdb18-7s make run
+    python scripts/meter_ceiling.py [--run-data data] [--output data/08_reporting/meter_ceiling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import minimize
+
+import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anchormix_kedro.evaluation.by_offset import amount_tracking  # noqa: E402
+from anchormix_kedro.evaluation.dsp_baseline import judge_pair  # noqa: E402
+from anchormix_kedro.evaluation.statistics import (  # noqa: E402
+    song_bootstrap_balanced_f1,
+    song_bootstrap_mean,
+)
+from anchormix_kedro.evaluation.truth import truth_metrics_frame  # noqa: E402
+from anchormix_kedro.instruction_data.conventions import (  # noqa: E402
+    ALL_GENRES,
+    convention_index,
+    lookup_convention,
+)
+from anchormix_kedro.vocabulary import BALANCED  # noqa: E402
+from benchmark_metrics import latest_catalog_file  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+METERS = ("genre_convention", "pooled_convention", "pooled_shrunk")
+GOALS = (
+    ("direction_4db", "direction, 4 dB or more"),
+    ("direction_10db", "direction, 10 dB or more"),
+    ("balanced_f1", "balanced F1"),
+    ("amount_error_db", "amount error, right direction (dB)"),
+    ("amount_spearman", "Spearman, stated vs true amount"),
+)
+
+
+def _globals() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "globals.yml").read_text())
+
+
+def _read_run(run_data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        examples_file = latest_catalog_file(run_data / "03_primary", "examples.parquet")
+        conventions_file = latest_catalog_file(run_data / "04_feature", "genre_conventions.csv")
+    except FileNotFoundError as missing:
+        sys.exit(f"{missing} (MUSDB_PATH=/path/to/musdb18 make run), or pass --run-data <a run's data folder>")
+    examples = pd.read_parquet(examples_file)
+    if not (examples["split"] == "test").any():
+        sys.exit(f"{examples_file} has no test examples: nothing to measure")
+    return examples, pd.read_csv(conventions_file)
+
+
+def _pooled_index(conventions: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    pooled = conventions[conventions["genre"] == ALL_GENRES]
+    return {(r["anchor"], r["target"]): r for r in pooled.to_dict("records")}
+
+
+def fit_shrinkage(deviation_db: np.ndarray, gain_db: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` minimising mean ``|a + b * |deviation| - |gain||`` over the given rows."""
+    x, y = np.abs(deviation_db), np.abs(gain_db)
+
+    def loss(p: np.ndarray) -> float:
+        return float(np.abs(p[0] + p[1] * x - y).mean())
+
+    start = np.polyfit(x, y, 1)[::-1]
+    fitted = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6})
+    return float(fitted.x[0]), float(fitted.x[1])
+
+
+def _judgements(
+    examples: pd.DataFrame,
+    conventions: pd.DataFrame,
+    meter: str,
+    tolerance_db: float,
+    min_songs: int,
+    shrinkage: tuple[float, float] | None = None,
+) -> list:
+    genre_index, pooled = convention_index(conventions), _pooled_index(conventions)
+    judged = []
+    for ex in examples.itertuples(index=False):
+        if meter == "genre_convention":
+            convention = lookup_convention(genre_index, ex.genre, ex.anchor, ex.target, min_songs)
+        else:
+            convention = pooled.get((ex.anchor, ex.target))
+        if convention is None:
+            sys.exit(f"no training-split convention for {ex.anchor} > {ex.target}")
+        judgement = judge_pair(
+            ex.anchor,
+            ex.target,
+            float(ex.perturbed_relative_db),
+            convention,
+            seed=ex.example_id,
+            tolerance_db=tolerance_db,
+        )
+        if shrinkage is not None and judgement.label != BALANCED:
+            a, b = shrinkage
+            amount = a + b * abs(judgement.deviation_db)
+            judgement = judge_pair(
+                ex.anchor,
+                ex.target,
+                float(convention["median_db"]) + np.sign(judgement.deviation_db) * amount,
+                convention,
+                seed=ex.example_id,
+                tolerance_db=tolerance_db,
+            )
+        judged.append(judgement)
+    return judged
+
+
+def _goals(examples: pd.DataFrame, judged: list, meter: str) -> dict[str, list[float]]:
+    frame = truth_metrics_frame(
+        [j.advice for j in judged],
+        examples["label"].tolist(),
+        examples["gain_db"].tolist(),
+        examples["target"].tolist(),
+        examples["anchor"].tolist(),
+    )
+    frame["song"] = examples["song"].to_numpy()
+    frame["gain_db"] = examples["gain_db"].to_numpy()
+    frame["system"] = meter
+    correct = frame["direction_correct"].fillna(False).astype(float)
+    size = frame["gain_db"].abs()
+    goals = {}
+    for key, threshold in (("direction_4db", 4.0), ("direction_10db", 10.0)):
+        keep = (size >= threshold).to_numpy()
+        goals[key] = list(song_bootstrap_mean(correct[keep], frame["song"][keep])[:3])
+    goals["balanced_f1"] = list(
+        song_bootstrap_balanced_f1(frame["balanced_outcome"].tolist(), frame["song"])[:3]
+    )
+    goals["amount_error_db"] = list(song_bootstrap_mean(frame["amount_error_db"], frame["song"])[:3])
+    tracking = amount_tracking(frame).iloc[0]
+    goals["amount_spearman"] = [tracking["spearman"], tracking["ci_low"], tracking["ci_high"]]
+    return goals
+
+
+def measure(run_data: Path) -> dict:
+    settings = _globals()
+    tolerance = float(settings["balanced_tolerance_db"])
+    min_songs = int(settings["convention_min_songs"])
+    examples, conventions = _read_run(run_data)
+    test = examples[examples["split"] == "test"].reset_index(drop=True)
+    train = examples[examples["split"] == "train"].reset_index(drop=True)
+
+    pooled = _pooled_index(conventions)
+    convention_of = np.array([float(pooled[(a, t)]["median_db"]) for a, t in zip(train["anchor"], train["target"], strict=True)])
+    deviation = train["perturbed_relative_db"].to_numpy(float) - convention_of
+    gain = train["gain_db"].to_numpy(float)
+    audible = (np.sign(deviation) == np.sign(gain)) & (np.abs(gain) > tolerance) & (np.abs(deviation) > tolerance)
+    shrinkage = fit_shrinkage(deviation[audible], gain[audible])
+
+    songs = test.drop_duplicates(["song", "anchor", "target"])
+    spread = songs["reference_relative_db"].to_numpy(float) - np.array(
+        [float(pooled[(a, t)]["median_db"]) for a, t in zip(songs["anchor"], songs["target"], strict=True)]
+    )
+    results = {
+        "test_examples": len(test),
+        "test_songs": int(test["song"].nunique()),
+        "own_balance_vs_pooled_convention_db": {
+            "sd": float(spread.std(ddof=1)),
+            "mean_abs": float(np.abs(spread).mean()),
+            "pairs": len(spread),
+        },
+        "shrinkage": {"a": shrinkage[0], "b": shrinkage[1]},
+        "meters": {},
+    }
+    for meter in METERS:
+        judged = _judgements(
+            test,
+            conventions,
+            meter,
+            tolerance,
+            min_songs,
+            shrinkage if meter == "pooled_shrunk" else None,
+        )
+        results["meters"][meter] = _goals(test, judged, meter)
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"{results['test_examples']} test examples of {results['test_songs']} songs; "
+        "a song's own balance sits {sd:.1f} dB (SD) from the pooled convention "
+        "(mean |difference| {mean_abs:.1f} dB, {pairs} song-pairs).".format(
+            **results["own_balance_vs_pooled_convention_db"]
+        ),
+        "",
+        "| goal | " + " | ".join(METERS) + " |",
+        "|---|" + "---|" * len(METERS),
+    ]
+    for key, name in GOALS:
+        cells = []
+        for meter in METERS:
+            value, low, high = results["meters"][meter][key]
+            digits = 2 if key == "amount_error_db" else 3
+            cells.append(f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    a, b = results["shrinkage"]["a"], results["shrinkage"]["b"]
+    lines += ["", f"Shrunk amount: {a:.2f} + {b:.2f} x |deviation| dB (fitted on the training songs)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-data", type=Path, default=PROJECT_ROOT / "data", help="a run's data folder")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for meter_ceiling.json and .md (default: <run-data>/08_reporting/meter_ceiling)",
+    )
+    args = parser.parse_args(argv)
+    results = measure(args.run_data)
+    output = args.output or args.run_data / "08_reporting" / "meter_ceiling"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "meter_ceiling.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (output / "meter_ceiling.md").write_text(table)
+    print(table, end="")
+    print(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()
