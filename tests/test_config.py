@@ -168,3 +168,36 @@ def test_the_slurm_script_parses_and_prints_its_commands_for_any_cluster_size():
         check=True,
     )
     assert "torchrun" not in single.stdout and "kedro run --pipeline=fine_tuning" in single.stdout
+
+
+def test_one_runtime_parameter_moves_the_evaluation_to_the_validation_songs(monkeypatch):
+    params = loader("base", monkeypatch)["parameters"]
+    assert params["inference"]["split"] == params["automated_eval"]["split"] == "test"
+    for name in ("ANCHORMIX_DATA_ROOT", "MUSDB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    valid = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        env="base",
+        runtime_params={"evaluation_split": "valid"},
+        **CONFIG_LOADER_ARGS,
+    )["parameters"]
+    assert valid["inference"]["split"] == valid["automated_eval"]["split"] == "valid"
+
+
+def test_the_evaluated_split_is_chosen_and_a_missing_one_is_named():
+    import pandas as pd
+
+    from anchormix_kedro.pipelines.inference.nodes import select_test_examples
+
+    dataset = pd.DataFrame(
+        {
+            "example_id": [f"e{i}" for i in range(6)],
+            "split": ["train", "valid", "valid", "test", "test", "test"],
+            "label": ["balanced", "too_loud", "too_soft"] * 2,
+        }
+    )
+    chosen = select_test_examples(dataset, {"split": "valid", "max_test_examples": None})
+    assert chosen["example_id"].tolist() == ["e1", "e2"]
+    assert len(select_test_examples(dataset, {"max_test_examples": None})) == 3
+    with pytest.raises(ValueError, match=r"no 'validation' examples \(its splits: test, train, valid\)"):
+        select_test_examples(dataset, {"split": "validation", "max_test_examples": None})

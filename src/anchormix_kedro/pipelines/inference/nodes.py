@@ -27,11 +27,15 @@ _EXCERPTS_KEPT = 16
 
 
 def select_test_examples(instruction_dataset: pd.DataFrame, inference: dict) -> pd.DataFrame:
-    """The test split, or a sample of it (``max_test_examples``, stratified by label), by seed."""
-    test = instruction_dataset[instruction_dataset["split"] == "test"]
+    """The evaluated split (``split``, default test), or a sample of it (``max_test_examples``,
+    stratified by label), by seed."""
+    split = inference.get("split") or "test"
+    test = instruction_dataset[instruction_dataset["split"] == split]
     if test.empty:
+        present = ", ".join(sorted(instruction_dataset["split"].astype(str).unique())) or "none"
         raise ValueError(
-            "the instruction dataset has no test examples; check splits.carve_when_missing"
+            f"the instruction dataset has no {split!r} examples (its splits: {present}); "
+            "set evaluation_split to one of them, or check splits.carve_when_missing"
         )
     limit = inference.get("max_test_examples")
     if limit and limit < len(test):
@@ -41,7 +45,7 @@ def select_test_examples(instruction_dataset: pd.DataFrame, inference: dict) -> 
                 max(1, round(share * len(group))), random_state=int(inference["seed"])
             )
         )
-    logger.info("Inference on %d test examples", len(test))
+    logger.info("Inference on %d %s examples", len(test), split)
     return test.sort_values("example_id", ignore_index=True)
 
 
