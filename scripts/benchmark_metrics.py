@@ -114,8 +114,12 @@ def run_table(data: Path, split: str = "test") -> pd.DataFrame:
     """The evaluation table a default run's automated_eval builds, from its data folder."""
     from anchormix_kedro.evaluation.metric_table import join_advice
 
-    advice = pd.read_parquet(latest_catalog_file(data / "07_model_output", "advice_by_system.parquet"))
-    dataset = pd.read_parquet(latest_catalog_file(data / "05_model_input", "instruction_dataset.parquet"))
+    advice = pd.read_parquet(
+        latest_catalog_file(data / "07_model_output", "advice_by_system.parquet")
+    )
+    dataset = pd.read_parquet(
+        latest_catalog_file(data / "05_model_input", "instruction_dataset.parquet")
+    )
     return join_advice(advice, dataset, split)
 
 

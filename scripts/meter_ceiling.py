@@ -75,7 +75,9 @@ def _read_run(run_data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         examples_file = latest_catalog_file(run_data / "03_primary", "examples.parquet")
         conventions_file = latest_catalog_file(run_data / "04_feature", "genre_conventions.csv")
     except FileNotFoundError as missing:
-        sys.exit(f"{missing} (MUSDB_PATH=/path/to/musdb18 make run), or pass --run-data <a run's data folder>")
+        sys.exit(
+            f"{missing} (MUSDB_PATH=/path/to/musdb18 make run), or pass --run-data <a run's data folder>"
+        )
     examples = pd.read_parquet(examples_file)
     if not (examples["split"] == "test").any():
         sys.exit(f"{examples_file} has no test examples: nothing to measure")
@@ -159,7 +161,9 @@ def _goals(examples: pd.DataFrame, judged: list, meter: str) -> dict[str, list[f
     goals["balanced_f1"] = list(
         song_bootstrap_balanced_f1(frame["balanced_outcome"].tolist(), frame["song"])[:3]
     )
-    goals["amount_error_db"] = list(song_bootstrap_mean(frame["amount_error_db"], frame["song"])[:3])
+    goals["amount_error_db"] = list(
+        song_bootstrap_mean(frame["amount_error_db"], frame["song"])[:3]
+    )
     tracking = amount_tracking(frame).iloc[0]
     goals["amount_spearman"] = [tracking["spearman"], tracking["ci_low"], tracking["ci_high"]]
     return goals
@@ -174,15 +178,27 @@ def measure(run_data: Path) -> dict:
     train = examples[examples["split"] == "train"].reset_index(drop=True)
 
     pooled = _pooled_index(conventions)
-    convention_of = np.array([float(pooled[(a, t)]["median_db"]) for a, t in zip(train["anchor"], train["target"], strict=True)])
+    convention_of = np.array(
+        [
+            float(pooled[(a, t)]["median_db"])
+            for a, t in zip(train["anchor"], train["target"], strict=True)
+        ]
+    )
     deviation = train["perturbed_relative_db"].to_numpy(float) - convention_of
     gain = train["gain_db"].to_numpy(float)
-    audible = (np.sign(deviation) == np.sign(gain)) & (np.abs(gain) > tolerance) & (np.abs(deviation) > tolerance)
+    audible = (
+        (np.sign(deviation) == np.sign(gain))
+        & (np.abs(gain) > tolerance)
+        & (np.abs(deviation) > tolerance)
+    )
     shrinkage = fit_shrinkage(deviation[audible], gain[audible])
 
     songs = test.drop_duplicates(["song", "anchor", "target"])
     spread = songs["reference_relative_db"].to_numpy(float) - np.array(
-        [float(pooled[(a, t)]["median_db"]) for a, t in zip(songs["anchor"], songs["target"], strict=True)]
+        [
+            float(pooled[(a, t)]["median_db"])
+            for a, t in zip(songs["anchor"], songs["target"], strict=True)
+        ]
     )
     results = {
         "test_examples": len(test),
@@ -227,13 +243,18 @@ def markdown(results: dict) -> str:
             cells.append(f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     a, b = results["shrinkage"]["a"], results["shrinkage"]["b"]
-    lines += ["", f"Shrunk amount: {a:.2f} + {b:.2f} x |deviation| dB (fitted on the training songs)."]
+    lines += [
+        "",
+        f"Shrunk amount: {a:.2f} + {b:.2f} x |deviation| dB (fitted on the training songs).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-data", type=Path, default=PROJECT_ROOT / "data", help="a run's data folder")
+    parser.add_argument(
+        "--run-data", type=Path, default=PROJECT_ROOT / "data", help="a run's data folder"
+    )
     parser.add_argument(
         "--output",
         type=Path,

@@ -61,6 +61,29 @@ TINY_ARCHITECTURE = {
 }
 
 
+def tiny_training(steps: int = 2, save_steps: int = 1) -> dict:
+    """Run parameters that train the tiny test model for a few steps on 16 examples."""
+    return {
+        "model": {"tiny": TINY_ARCHITECTURE},
+        "training": {
+            "max_train_examples": 16,
+            "max_eval_examples": 4,
+            "pretrain": {
+                "stage": {"args": {"max_steps": 2, "save_strategy": "no", "logging_steps": 1}}
+            },
+            "finetune": {
+                "args": {
+                    "max_steps": steps,
+                    "eval_steps": save_steps,
+                    "save_steps": save_steps,
+                    "logging_steps": 1,
+                }
+            },
+            "direction_eval": {"max_examples": 4},
+        },
+    }
+
+
 @pytest.fixture(scope="session")
 def shared_musdb() -> Path:
     """The real MUSDB18 7-second clips; tests using it skip where they are absent."""

@@ -199,5 +199,7 @@ def test_the_evaluated_split_is_chosen_and_a_missing_one_is_named():
     chosen = select_test_examples(dataset, {"split": "valid", "max_test_examples": None})
     assert chosen["example_id"].tolist() == ["e1", "e2"]
     assert len(select_test_examples(dataset, {"max_test_examples": None})) == 3
-    with pytest.raises(ValueError, match=r"no 'validation' examples \(its splits: test, train, valid\)"):
+    with pytest.raises(
+        ValueError, match=r"no 'validation' examples \(its splits: test, train, valid\)"
+    ):
         select_test_examples(dataset, {"split": "validation", "max_test_examples": None})

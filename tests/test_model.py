@@ -243,22 +243,18 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(training_module, "ResumingTrainer", KilledTrainer)
+    data = FineTuneData(
+        conversations(),
+        [],
+        store,
+        "d2",
+        SYSTEM,
+        tokenizer_texts=texts(),
+        pretrain=conversations(),
+        pretrain_valid=[],
+    )
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(
-            settings,
-            training,
-            FineTuneData(
-                conversations(),
-                [],
-                store,
-                "d2",
-                SYSTEM,
-                tokenizer_texts=texts(),
-                pretrain=conversations(),
-                pretrain_valid=[],
-            ),
-            tmp_path / "pkg",
-        )
+        fine_tune(settings, training, data, tmp_path / "pkg")
     checkpoints = list((tmp_path / "work").glob("finetune-*/checkpoints/checkpoint-2"))
     assert len(checkpoints) == 1
     monkeypatch.setattr(training_module, "ResumingTrainer", original)
@@ -269,21 +265,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
             steps_run.append(state.global_step)
 
     monkeypatch.setattr(training_module, "MlflowStepLogger", lambda *a, **k: Recorder())
-    report = fine_tune(
-        settings,
-        training,
-        FineTuneData(
-            conversations(),
-            [],
-            store,
-            "d2",
-            SYSTEM,
-            tokenizer_texts=texts(),
-            pretrain=conversations(),
-            pretrain_valid=[],
-        ),
-        tmp_path / "pkg",
-    )
+    report = fine_tune(settings, training, data, tmp_path / "pkg")
     assert steps_run == [3, 4]  # continued after checkpoint 2, did not start over
     assert report["metrics"]["epoch"] > 0
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 from kedro.framework.session import KedroSession
 
-from conftest import TINY_ARCHITECTURE, tone_stems, write_hq_song, write_stem_mp4
+from conftest import tiny_training, tone_stems, write_hq_song, write_stem_mp4
 
 SMALL_SYNTHETIC = {
     "ingestion": {
@@ -224,18 +224,7 @@ TINY_TRAINING = {
         **SMALL_SYNTHETIC["ingestion"],
         "excerpt": {"seconds": 2.0},
     },
-    "model": {"tiny": TINY_ARCHITECTURE},
-    "training": {
-        "max_train_examples": 16,
-        "max_eval_examples": 4,
-        "pretrain": {
-            "stage": {"args": {"max_steps": 2, "save_strategy": "no", "logging_steps": 1}}
-        },
-        "finetune": {
-            "args": {"max_steps": 2, "eval_steps": 1, "save_steps": 1, "logging_steps": 1}
-        },
-        "direction_eval": {"max_examples": 4},
-    },
+    **tiny_training(steps=2, save_steps=1),
     "inference": {"max_test_examples": 6, "max_new_tokens": 8},
 }
 

@@ -28,7 +28,7 @@ import yaml
 from anchormix_kedro.instruction_data.card import make_dataset_card
 from anchormix_kedro.model import tracking
 from anchormix_kedro.model.callbacks import MlflowStepLogger, metric_key
-from conftest import PROJECT_ROOT, TINY_ARCHITECTURE, tone_stems
+from conftest import PROJECT_ROOT, tiny_training, tone_stems
 
 BIN = Path(sys.executable).parent
 SMALL_CORPUS = {
@@ -38,28 +38,6 @@ SMALL_CORPUS = {
     },
     "perturbation": {"offsets": {"mode": "grid", "values": [0, -6, 3]}},
 }
-
-
-def tiny_training(steps: int, save_steps: int) -> dict:
-    return {
-        "model": {"tiny": TINY_ARCHITECTURE},
-        "training": {
-            "max_train_examples": 16,
-            "max_eval_examples": 4,
-            "pretrain": {
-                "stage": {"args": {"max_steps": 2, "save_strategy": "no", "logging_steps": 1}}
-            },
-            "finetune": {
-                "args": {
-                    "max_steps": steps,
-                    "eval_steps": save_steps,
-                    "save_steps": save_steps,
-                    "logging_steps": 1,
-                }
-            },
-            "direction_eval": {"max_examples": 4},
-        },
-    }
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ no audio), which :func:`tabulate_loudness` leaves out of the loudness table.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -174,6 +175,14 @@ class _SongRecords:
                 del self._kept[song]
             return record
 
+    def lazy(self, song_of: dict[str, str]) -> dict[str, Callable[[], dict]]:
+        """``{excerpt_id: load}`` for a lazily saved partitioned dataset, ``song_of`` giving
+        each excerpt's song."""
+        return {
+            excerpt_id: functools.partial(self.get, song, excerpt_id)
+            for excerpt_id, song in song_of.items()
+        }
+
 
 def extract_excerpts(
     musdb_corpus: MusdbCorpus,
@@ -249,15 +258,7 @@ def extract_excerpts(
             records[excerpt_id] = {"meta": meta, "audio": part.audio}
         return records
 
-    records = _SongRecords(compute)
-
-    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
-        def record() -> dict:
-            return records.get(song, excerpt_id)
-
-        return record
-
-    return {excerpt_id: make_record(excerpt_id, song) for excerpt_id, song in song_of.items()}
+    return _SongRecords(compute).lazy(song_of)
 
 
 def tabulate_loudness(excerpts: dict[str, Callable[[], dict]]) -> tuple[pd.DataFrame, dict]:
@@ -395,12 +396,4 @@ def extract_source_rate_excerpts(
             records[excerpt_id] = {"meta": meta, "audio": audio}
         return records
 
-    records = _SongRecords(compute)
-
-    def make_record(excerpt_id: str, song: str) -> Callable[[], dict]:
-        def record() -> dict:
-            return records.get(song, excerpt_id)
-
-        return record
-
-    return {excerpt_id: make_record(excerpt_id, song) for excerpt_id, song in song_of.items()}
+    return _SongRecords(compute).lazy(song_of)
