@@ -182,6 +182,8 @@ def test_one_runtime_parameter_moves_the_evaluation_to_the_validation_songs(monk
         **CONFIG_LOADER_ARGS,
     )["parameters"]
     assert valid["inference"]["split"] == valid["automated_eval"]["split"] == "valid"
+    # The DSP rule meters the evaluated songs at their source rate: those are extracted too.
+    assert valid["ingestion"]["source_rate"]["splits"] == ["valid"]
 
 
 def test_the_evaluated_split_is_chosen_and_a_missing_one_is_named():
