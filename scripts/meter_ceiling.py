@@ -41,7 +41,7 @@ import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anchormix_kedro.evaluation.by_offset import amount_tracking  # noqa: E402
-from anchormix_kedro.evaluation.dsp_baseline import judge_pair  # noqa: E402
+from anchormix_kedro.evaluation.dsp_baseline import dsp_advice, judge_pair  # noqa: E402
 from anchormix_kedro.evaluation.statistics import (  # noqa: E402
     song_bootstrap_balanced_f1,
     song_bootstrap_mean,
@@ -101,16 +101,17 @@ def fit_shrinkage(deviation_db: np.ndarray, gain_db: np.ndarray) -> tuple[float,
     return float(fitted.x[0]), float(fitted.x[1])
 
 
-def _judgements(
+def _advice(
     examples: pd.DataFrame,
     conventions: pd.DataFrame,
     meter: str,
     tolerance_db: float,
     min_songs: int,
     shrinkage: tuple[float, float] | None = None,
-) -> list:
+) -> list[str]:
+    """The meter's advice for each example, worded as the DSP rule words it."""
     genre_index, pooled = convention_index(conventions), _pooled_index(conventions)
-    judged = []
+    advices = []
     for ex in examples.itertuples(index=False):
         if meter == "genre_convention":
             convention = lookup_convention(genre_index, ex.genre, ex.anchor, ex.target, min_songs)
@@ -126,24 +127,25 @@ def _judgements(
             seed=ex.example_id,
             tolerance_db=tolerance_db,
         )
+        advice = judgement.advice
         if shrinkage is not None and judgement.label != BALANCED:
             a, b = shrinkage
             amount = a + b * abs(judgement.deviation_db)
-            judgement = judge_pair(
+            advice = dsp_advice(
+                judgement.label,
                 ex.anchor,
                 ex.target,
-                float(convention["median_db"]) + np.sign(judgement.deviation_db) * amount,
+                np.sign(judgement.deviation_db) * amount,
+                ex.example_id,
                 convention,
-                seed=ex.example_id,
-                tolerance_db=tolerance_db,
             )
-        judged.append(judgement)
-    return judged
+        advices.append(advice)
+    return advices
 
 
-def _goals(examples: pd.DataFrame, judged: list, meter: str) -> dict[str, list[float]]:
+def _goals(examples: pd.DataFrame, advice: list[str], meter: str) -> dict[str, list[float]]:
     frame = truth_metrics_frame(
-        [j.advice for j in judged],
+        advice,
         examples["label"].tolist(),
         examples["gain_db"].tolist(),
         examples["target"].tolist(),
@@ -212,7 +214,7 @@ def measure(run_data: Path) -> dict:
         "meters": {},
     }
     for meter in METERS:
-        judged = _judgements(
+        advice = _advice(
             test,
             conventions,
             meter,
@@ -220,7 +222,7 @@ def measure(run_data: Path) -> dict:
             min_songs,
             shrinkage if meter == "pooled_shrunk" else None,
         )
-        results["meters"][meter] = _goals(test, judged, meter)
+        results["meters"][meter] = _goals(test, advice, meter)
     return results
 
 
