@@ -89,6 +89,12 @@ def _pooled_index(conventions: pd.DataFrame) -> dict[tuple[str, str], dict]:
     return {(r["anchor"], r["target"]): r for r in pooled.to_dict("records")}
 
 
+def _pooled_medians(examples: pd.DataFrame, pooled: dict[tuple[str, str], dict]) -> np.ndarray:
+    """Each example's pooled convention (the training songs' median for its pair), in dB."""
+    pairs = zip(examples["anchor"], examples["target"], strict=True)
+    return np.array([float(pooled[pair]["median_db"]) for pair in pairs])
+
+
 def fit_shrinkage(deviation_db: np.ndarray, gain_db: np.ndarray) -> tuple[float, float]:
     """``(a, b)`` minimising mean ``|a + b * |deviation| - |gain||`` over the given rows."""
     x, y = np.abs(deviation_db), np.abs(gain_db)
@@ -180,13 +186,7 @@ def measure(run_data: Path) -> dict:
     train = examples[examples["split"] == "train"].reset_index(drop=True)
 
     pooled = _pooled_index(conventions)
-    convention_of = np.array(
-        [
-            float(pooled[(a, t)]["median_db"])
-            for a, t in zip(train["anchor"], train["target"], strict=True)
-        ]
-    )
-    deviation = train["perturbed_relative_db"].to_numpy(float) - convention_of
+    deviation = train["perturbed_relative_db"].to_numpy(float) - _pooled_medians(train, pooled)
     gain = train["gain_db"].to_numpy(float)
     audible = (
         (np.sign(deviation) == np.sign(gain))
@@ -196,12 +196,7 @@ def measure(run_data: Path) -> dict:
     shrinkage = fit_shrinkage(deviation[audible], gain[audible])
 
     songs = test.drop_duplicates(["song", "anchor", "target"])
-    spread = songs["reference_relative_db"].to_numpy(float) - np.array(
-        [
-            float(pooled[(a, t)]["median_db"])
-            for a, t in zip(songs["anchor"], songs["target"], strict=True)
-        ]
-    )
+    spread = songs["reference_relative_db"].to_numpy(float) - _pooled_medians(songs, pooled)
     results = {
         "test_examples": len(test),
         "test_songs": int(test["song"].nunique()),
