@@ -215,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         "mlflow-artifacts:/... (its advice is shown beside the measurement)",
     )
     advise.add_argument(
+        "--decoding",
+        choices=("median", "greedy"),
+        default="median",
+        help="with --model: how the model words its advice; median states the middle of its "
+        "belief over every sentence it was taught, greedy its likeliest word at each step "
+        "(default: median; see docs/model_recipe.md)",
+    )
+    advise.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI for --model URIs (default: MLFLOW_TRACKING_URI or MLflow's)",
     )
@@ -283,7 +291,7 @@ def advise(args: argparse.Namespace) -> int:
     if args.model:
         with library_output(args.verbose, capture_stderr=True) as printed:
             try:
-                advisor = load_model_advisor(args.model, args.tracking_uri)
+                advisor = load_model_advisor(args.model, args.tracking_uri, args.decoding)
             except CliError:
                 sys.stderr.write(printed.getvalue())  # what the libraries said may explain it
                 raise

@@ -22,10 +22,11 @@ if TYPE_CHECKING:  # analysis imports this module; the report is only annotated 
 MLFLOW_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
 
-def load_model_advisor(model: str, tracking_uri: str | None) -> object:
+def load_model_advisor(model: str, tracking_uri: str | None, decoding: str = "median") -> object:
     """Load a fine-tuned advisor from an adapter directory or an MLflow run or model URI.
 
-    The advisor comes from ``anchormix_kedro.model.advisor.load_advisor(path)``. The command calls
+    The advisor comes from ``anchormix_kedro.model.advisor.load_advisor(path, decoding)``,
+    ``decoding`` naming how its advice is decoded (``median`` or ``greedy``). The command calls
     its ``advise(anchor=, target=, anchor_audio=, target_audio=, sample_rate=, genre=)`` once
     per window, with ``(samples, channels)`` float32 clips at the song's rate, and reads
     ``advice`` (text) and, when present, ``verdict`` and ``fader_move_db`` from the mapping
@@ -50,7 +51,9 @@ def load_model_advisor(model: str, tracking_uri: str | None) -> object:
                 "MLflow URI (runs:/<run id>/<path>, models:/<name>/<version>)"
             )
     try:
-        return advisor_module.load_advisor(newest_version(path))
+        from anchormix_kedro.model.verdict_decoding import DecodingSettings
+
+        return advisor_module.load_advisor(newest_version(path), DecodingSettings(method=decoding))
     except Exception as exc:  # whatever went wrong, the user needs the path and the reason
         raise CliError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
 

@@ -124,6 +124,21 @@ def rounded_amount_db(gain_db: float) -> int:
     return max(1, int(round(abs(gain_db))))
 
 
+def advice_phrasings(
+    label: str, target: str, anchor: str | None, amount_db: int | None = None
+) -> tuple[str, ...]:
+    """Every phrasing of one judgement (the pool :func:`advice_text` draws from), filled in.
+
+    ``amount_db`` is the stated whole dB (ignored for ``balanced``); ``anchor=None`` words
+    it for the target-only formulation.
+    """
+    pools = ADVICE_TEMPLATES if anchor is not None else TARGET_ONLY_ADVICE_TEMPLATES
+    if label not in pools:
+        raise ValueError(f"unknown label {label!r}; expected one of {', '.join(pools)}")
+    amount = None if label == BALANCED else amount_db
+    return tuple(_fill(template, anchor, target, amount) for template in pools[label])
+
+
 def advice_text(
     label: str,
     target: str,

@@ -20,8 +20,10 @@ from anchormix_kedro.instruction_data.audio import resample, to_mono
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.front_end import FrontEnd
-from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.generation import decode_advice, load_package
 from anchormix_kedro.model.package import package_formulation, package_front_end
+from anchormix_kedro.model.verdict_decoding import DecodingSettings
+from anchormix_kedro.vocabulary import TARGET_ONLY
 
 
 @dataclass
@@ -34,6 +36,7 @@ class PackageAdvisor:
     front_end: FrontEnd
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_new_tokens: int = 64
+    decoding: DecodingSettings = field(default_factory=DecodingSettings)
     extractor: WhisperFeatureExtractor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,14 +68,16 @@ class PackageAdvisor:
         uris = formulation_clips(self.formulation, "input", anchor, target)
         instruction = instruction_text(self.formulation, anchor, target, random.Random(0), genre)
         messages = conversation(self.system_prompt, uris, instruction, "")
-        ((text, latency),) = generate(
+        ((text, latency),) = decode_advice(
             self.model,
             self.processor,
             [messages],
+            [(None if self.formulation == TARGET_ONLY else anchor, target)],
             store,
-            1,
-            self.max_new_tokens,
-            self.front_end.anchor_level_db,
+            self.decoding,
+            batch_size=1,
+            max_new_tokens=self.max_new_tokens,
+            anchor_level_db=self.front_end.anchor_level_db,
         )
         parsed = parse_advice(text)
         return {
@@ -83,8 +88,9 @@ class PackageAdvisor:
         }
 
 
-def load_advisor(path: str | Path) -> PackageAdvisor:
-    """Load a model package folder (as saved by the fine_tuning pipeline) as an advisor."""
+def load_advisor(path: str | Path, decoding: DecodingSettings | None = None) -> PackageAdvisor:
+    """Load a model package folder (as saved by the fine_tuning pipeline) as an advisor,
+    decoding its advice as ``decoding`` says (default: median decoding)."""
     model, processor, manifest = load_package(path)
     return PackageAdvisor(
         model=model,
@@ -92,4 +98,5 @@ def load_advisor(path: str | Path) -> PackageAdvisor:
         formulation=package_formulation(manifest, path),
         front_end=package_front_end(manifest),
         system_prompt=manifest.get("system_prompt") or DEFAULT_SYSTEM_PROMPT,
+        decoding=decoding or DecodingSettings(),
     )

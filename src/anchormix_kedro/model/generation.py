@@ -15,6 +15,7 @@ from transformers import AutoProcessor
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.package import read_manifest
+from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, median_advice
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +83,24 @@ def generate(
         seconds = (time.perf_counter() - started) / len(chunk)
         results.extend((text.strip(), seconds) for text in texts)
     return results
+
+
+def decode_advice(
+    model,
+    processor,
+    conversations: Sequence[list[dict]],
+    pairs: Sequence[tuple[str | None, str]],
+    store: FeatureStore,
+    decoding: DecodingSettings,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    anchor_level_db: float | None = None,
+) -> list[tuple[str, float]]:
+    """Advice for each conversation as ``decoding`` says: greedy (:func:`generate`) or the
+    median of the model's belief (:func:`median_advice`). ``pairs``: each conversation's
+    ``(anchor, target)``, the anchor ``None`` for the target-only formulation."""
+    if decoding.method == GREEDY:
+        return generate(
+            model, processor, conversations, store, batch_size, max_new_tokens, anchor_level_db
+        )
+    return median_advice(model, processor, conversations, pairs, store, decoding, anchor_level_db)

@@ -15,9 +15,10 @@ from anchormix_kedro.evaluation.dsp_baseline import judge_pair
 from anchormix_kedro.instruction_data.audio import apply_gain_db, integrated_loudness
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.model.data import FeatureStore
-from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.generation import decode_advice, load_package
 from anchormix_kedro.model.package import package_front_end
-from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
+from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings
+from anchormix_kedro.vocabulary import ANCHOR_TARGET, TARGET_ONLY, messages_column
 
 logger = logging.getLogger(__name__)
 
@@ -64,26 +65,39 @@ def generate_model_advice(
     inference: dict,
     with_adapter: bool = True,
 ) -> pd.DataFrame:
-    """Batched greedy advice from a trained package (its own formulation), or from its base
-    alone (asked the anchor-and-target question). The ``system`` column is filled in by
+    """Advice from a trained package (its own formulation, decoded as ``inference.decoding``
+    says), or from its base alone (asked the anchor-and-target question; greedy, as the
+    base was never taught the advice grammar). The ``system`` column is filled in by
     :func:`combine_advice`."""
     model, processor, manifest = load_package(model_package, with_adapter=with_adapter)
     formulation = manifest["formulation"] if with_adapter else ANCHOR_TARGET
+    decoding = (
+        DecodingSettings.from_params(inference.get("decoding"))
+        if with_adapter
+        else DecodingSettings(method=GREEDY)
+    )
     conversations = [json.loads(m) for m in test_examples[messages_column(formulation)]]
-    outputs = generate(
+    pairs = [
+        (None if formulation == TARGET_ONLY else anchor, target)
+        for anchor, target in zip(test_examples["anchor"], test_examples["target"], strict=True)
+    ]
+    outputs = decode_advice(
         model,
         processor,
         conversations,
+        pairs,
         FeatureStore(log_mel_features),
+        decoding,
         batch_size=int(inference["batch_size"]),
         max_new_tokens=int(inference["max_new_tokens"]),
         anchor_level_db=package_front_end(manifest).anchor_level_db,
     )
     logger.info(
-        "%d pieces of advice from %s (%s), %.3f s each",
+        "%d pieces of advice from %s (%s, %s decoding), %.3f s each",
         len(outputs),
         model_package,
         "with its adapter" if with_adapter else "base model only",
+        decoding.method,
         sum(s for _, s in outputs) / max(1, len(outputs)),
     )
     return pd.DataFrame(
