@@ -31,6 +31,7 @@ from anchormix_kedro.model.features import (
 )
 from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
 from anchormix_kedro.model.generation import generate, load_package
+from anchormix_kedro.model.verdict_decoding import advice_grammar
 from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune, run_stage
 from conftest import TINY_ARCHITECTURE
 
@@ -330,13 +331,23 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     song.mkdir()
     for stem, (freq, amplitude) in {"drums": (110, 0.2), "vocals": (330, 0.1)}.items():
         soundfile.write(str(song / f"{stem}.wav"), clip(freq, 3.0, amplitude), RATE)
-    assert command_line.main(["advise", str(song), "--model", report["package"], "--json"]) == 0
-    # Logging handlers an earlier Kedro session installed may also write to stdout.
-    printed = capsys.readouterr().out
-    start = re.search(r'^\{\s*"', printed, re.MULTILINE).start()  # the JSON, not a logged dict
-    output, _ = json.JSONDecoder().raw_decode(printed[start:])
-    (vocals,) = [t for t in output["targets"] if t["stem"] == "vocals"]
-    assert output["model"] == report["package"] and isinstance(vocals["advice"], str)
+
+    def vocals_advice(*options: str) -> tuple[dict, str]:
+        args = ["advise", str(song), "--model", report["package"], "--json", *options]
+        assert command_line.main(args) == 0
+        # Logging handlers an earlier Kedro session installed may also write to stdout.
+        printed = capsys.readouterr().out
+        start = re.search(r'^\{\s*"', printed, re.MULTILINE).start()  # the JSON, not a log
+        output, _ = json.JSONDecoder().raw_decode(printed[start:])
+        (vocals,) = [t for t in output["targets"] if t["stem"] == "vocals"]
+        return output, vocals["model"]["advice"]
+
+    output, advice = vocals_advice()
+    assert output["model"] == report["package"]
+    # Median decoding (the default) states one sentence of the grammar the model was taught.
+    grammar = {text for group in advice_grammar("vocals", "drums", 12) for _, text in group}
+    assert advice in grammar
+    assert isinstance(vocals_advice("--decoding", "greedy")[1], str)
     # The levels are measured on the windows the model hears (the tiny test model: 2 s).
     assert output["window_seconds"] == TINY["tiny"]["audio_seconds"] == 2
 

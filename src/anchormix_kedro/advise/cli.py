@@ -1,7 +1,8 @@
 """The ``anchormix`` command: gain advice for your own stems.
 
     anchormix advise SONG [--anchor drums] [--genre GENRE] [--stem GROUP=FILE ...]
-                          [--model ADAPTER_OR_MLFLOW_URI] [--json] [--verbose]
+                          [--model ADAPTER_OR_MLFLOW_URI] [--decoding {median,greedy}]
+                          [--json] [--verbose]
 
 SONG is a folder of stem files or session tracks (mapped to MUSDB18's four stems by their
 names, see :mod:`.session`) or a Native Instruments ``.stem.mp4``. For every stem other

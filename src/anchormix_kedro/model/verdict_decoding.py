@@ -302,11 +302,10 @@ class MedianDecoder:
             grammar.sentences, grammar_log_probs(self.model, prompt_inputs, grammar)
         )
 
-    def advise(self, prompt_inputs: dict, target: str, anchor: str | None) -> tuple[str, float]:
-        """The median of the belief in the model's likeliest phrasing of it, with seconds taken."""
-        started = time.perf_counter()
+    def advise(self, prompt_inputs: dict, target: str, anchor: str | None) -> str:
+        """The median of the belief, in the model's likeliest phrasing of it."""
         belief = self.belief(prompt_inputs, target, anchor)
-        return belief.best_phrasing[belief.median()], time.perf_counter() - started
+        return belief.best_phrasing[belief.median()]
 
 
 def median_advice(
@@ -334,6 +333,5 @@ def median_advice(
         item = encode_conversation(messages, processor, store, False, anchor_level_db)
         item.pop("labels")
         inputs = {k: v.to(device) for k, v in collator([item]).items()}
-        text, _ = decoder.advise(inputs, target, anchor)
-        results.append((text, time.perf_counter() - started))
+        results.append((decoder.advise(inputs, target, anchor), time.perf_counter() - started))
     return results
