@@ -76,6 +76,14 @@ def generate_model_advice(
         if with_adapter
         else DecodingSettings(method=GREEDY)
     )
+    largest = float(test_examples["gain_db"].abs().max()) if len(test_examples) else 0.0
+    if decoding.method != GREEDY and round(largest) > decoding.max_amount_db:
+        logger.warning(
+            "Test offsets reach %.0f dB but median decoding offers amounts up to %d dB: raise "
+            "inference.decoding.max_amount_db to the largest perturbation offset",
+            largest,
+            decoding.max_amount_db,
+        )
     conversations = [json.loads(m) for m in test_examples[messages_column(formulation)]]
     pairs = [
         (None if formulation == TARGET_ONLY else anchor, target)

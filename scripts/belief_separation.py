@@ -1,0 +1,215 @@
+"""How well a package's belief tells a balanced target from a clear imbalance.
+
+Median decoding (``anchormix_kedro.model.verdict_decoding``) reads the model's belief over
+every sentence of the advice grammar. This script takes that belief for every example of
+a split and asks what *any* decision rule on it could reach. The model's direction
+certainty is ``|P(too loud) - P(too soft)|`` over their sum; a rule that says "balanced"
+below a threshold on it, and otherwise the likelier direction with the median amount of
+it, trades balanced F1 against direction accuracy. The script reports:
+
+- the AUC of that certainty for balanced examples against those of 4 dB or more (1: the
+  belief separates them perfectly; 0.5: not at all);
+- the trade-off over thresholds (direction accuracy at 4 and 10 dB or more, balanced F1,
+  amount error), and median decoding's own point on it;
+- a plot of the trade-off.
+
+Run it after a run whose packages and features are in ``--run-data``, e.g.::
+
+    MUSDB_PATH=/path/to/musdb18-7s make run
+    python scripts/belief_separation.py --split valid [--variant advisor] [--run-data data]
+
+It writes ``data/08_reporting/belief_separation/<variant>_<split>.csv`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.stats import mannwhitneyu  # noqa: E402
+
+import anchormix_kedro  # noqa: E402, F401  (sets the offline/telemetry defaults)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_metrics import latest_catalog_file  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def direction_certainty(probabilities: np.ndarray, signed_db: np.ndarray) -> np.ndarray:
+    """``|P(too loud) - P(too soft)| / (P(too loud) + P(too soft))`` per example (rows)."""
+    loud = probabilities[:, signed_db > 0].sum(axis=1)
+    soft = probabilities[:, signed_db < 0].sum(axis=1)
+    return np.abs(loud - soft) / np.maximum(loud + soft, 1e-300)
+
+
+def thresholded_verdicts(
+    probabilities: np.ndarray, signed_db: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and stated amounts: "balanced" below ``threshold`` of certainty, otherwise the
+    likelier direction with the median amount of its belief."""
+    certainty = direction_certainty(probabilities, signed_db)
+    labels, amounts = [], []
+    for row, sure in zip(probabilities, certainty, strict=True):
+        loud, soft = row[signed_db > 0].sum(), row[signed_db < 0].sum()
+        if sure < threshold:
+            labels.append("balanced")
+            amounts.append(np.nan)
+            continue
+        side = signed_db > 0 if loud >= soft else signed_db < 0
+        order = np.argsort(np.abs(signed_db[side]))
+        mass, size = row[side][order], np.abs(signed_db[side])[order]
+        labels.append("too_loud" if loud >= soft else "too_soft")
+        amounts.append(float(size[np.searchsorted(np.cumsum(mass), 0.5 * mass.sum())]))
+    return np.array(labels), np.array(amounts)
+
+
+def scores(labels: np.ndarray, amounts: np.ndarray, truth: pd.DataFrame) -> dict[str, float]:
+    """The evaluation's headline figures for these verdicts (``truth``: gain_db, label)."""
+    gain, label = truth["gain_db"].to_numpy(), truth["label"].to_numpy()
+    large, very = np.abs(gain) >= 4, np.abs(gain) >= 10
+    said, true = labels == "balanced", label == "balanced"
+    tp, fp, fn = (said & true).sum(), (said & ~true).sum(), (~said & true).sum()
+    right = (labels == label) & ~true
+    return {
+        "direction_4db": float((labels[large] == label[large]).mean()),
+        "direction_10db": float((labels[very] == label[very]).mean()),
+        "balanced_f1": float(2 * tp / max(1, 2 * tp + fp + fn)),
+        "amount_error_db": float(np.mean(np.abs(amounts[right] - np.abs(gain[right])))),
+        "says_balanced": float(said.mean()),
+    }
+
+
+def separation_auc(probabilities: np.ndarray, signed_db: np.ndarray, truth: pd.DataFrame) -> float:
+    """AUC of (un)certainty: balanced examples against those of 4 dB or more."""
+    certainty = direction_certainty(probabilities, signed_db)
+    balanced = certainty[(truth["label"] == "balanced").to_numpy()]
+    large = certainty[(truth["gain_db"].abs() >= 4).to_numpy()]
+    # The Mann-Whitney U of the uncertainty, scaled: the chance a balanced example is the
+    # less certain of a random pair (ties count half).
+    u = mannwhitneyu(-balanced, -large).statistic
+    return float(u / (len(balanced) * len(large)))
+
+
+def tradeoff(probabilities, signed_db, truth, median_labels, median_amounts) -> pd.DataFrame:
+    rows = [
+        {"rule": f"certainty below {t:g}", "threshold": t}
+        | scores(*thresholded_verdicts(probabilities, signed_db, t), truth)
+        for t in THRESHOLDS
+    ]
+    rows.append(
+        {"rule": "median decoding", "threshold": np.nan}
+        | scores(median_labels, median_amounts, truth)
+    )
+    return pd.DataFrame(rows)
+
+
+def beliefs(run_data: Path, split: str, variant: str):
+    """The belief of ``variant``'s package for every example of ``split``, and their truth."""
+    from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset
+    from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
+    from anchormix_kedro.model.generation import load_package
+    from anchormix_kedro.model.package import newest_version, package_front_end
+    from anchormix_kedro.model.verdict_decoding import DecodingSettings, MedianDecoder
+    from anchormix_kedro.vocabulary import TARGET_ONLY, messages_column
+
+    package = newest_version(run_data / "06_models" / variant)
+    model, processor, manifest = load_package(package)
+    formulation = manifest["formulation"]
+    dataset = pd.read_parquet(
+        latest_catalog_file(run_data / "05_model_input", "instruction_dataset.parquet")
+    )
+    rows = dataset[dataset["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        sys.exit(f"no {split!r} examples in {run_data}; splits: {sorted(set(dataset['split']))}")
+    features = run_data / "04_feature" / "log_mel_features"
+    store = FeatureStore(
+        {p.stem: (lambda p=p: NpzRecordDataset(str(p)).load()) for p in features.glob("*.npz")}
+    )
+    decoder = MedianDecoder(model, processor, DecodingSettings())
+    collate = AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="left")
+    level = package_front_end(manifest).anchor_level_db
+    found, labels, amounts = [], [], []
+    for number, row in enumerate(rows.itertuples(index=False), start=1):
+        item = encode_conversation(
+            json.loads(getattr(row, messages_column(formulation))), processor, store, False, level
+        )
+        item.pop("labels")
+        anchor = None if formulation == TARGET_ONLY else row.anchor
+        belief = decoder.belief(collate([item]), row.target, anchor)
+        found.append(belief.probabilities)
+        median = belief.median()
+        labels.append(median.label)
+        amounts.append(np.nan if median.amount_db is None else float(median.amount_db))
+        if number % 200 == 0:
+            print(f"{number} of {len(rows)} examples", file=sys.stderr)
+    signed = np.array([o.signed_db for o in belief.outcomes])
+    return np.array(found), signed, rows[["gain_db", "label", "song"]], labels, amounts
+
+
+def plot(table: pd.DataFrame, auc: float, title: str, path: Path) -> None:
+    curve = table[table["threshold"].notna()]
+    median = table[table["threshold"].isna()].iloc[0]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(
+        curve["balanced_f1"], curve["direction_4db"], "o-", label="'balanced' below a certainty"
+    )
+    for row in curve.itertuples():
+        ax.annotate(
+            f"{row.threshold:g}",
+            (row.balanced_f1, row.direction_4db),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ax.plot(
+        median["balanced_f1"], median["direction_4db"], "s", color="C3", label="median decoding"
+    )
+    ax.set_xlabel("balanced-detection F1")
+    ax.set_ylabel("direction accuracy, 4 dB or more")
+    ax.set_title(f"{title} (AUC balanced vs 4 dB+: {auc:.2f})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-data", type=Path, default=PROJECT_ROOT / "data")
+    parser.add_argument("--split", default="valid", help="valid (default) or test")
+    parser.add_argument("--variant", default="advisor")
+    parser.add_argument(
+        "--output", type=Path, default=PROJECT_ROOT / "data" / "08_reporting" / "belief_separation"
+    )
+    args = parser.parse_args(argv)
+    probabilities, signed, truth, labels, amounts = beliefs(args.run_data, args.split, args.variant)
+    auc = separation_auc(probabilities, signed, truth)
+    table = tradeoff(probabilities, signed, truth, np.array(labels), np.array(amounts))
+    args.output.mkdir(parents=True, exist_ok=True)
+    stem = args.output / f"{args.variant}_{args.split}"
+    table.assign(auc_balanced_vs_4db=auc).to_csv(f"{stem}.csv", index=False)
+    plot(
+        table,
+        auc,
+        f"{args.variant}, {args.split} split, {len(truth)} examples",
+        Path(f"{stem}.png"),
+    )
+    print(f"AUC, balanced against 4 dB or more: {auc:.3f}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"written to {stem}.csv and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""scripts/belief_separation.py: what any decision rule on a model's belief can reach."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anchormix_kedro.vocabulary import label_for_gain
+from conftest import load_script
+
+separation = load_script("belief_separation")
+
+SIGNED = np.array([-8, -4, 0, 4, 8])
+
+
+def belief_for(gain_db: float, sure: bool) -> np.ndarray:
+    """Mass on the true side's nearest amount when ``sure``; otherwise split evenly."""
+    if not sure or abs(gain_db) <= 1.5:
+        return np.array([0.2, 0.2, 0.2, 0.2, 0.2])
+    row = np.full(5, 0.02)
+    row[int(np.argmin(np.abs(SIGNED - gain_db)))] = 0.92
+    return row
+
+
+def truth_of(gains: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"gain_db": gains, "label": [label_for_gain(g, 1.5) for g in gains]})
+
+
+GAINS = [0.0, 1.0, -1.0, 4.0, -4.0, 8.0, -8.0, 10.0, -10.0]
+
+
+def test_a_belief_that_is_sure_only_of_real_imbalances_separates_them_perfectly():
+    probabilities = np.array([belief_for(g, sure=True) for g in GAINS])
+    truth = truth_of(GAINS)
+    assert separation.separation_auc(probabilities, SIGNED, truth) == 1.0
+    table = separation.tradeoff(
+        probabilities, SIGNED, truth, *separation.thresholded_verdicts(probabilities, SIGNED, 0.5)
+    )
+    at_half = table[table["threshold"] == 0.5].iloc[0]
+    assert at_half["balanced_f1"] == 1.0 and at_half["direction_4db"] == 1.0
+    # Never saying "balanced" (threshold 0) misses every balanced example.
+    never = table[table["threshold"] == 0.0].iloc[0]
+    assert never["balanced_f1"] == 0.0 and never["says_balanced"] == 0.0
+    # The amount is the median of the likelier side: 4 dB for 4 dB, 8 dB for 8 and 10 dB.
+    labels, amounts = separation.thresholded_verdicts(probabilities, SIGNED, 0.5)
+    assert list(amounts[3:]) == [4.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert list(labels[:3]) == ["balanced"] * 3
+
+
+def test_a_belief_unsure_of_real_imbalances_cannot_have_both():
+    # Unsure of two of the 4 dB examples: as uncertain as a balanced one.
+    gains = GAINS + [4.0, -4.0]
+    probabilities = np.array([belief_for(g, sure=i < len(GAINS)) for i, g in enumerate(gains)])
+    truth = truth_of(gains)
+    assert separation.separation_auc(probabilities, SIGNED, truth) == pytest.approx(
+        1 - 0.5 * (3 * 2) / (3 * 8)
+    )
+    table = separation.tradeoff(
+        probabilities, SIGNED, truth, *separation.thresholded_verdicts(probabilities, SIGNED, 0.5)
+    )
+    at_half = table[table["threshold"] == 0.5].iloc[0]
+    assert at_half["balanced_f1"] == 1.0 - 2 / (2 * 3 + 2) and at_half["direction_4db"] < 1.0
