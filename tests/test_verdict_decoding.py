@@ -226,3 +226,19 @@ def test_greedy_decoding_is_generate(tiny):
         max_new_tokens=4,
     )
     assert text == generate(model, processor, [messages], store, 1, 4)[0][0]
+
+
+def test_a_half_precision_model_scores_the_grammar_as_the_full_one(tiny):
+    """The tree mask takes the model's own dtype (bfloat16 on GPUs, as the 7B model runs)."""
+    import copy
+
+    model, processor, store, messages = tiny
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    inputs = prompt_of(processor, store, messages)
+    packed = PackedGrammar.build(advice_grammar("vocals", "drums", 12), processor.tokenizer)
+    full_scores = grammar_log_probs(model, inputs, packed)
+    half_scores = grammar_log_probs(
+        half, inputs | {"input_features": inputs["input_features"].to(torch.bfloat16)}, packed
+    )
+    assert np.corrcoef(full_scores, half_scores)[0, 1] > 0.99
+    assert np.max(np.abs(full_scores - half_scores)) < 0.5

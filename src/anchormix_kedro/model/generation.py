@@ -15,7 +15,7 @@ from transformers import AutoProcessor
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.package import read_manifest
-from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, median_advice
+from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, MedianDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +97,11 @@ def decode_advice(
     anchor_level_db: float | None = None,
 ) -> list[tuple[str, float]]:
     """Advice for each conversation as ``decoding`` says: greedy (:func:`generate`) or the
-    median of the model's belief (:func:`median_advice`). ``pairs``: each conversation's
+    median of the model's belief (:class:`MedianDecoder`). ``pairs``: each conversation's
     ``(anchor, target)``, the anchor ``None`` for the target-only formulation."""
     if decoding.method == GREEDY:
         return generate(
             model, processor, conversations, store, batch_size, max_new_tokens, anchor_level_db
         )
-    return median_advice(model, processor, conversations, pairs, store, decoding, anchor_level_db)
+    decoder = MedianDecoder(model, processor, decoding)
+    return decoder.advise_all(conversations, pairs, store, anchor_level_db)

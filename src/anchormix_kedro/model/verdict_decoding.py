@@ -253,8 +253,9 @@ def grammar_log_probs(model, prompt_inputs: dict, grammar: PackedGrammar) -> np.
     prompt_length = prompt_inputs["input_ids"].shape[1]
     count = len(grammar.token_ids)
     allowed = torch.cat([torch.ones(count, prompt_length, dtype=torch.bool), grammar.tree], dim=1)
-    dtype = out.logits.dtype if out.logits.is_floating_point() else torch.float32
-    # The additive form, which eager and SDPA attention both take as it is.
+    # The additive form, which eager and SDPA attention both take as it is, in the dtype of
+    # the model's activations (its embeddings are never quantised).
+    dtype = model.get_input_embeddings().weight.dtype
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     packed = model(
         input_ids=grammar.token_ids[None].to(device),
@@ -307,31 +308,25 @@ class MedianDecoder:
         belief = self.belief(prompt_inputs, target, anchor)
         return belief.best_phrasing[belief.median()]
 
-
-def median_advice(
-    model,
-    processor,
-    conversations: Sequence[list[dict]],
-    pairs: Sequence[tuple[str | None, str]],
-    store: FeatureStore,
-    settings: DecodingSettings,
-    anchor_level_db: float | None = None,
-) -> list[tuple[str, float]]:
-    """Median-decoded advice for each conversation, with seconds per item.
-
-    ``pairs`` gives each conversation's ``(anchor, target)`` stems, the anchor ``None`` for
-    the target-only formulation (its grammar names no anchor).
-    """
-    if len(pairs) != len(conversations):
-        raise ValueError(f"{len(conversations)} conversations but {len(pairs)} stem pairs")
-    decoder = MedianDecoder(model, processor, settings)
-    collator = AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="left")
-    device = next(model.parameters()).device
-    results = []
-    for messages, (anchor, target) in zip(conversations, pairs, strict=True):
-        started = time.perf_counter()
-        item = encode_conversation(messages, processor, store, False, anchor_level_db)
-        item.pop("labels")
-        inputs = {k: v.to(device) for k, v in collator([item]).items()}
-        results.append((decoder.advise(inputs, target, anchor), time.perf_counter() - started))
-    return results
+    def advise_all(
+        self,
+        conversations: Sequence[list[dict]],
+        pairs: Sequence[tuple[str | None, str]],
+        store: FeatureStore,
+        anchor_level_db: float | None = None,
+    ) -> list[tuple[str, float]]:
+        """Advice for each conversation, with seconds per item. ``pairs`` gives each one's
+        ``(anchor, target)`` stems, the anchor ``None`` for the target-only formulation
+        (its grammar names no anchor)."""
+        if len(pairs) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(pairs)} stem pairs")
+        collator = AudioChatCollator(self.processor.tokenizer.pad_token_id, padding_side="left")
+        device = next(self.model.parameters()).device
+        results = []
+        for messages, (anchor, target) in zip(conversations, pairs, strict=True):
+            started = time.perf_counter()
+            item = encode_conversation(messages, self.processor, store, False, anchor_level_db)
+            item.pop("labels")
+            inputs = {k: v.to(device) for k, v in collator([item]).items()}
+            results.append((self.advise(inputs, target, anchor), time.perf_counter() - started))
+        return results
