@@ -37,6 +37,19 @@ import pandas as pd  # noqa: E402
 from scipy.stats import mannwhitneyu  # noqa: E402
 
 import anchormix_kedro  # noqa: E402, F401  (sets the offline/telemetry defaults)
+from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
+from anchormix_kedro.evaluation.statistics import balanced_f1  # noqa: E402
+from anchormix_kedro.model.data import FeatureStore  # noqa: E402
+from anchormix_kedro.model.generation import load_package  # noqa: E402
+from anchormix_kedro.model.package import newest_version, package_front_end  # noqa: E402
+from anchormix_kedro.model.verdict_decoding import (  # noqa: E402
+    Belief,
+    DecodingSettings,
+    MedianDecoder,
+    Outcome,
+    stem_pairs,
+)
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT, messages_column  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_metrics import latest_catalog_file  # noqa: E402
@@ -57,19 +70,18 @@ def thresholded_verdicts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and stated amounts: "balanced" below ``threshold`` of certainty, otherwise the
     likelier direction with the median amount of its belief."""
+    outcomes = tuple(Outcome.from_signed(int(db)) for db in signed_db)
     certainty = direction_certainty(probabilities, signed_db)
     labels, amounts = [], []
     for row, sure in zip(probabilities, certainty, strict=True):
-        loud, soft = row[signed_db > 0].sum(), row[signed_db < 0].sum()
         if sure < threshold:
-            labels.append("balanced")
+            labels.append(BALANCED)
             amounts.append(np.nan)
             continue
-        side = signed_db > 0 if loud >= soft else signed_db < 0
-        order = np.argsort(np.abs(signed_db[side]))
-        mass, size = row[side][order], np.abs(signed_db[side])[order]
-        labels.append("too_loud" if loud >= soft else "too_soft")
-        amounts.append(float(size[np.searchsorted(np.cumsum(mass), 0.5 * mass.sum())]))
+        belief = Belief(outcomes, row, {})
+        likelier = TOO_LOUD if row[signed_db > 0].sum() >= row[signed_db < 0].sum() else TOO_SOFT
+        labels.append(likelier)
+        amounts.append(float(belief.median_amount(likelier).amount_db))
     return np.array(labels), np.array(amounts)
 
 
@@ -77,13 +89,13 @@ def scores(labels: np.ndarray, amounts: np.ndarray, truth: pd.DataFrame) -> dict
     """The evaluation's headline figures for these verdicts (``truth``: gain_db, label)."""
     gain, label = truth["gain_db"].to_numpy(), truth["label"].to_numpy()
     large, very = np.abs(gain) >= 4, np.abs(gain) >= 10
-    said, true = labels == "balanced", label == "balanced"
-    tp, fp, fn = (said & true).sum(), (said & ~true).sum(), (~said & true).sum()
+    said, true = labels == BALANCED, label == BALANCED
+    outcomes = np.where(said, np.where(true, "tp", "fp"), np.where(true, "fn", "tn"))
     right = (labels == label) & ~true
     return {
         "direction_4db": float((labels[large] == label[large]).mean()),
         "direction_10db": float((labels[very] == label[very]).mean()),
-        "balanced_f1": float(2 * tp / max(1, 2 * tp + fp + fn)),
+        "balanced_f1": balanced_f1(outcomes),
         "amount_error_db": float(np.mean(np.abs(amounts[right] - np.abs(gain[right])))),
         "says_balanced": float(said.mean()),
     }
@@ -115,13 +127,6 @@ def tradeoff(probabilities, signed_db, truth, median_labels, median_amounts) -> 
 
 def beliefs(run_data: Path, split: str, variant: str):
     """The belief of ``variant``'s package for every example of ``split``, and their truth."""
-    from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset
-    from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
-    from anchormix_kedro.model.generation import load_package
-    from anchormix_kedro.model.package import newest_version, package_front_end
-    from anchormix_kedro.model.verdict_decoding import DecodingSettings, MedianDecoder
-    from anchormix_kedro.vocabulary import TARGET_ONLY, messages_column
-
     package = newest_version(run_data / "06_models" / variant)
     model, processor, manifest = load_package(package)
     formulation = manifest["formulation"]
@@ -136,16 +141,13 @@ def beliefs(run_data: Path, split: str, variant: str):
         {p.stem: (lambda p=p: NpzRecordDataset(str(p)).load()) for p in features.glob("*.npz")}
     )
     decoder = MedianDecoder(model, processor, DecodingSettings())
-    collate = AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="left")
+    conversations = [json.loads(m) for m in rows[messages_column(formulation)]]
+    pairs = stem_pairs(formulation, rows["anchor"], rows["target"])
     level = package_front_end(manifest).anchor_level_db
     found, labels, amounts = [], [], []
-    for number, row in enumerate(rows.itertuples(index=False), start=1):
-        item = encode_conversation(
-            json.loads(getattr(row, messages_column(formulation))), processor, store, False, level
-        )
-        item.pop("labels")
-        anchor = None if formulation == TARGET_ONLY else row.anchor
-        belief = decoder.belief(collate([item]), row.target, anchor)
+    for number, (belief, _) in enumerate(
+        decoder.beliefs(conversations, pairs, store, level), start=1
+    ):
         found.append(belief.probabilities)
         median = belief.median()
         labels.append(median.label)

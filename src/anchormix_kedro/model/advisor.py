@@ -22,8 +22,7 @@ from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.front_end import FrontEnd
 from anchormix_kedro.model.generation import decode_advice, load_package
 from anchormix_kedro.model.package import package_formulation, package_front_end
-from anchormix_kedro.model.verdict_decoding import DecodingSettings
-from anchormix_kedro.vocabulary import TARGET_ONLY
+from anchormix_kedro.model.verdict_decoding import DecodingSettings, stem_pairs
 
 
 @dataclass
@@ -72,7 +71,7 @@ class PackageAdvisor:
             self.model,
             self.processor,
             [messages],
-            [(None if self.formulation == TARGET_ONLY else anchor, target)],
+            stem_pairs(self.formulation, [anchor], [target]),
             store,
             self.decoding,
             batch_size=1,

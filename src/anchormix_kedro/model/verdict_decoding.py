@@ -17,7 +17,7 @@ natural language; the real 7B path runs this same code.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,7 +26,7 @@ import torch
 
 from anchormix_kedro.instruction_data.advice import advice_phrasings
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
-from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
+from anchormix_kedro.vocabulary import BALANCED, TARGET_ONLY, TOO_LOUD, TOO_SOFT
 
 GREEDY, MEDIAN = "greedy", "median"
 DECODING_METHODS = (GREEDY, MEDIAN)
@@ -80,6 +80,12 @@ class Outcome:
             return 0
         return self.amount_db if self.label == TOO_LOUD else -self.amount_db
 
+    @classmethod
+    def from_signed(cls, signed_db: int) -> Outcome:
+        if signed_db == 0:
+            return cls(BALANCED, None)
+        return cls(TOO_LOUD if signed_db > 0 else TOO_SOFT, abs(int(signed_db)))
+
 
 def advice_grammar(
     target: str, anchor: str | None, max_amount_db: int
@@ -116,16 +122,20 @@ class Belief:
         """The verdict at the median of the signed belief (balanced unless one direction holds
         at least half of it), stating the median amount of that direction."""
         signed = self.outcomes[int(np.searchsorted(np.cumsum(self.probabilities), 0.5))]
-        if signed.label == BALANCED:
-            return signed
-        side = [
-            (o, p)
-            for o, p in zip(self.outcomes, self.probabilities, strict=True)
-            if o.label == signed.label
-        ]
-        side.sort(key=lambda item: item[0].amount_db)
-        amounts = np.array([p for _, p in side])
-        return side[int(np.searchsorted(np.cumsum(amounts), 0.5 * amounts.sum()))][0]
+        return signed if signed.label == BALANCED else self.median_amount(signed.label)
+
+    def median_amount(self, label: str) -> Outcome:
+        """``label`` (too loud or too soft) with the median amount of the belief in it."""
+        side = sorted(
+            (
+                (o, p)
+                for o, p in zip(self.outcomes, self.probabilities, strict=True)
+                if o.label == label
+            ),
+            key=lambda item: item[0].amount_db,
+        )
+        mass = np.array([p for _, p in side])
+        return side[int(np.searchsorted(np.cumsum(mass), 0.5 * mass.sum()))][0]
 
     def direction_probability(self, label: str) -> float:
         return float(
@@ -167,9 +177,7 @@ class PackedGrammar:
 
     sentences: tuple[tuple[Outcome, str], ...]
     token_ids: torch.Tensor  # (N,) packed stems then branches
-    predicted_by: (
-        torch.Tensor
-    )  # (N,) packed index whose output predicts each token; -1: the prompt's
+    predicted_by: torch.Tensor  # (N,) packed index predicting each token (-1: the prompt)
     offsets: torch.Tensor  # (N,) position after the prompt
     tree: torch.Tensor  # (N, N) bool: token i may attend to packed token j
     sentence_of: torch.Tensor  # (N,) sentence a branch token belongs to, -1 for stem tokens
@@ -283,30 +291,61 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
+def stem_pairs(
+    formulation: str, anchors: Sequence[str], targets: Sequence[str]
+) -> list[tuple[str | None, str]]:
+    """Each conversation's ``(anchor, target)`` as its grammar names them: the target-only
+    formulation hears no anchor, so its advice names none."""
+    return [
+        (None if formulation == TARGET_ONLY else anchor, target)
+        for anchor, target in zip(anchors, targets, strict=True)
+    ]
+
+
+@lru_cache(maxsize=64)
+def packed_grammar(tokenizer, target: str, anchor: str | None, max_amount_db: int) -> PackedGrammar:
+    """One pair's grammar, tokenised once per tokenizer (every decoder and window shares it)."""
+    return PackedGrammar.build(advice_grammar(target, anchor, max_amount_db), tokenizer)
+
+
 class MedianDecoder:
-    """Median decoding for one package: its grammar, tokenised once per stem pair."""
+    """Median decoding for one package."""
 
     def __init__(self, model, processor, settings: DecodingSettings) -> None:
         self.model = model
         self.processor = processor
         self.settings = settings
-        self._grammar = lru_cache(maxsize=None)(self._build)
-
-    def _build(self, target: str, anchor: str | None) -> PackedGrammar:
-        groups = advice_grammar(target, anchor, self.settings.max_amount_db)
-        return PackedGrammar.build(groups, self.processor.tokenizer)
 
     def belief(self, prompt_inputs: dict, target: str, anchor: str | None) -> Belief:
         """The model's belief about one conversation (``anchor=None``: the target-only grammar)."""
-        grammar = self._grammar(target, anchor)
+        grammar = packed_grammar(
+            self.processor.tokenizer, target, anchor, int(self.settings.max_amount_db)
+        )
         return belief_from_scores(
             grammar.sentences, grammar_log_probs(self.model, prompt_inputs, grammar)
         )
 
-    def advise(self, prompt_inputs: dict, target: str, anchor: str | None) -> str:
-        """The median of the belief, in the model's likeliest phrasing of it."""
-        belief = self.belief(prompt_inputs, target, anchor)
-        return belief.best_phrasing[belief.median()]
+    def beliefs(
+        self,
+        conversations: Sequence[list[dict]],
+        pairs: Sequence[tuple[str | None, str]],
+        store: FeatureStore,
+        anchor_level_db: float | None = None,
+    ) -> Iterator[tuple[Belief, float]]:
+        """The belief about each conversation, with seconds taken. ``pairs`` gives each one's
+        ``(anchor, target)`` stems, the anchor ``None`` for the target-only formulation
+        (its grammar names no anchor)."""
+        if len(pairs) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(pairs)} stem pairs")
+        collator = AudioChatCollator(self.processor.tokenizer.pad_token_id, padding_side="left")
+        device = next(self.model.parameters()).device
+        for messages, (anchor, target) in zip(conversations, pairs, strict=True):
+            started = time.perf_counter()
+            item = encode_conversation(messages, self.processor, store, False, anchor_level_db)
+            item.pop("labels")
+            inputs = {k: v.to(device) for k, v in collator([item]).items()}
+            belief = self.belief(inputs, target, anchor)
+            yield belief, time.perf_counter() - started
 
     def advise_all(
         self,
@@ -315,18 +354,9 @@ class MedianDecoder:
         store: FeatureStore,
         anchor_level_db: float | None = None,
     ) -> list[tuple[str, float]]:
-        """Advice for each conversation, with seconds per item. ``pairs`` gives each one's
-        ``(anchor, target)`` stems, the anchor ``None`` for the target-only formulation
-        (its grammar names no anchor)."""
-        if len(pairs) != len(conversations):
-            raise ValueError(f"{len(conversations)} conversations but {len(pairs)} stem pairs")
-        collator = AudioChatCollator(self.processor.tokenizer.pad_token_id, padding_side="left")
-        device = next(self.model.parameters()).device
-        results = []
-        for messages, (anchor, target) in zip(conversations, pairs, strict=True):
-            started = time.perf_counter()
-            item = encode_conversation(messages, self.processor, store, False, anchor_level_db)
-            item.pop("labels")
-            inputs = {k: v.to(device) for k, v in collator([item]).items()}
-            results.append((self.advise(inputs, target, anchor), time.perf_counter() - started))
-        return results
+        """The median of each conversation's belief (:meth:`beliefs`) in the model's likeliest
+        phrasing of it, with seconds per item."""
+        return [
+            (belief.best_phrasing[belief.median()], seconds)
+            for belief, seconds in self.beliefs(conversations, pairs, store, anchor_level_db)
+        ]

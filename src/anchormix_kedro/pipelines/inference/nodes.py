@@ -17,8 +17,8 @@ from anchormix_kedro.instruction_data.conventions import convention_index, looku
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.generation import decode_advice, load_package
 from anchormix_kedro.model.package import package_front_end
-from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings
-from anchormix_kedro.vocabulary import ANCHOR_TARGET, TARGET_ONLY, messages_column
+from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, stem_pairs
+from anchormix_kedro.vocabulary import ANCHOR_TARGET, messages_column
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,7 @@ def generate_model_advice(
             decoding.max_amount_db,
         )
     conversations = [json.loads(m) for m in test_examples[messages_column(formulation)]]
-    pairs = [
-        (None if formulation == TARGET_ONLY else anchor, target)
-        for anchor, target in zip(test_examples["anchor"], test_examples["target"], strict=True)
-    ]
+    pairs = stem_pairs(formulation, test_examples["anchor"], test_examples["target"])
     outputs = decode_advice(
         model,
         processor,
