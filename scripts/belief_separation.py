@@ -143,7 +143,7 @@ def beliefs(run_data: Path, split: str, variant: str):
     decoder = MedianDecoder(model, processor, DecodingSettings())
     conversations = [json.loads(m) for m in rows[messages_column(formulation)]]
     pairs = stem_pairs(formulation, rows["anchor"], rows["target"])
-    level = package_front_end(manifest).anchor_level_db
+    level = package_front_end(manifest).anchor_level
     found, labels, amounts = [], [], []
     for number, (belief, _) in enumerate(
         decoder.beliefs(conversations, pairs, store, level), start=1

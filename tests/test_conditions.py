@@ -228,9 +228,10 @@ def test_dsp_baseline_hears_each_condition():
     assert set(advice["condition"]) == {"as_mixed", "gain_staged", "anchor_swapped"}
 
 
-def test_the_anchor_sets_the_level_so_a_staged_session_sounds_the_same():
+@pytest.mark.parametrize("measure", ["loudness", "mel_power"])
+def test_the_anchor_sets_the_level_so_a_staged_session_sounds_the_same(measure):
     from anchormix_kedro.model.data import anchor_levelling_db
-    from anchormix_kedro.model.features import clip_level_db
+    from anchormix_kedro.model.front_end import AnchorLevel
 
     rng = np.random.default_rng(4)
     frames, n_frames = 480, 500
@@ -249,15 +250,17 @@ def test_the_anchor_sets_the_level_so_a_staged_session_sounds_the_same():
         }
     )
 
-    def heard(stage_db: float, level: float | None, formulation: str = "anchor_target"):
+    at_minus_15 = AnchorLevel(-15.0, measure)
+
+    def heard(stage_db: float, level: AnchorLevel | None, formulation: str = "anchor_target"):
         uris = formulation_clips(formulation, "a", "drums", "vocals", 4.0, stage_db)
         gain = anchor_levelling_db(store, uris, n_frames, level)
         return [clip_features(store, uri, n_frames, gain)[0] for uri in uris], gain
 
     for formulation in FORMULATIONS:
         (as_mixed, _), (staged, _) = (
-            heard(0.0, -15.0, formulation),
-            heard(-12.0, -15.0, formulation),
+            heard(0.0, at_minus_15, formulation),
+            heard(-12.0, at_minus_15, formulation),
         )
         for mixed_clip, staged_clip in zip(as_mixed, staged, strict=True):
             np.testing.assert_allclose(staged_clip, mixed_clip, atol=1e-5)
@@ -265,20 +268,28 @@ def test_the_anchor_sets_the_level_so_a_staged_session_sounds_the_same():
     (mixed, _), (staged, _) = heard(0.0, None), heard(-12.0, None)
     assert float((mixed[1] - staged[1])[:, :frames].mean()) == pytest.approx(0.3, abs=1e-3)
     # The anchor plays at the level asked for; the target keeps its 4 dB over it.
-    _, gain = heard(-12.0, -15.0)
-    assert clip_level_db(drums, frames) - 12.0 + gain == pytest.approx(-15.0, abs=1e-4)
+    _, gain = heard(-12.0, at_minus_15)
+    assert at_minus_15.of_clip(drums, frames) - 12.0 + gain == pytest.approx(-15.0, abs=1e-4)
     # A silent anchor is not amplified.
     silent = [audio_uri("a", "silence"), audio_uri("a", "vocals")]
-    assert anchor_levelling_db(store, silent, n_frames, -15.0) == 0.0
+    assert anchor_levelling_db(store, silent, n_frames, at_minus_15) == 0.0
 
 
 def test_a_package_records_its_anchor_level_and_older_ones_play_as_recorded():
-    from anchormix_kedro.model.front_end import FrontEnd
+    from anchormix_kedro.model.front_end import AnchorLevel, FrontEnd
     from anchormix_kedro.model.package import package_front_end
 
+    shape = {"n_mels": 128, "sampling_rate": 16000, "max_clip_seconds": 30}
     levelled = FrontEnd.from_params(
-        {"n_mels": 128, "sampling_rate": 16000, "max_clip_seconds": 30, "anchor_level_db": -15}
+        {**shape, "anchor_level_db": -23, "anchor_level_measure": "loudness"}
     )
-    assert package_front_end({"front_end": levelled.as_dict()}).anchor_level_db == -15.0
-    older = {"front_end": {"n_mels": 128, "sampling_rate": 16000, "max_clip_seconds": 30}}
-    assert package_front_end(older).anchor_level_db is None
+    assert package_front_end({"front_end": levelled.as_dict()}).anchor_level == AnchorLevel(
+        -23.0, "loudness", 16000
+    )
+    # Levelled before the measure was recorded: by mean mel power.
+    mel_levelled = {"front_end": {**shape, "anchor_level_db": -15}}
+    assert package_front_end(mel_levelled).anchor_level == AnchorLevel(-15.0, "mel_power", 16000)
+    older = {"front_end": shape}
+    assert package_front_end(older).anchor_level is None
+    with pytest.raises(ValueError, match="anchor_level_measure 'lufs'"):
+        FrontEnd.from_params({**shape, "anchor_level_db": -23, "anchor_level_measure": "lufs"})

@@ -28,6 +28,7 @@ import yaml
 from anchormix_kedro.instruction_data.card import make_dataset_card
 from anchormix_kedro.model import tracking
 from anchormix_kedro.model.callbacks import MlflowStepLogger, metric_key
+from anchormix_kedro.model.package import PACKAGE_MANIFEST
 from conftest import PROJECT_ROOT, tiny_training, tone_stems
 
 BIN = Path(sys.executable).parent
@@ -258,6 +259,9 @@ def test_a_killed_training_ends_killed_and_resumes_in_the_same_run(prepared, tmp
     assert "valid/direction_accuracy" in resumed.data.metrics
     assert _models(client, resumed) == ["advisor"]
     assert client.get_run(first_parent.info.run_id).info.status == "KILLED"
+    # Each variant stages its package in its own work folder (replaced when it trains
+    # again), not in a temporary folder that would outlive the run.
+    assert len(list(work.glob(f"finetune-*/package/{PACKAGE_MANIFEST}"))) == 3
 
 
 @pytest.mark.slow

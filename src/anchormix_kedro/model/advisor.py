@@ -76,7 +76,7 @@ class PackageAdvisor:
             self.decoding,
             batch_size=1,
             max_new_tokens=self.max_new_tokens,
-            anchor_level_db=self.front_end.anchor_level_db,
+            anchor_level=self.front_end.anchor_level,
         )
         parsed = parse_advice(text)
         return {

@@ -12,10 +12,10 @@ import torch
 from anchormix_kedro.instruction_data.advice import clip_parts
 from anchormix_kedro.model.features import (
     audio_token_count,
-    clip_level_db,
     concatenate_raw,
     features_for_clip,
 )
+from anchormix_kedro.model.front_end import AnchorLevel
 
 IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding
 GAP_FRAMES = 50  # 0.5 s of silence between the anchor and the target in a single clip
@@ -48,22 +48,22 @@ class FeatureStore:
 
 
 def anchor_levelling_db(
-    store: FeatureStore, uris: Sequence[str], n_frames: int, anchor_level_db: float | None
+    store: FeatureStore, uris: Sequence[str], n_frames: int, anchor_level: AnchorLevel | None
 ) -> float:
-    """The common gain (dB) that plays a conversation's first clip part at ``anchor_level_db``.
+    """The common gain (dB) that plays a conversation's first clip part at ``anchor_level``.
 
     The first part is the anchor (or, without one, the target). One gain for every clip
     keeps their balance and removes the session's absolute level, which carries no answer:
     the same mix 12 dB quieter sounds the same to the model. ``None``: no levelling.
     """
-    if anchor_level_db is None or not uris:
+    if anchor_level is None or not uris:
         return 0.0
     first = clip_parts(uris[0])[0]
     raw, valid = store.raw(first.excerpt_id, first.stem)
-    level = clip_level_db(raw, min(valid, n_frames))
+    level = anchor_level.of_clip(raw, min(valid, n_frames))
     if level < SILENT_ANCHOR_DB:
         return 0.0
-    return float(anchor_level_db) - (level + first.gain_db)
+    return float(anchor_level.db) - (level + first.gain_db)
 
 
 def clip_features(
@@ -101,11 +101,11 @@ def encode_conversation(
     processor,
     store: FeatureStore,
     with_answer: bool = True,
-    anchor_level_db: float | None = None,
+    anchor_level: AnchorLevel | None = None,
 ) -> dict[str, Any]:
     """Token ids (audio placeholders expanded), labels masked to the answer, and clip features.
 
-    ``anchor_level_db``: the front end's anchor level (:func:`anchor_levelling_db`).
+    ``anchor_level``: the front end's levelling (:func:`anchor_levelling_db`).
     """
     tokenizer = processor.tokenizer
     n_frames = processor.feature_extractor.nb_max_frames
@@ -117,7 +117,7 @@ def encode_conversation(
         for c in m["content"]
         if c["type"] == "audio"
     ]
-    levelling = anchor_levelling_db(store, uris, n_frames, anchor_level_db)
+    levelling = anchor_levelling_db(store, uris, n_frames, anchor_level)
     clips = [clip_features(store, uri, n_frames, levelling) for uri in uris]
     prompt = processor.apply_chat_template(
         prompt_messages, add_generation_prompt=True, tokenize=False
@@ -161,13 +161,13 @@ class ConversationDataset(torch.utils.data.Dataset):
         processor,
         store: FeatureStore,
         with_answer: bool = True,
-        anchor_level_db: float | None = None,
+        anchor_level: AnchorLevel | None = None,
     ):
         self._conversations = conversations
         self._processor = processor
         self._store = store
         self._with_answer = with_answer
-        self._anchor_level_db = anchor_level_db
+        self._anchor_level = anchor_level
 
     def __len__(self) -> int:
         return len(self._conversations)
@@ -177,7 +177,7 @@ class ConversationDataset(torch.utils.data.Dataset):
         if isinstance(messages, str):
             messages = json.loads(messages)
         return encode_conversation(
-            messages, self._processor, self._store, self._with_answer, self._anchor_level_db
+            messages, self._processor, self._store, self._with_answer, self._anchor_level
         )
 
 

@@ -14,6 +14,7 @@ from transformers import AutoProcessor
 
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
+from anchormix_kedro.model.front_end import AnchorLevel
 from anchormix_kedro.model.package import read_manifest
 from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, MedianDecoder
 
@@ -48,11 +49,11 @@ def generate(
     store: FeatureStore,
     batch_size: int = 8,
     max_new_tokens: int = 64,
-    anchor_level_db: float | None = None,
+    anchor_level: AnchorLevel | None = None,
 ) -> list[tuple[str, float]]:
     """Greedy advice for each conversation (its assistant turn is ignored), with seconds per item.
 
-    ``anchor_level_db`` is the package's front end's (:func:`package_front_end`).
+    ``anchor_level`` is the package's front end's (:func:`package_front_end`).
 
     Latency is the batch's wall time shared equally among its items.
     """
@@ -65,7 +66,7 @@ def generate(
         chunk = conversations[start : start + batch_size]
         started = time.perf_counter()
         items = [
-            encode_conversation(messages, processor, store, False, anchor_level_db)
+            encode_conversation(messages, processor, store, False, anchor_level)
             for messages in chunk
         ]
         for item in items:
@@ -94,14 +95,14 @@ def decode_advice(
     decoding: DecodingSettings,
     batch_size: int = 8,
     max_new_tokens: int = 64,
-    anchor_level_db: float | None = None,
+    anchor_level: AnchorLevel | None = None,
 ) -> list[tuple[str, float]]:
     """Advice for each conversation as ``decoding`` says: greedy (:func:`generate`) or the
     median of the model's belief (:class:`MedianDecoder`). ``pairs``: each conversation's
     ``(anchor, target)``, the anchor ``None`` for the target-only formulation."""
     if decoding.method == GREEDY:
         return generate(
-            model, processor, conversations, store, batch_size, max_new_tokens, anchor_level_db
+            model, processor, conversations, store, batch_size, max_new_tokens, anchor_level
         )
     decoder = MedianDecoder(model, processor, decoding)
-    return decoder.advise_all(conversations, pairs, store, anchor_level_db)
+    return decoder.advise_all(conversations, pairs, store, anchor_level)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def direction_accuracy(
         [json.loads(m) for m in rows[column]],
         store,
         batch_size,
-        anchor_level_db=package_front_end(manifest).anchor_level_db,
+        anchor_level=package_front_end(manifest).anchor_level,
     )
     correct = [
         parse_advice(text).direction == label
@@ -195,8 +194,8 @@ def train_variant(
     tracks: pd.DataFrame | None = None,
 ) -> tuple[str, dict]:
     """Fine-tune one variant on the training split, early-stopping on validation, and check
-    its directions on validation. Returns the package folder (staged in a temporary folder
-    for the catalog to save) and the report.
+    its directions on validation. Returns the package folder (staged in the variant's work
+    folder, replaced when it trains again, for the catalog to save) and the report.
 
     With an active MLflow run, the variant trains in a run of its own under it, named
     ``variant`` (default: the formulation), with its parameters, losses and validation
@@ -204,7 +203,6 @@ def train_variant(
     """
     name = variant or training.formulation
     data = fine_tune_data(dataset, store, settings, training, tracks)
-    staging = Path(tempfile.mkdtemp(prefix="anchormix-package-")) / "package"
     params = {
         "variant": name,
         **tracking.flat_params(asdict(training), "training."),
@@ -213,6 +211,9 @@ def train_variant(
         "data.valid_conversations": str(len(data.valid)),
     }
     work_dir = work_folder(settings, training, data.data_id)
+    # Each process of a data-parallel run stages its own; only the first one's is saved.
+    rank = process_rank()
+    staging = work_dir / ("package" if rank == 0 else f"package-rank{rank}")
     tags = variant_tags(name, settings, training, data.data_id)
     with tracking.variant_run(work_dir, name, tags, params) as run_id:
         report = fine_tune(settings, training, data, staging)

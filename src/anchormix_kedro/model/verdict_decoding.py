@@ -26,6 +26,7 @@ import torch
 
 from anchormix_kedro.instruction_data.advice import advice_phrasings
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
+from anchormix_kedro.model.front_end import AnchorLevel
 from anchormix_kedro.vocabulary import BALANCED, TARGET_ONLY, TOO_LOUD, TOO_SOFT
 
 GREEDY, MEDIAN = "greedy", "median"
@@ -330,7 +331,7 @@ class MedianDecoder:
         conversations: Sequence[list[dict]],
         pairs: Sequence[tuple[str | None, str]],
         store: FeatureStore,
-        anchor_level_db: float | None = None,
+        anchor_level: AnchorLevel | None = None,
     ) -> Iterator[tuple[Belief, float]]:
         """The belief about each conversation, with seconds taken. ``pairs`` gives each one's
         ``(anchor, target)`` stems, the anchor ``None`` for the target-only formulation
@@ -341,7 +342,7 @@ class MedianDecoder:
         device = next(self.model.parameters()).device
         for messages, (anchor, target) in zip(conversations, pairs, strict=True):
             started = time.perf_counter()
-            item = encode_conversation(messages, self.processor, store, False, anchor_level_db)
+            item = encode_conversation(messages, self.processor, store, False, anchor_level)
             item.pop("labels")
             inputs = {k: v.to(device) for k, v in collator([item]).items()}
             belief = self.belief(inputs, target, anchor)
@@ -352,11 +353,11 @@ class MedianDecoder:
         conversations: Sequence[list[dict]],
         pairs: Sequence[tuple[str | None, str]],
         store: FeatureStore,
-        anchor_level_db: float | None = None,
+        anchor_level: AnchorLevel | None = None,
     ) -> list[tuple[str, float]]:
         """The median of each conversation's belief (:meth:`beliefs`) in the model's likeliest
         phrasing of it, with seconds per item."""
         return [
             (belief.best_phrasing[belief.median()], seconds)
-            for belief, seconds in self.beliefs(conversations, pairs, store, anchor_level_db)
+            for belief, seconds in self.beliefs(conversations, pairs, store, anchor_level)
         ]

@@ -246,10 +246,10 @@ def prepare_tiny_base(
         logger.info(
             "Pre-training the tiny base on %d generic listening conversations", len(pretrain_train)
         )
-        level = settings.front_end_settings.anchor_level_db
-        train = ConversationDataset(pretrain_train, processor, store, anchor_level_db=level)
+        level = settings.front_end_settings.anchor_level
+        train = ConversationDataset(pretrain_train, processor, store, anchor_level=level)
         evaluation = (
-            ConversationDataset(pretrain_eval, processor, store, anchor_level_db=level)
+            ConversationDataset(pretrain_eval, processor, store, anchor_level=level)
             if pretrain_eval
             else None
         )
@@ -351,10 +351,10 @@ def fine_tune(
     logger.info(
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
     )
-    level = settings.front_end_settings.anchor_level_db
-    train = ConversationDataset(data.train, processor, data.store, anchor_level_db=level)
+    level = settings.front_end_settings.anchor_level
+    train = ConversationDataset(data.train, processor, data.store, anchor_level=level)
     evaluation = (
-        ConversationDataset(data.valid, processor, data.store, anchor_level_db=level)
+        ConversationDataset(data.valid, processor, data.store, anchor_level=level)
         if len(data.valid)
         else None
     )

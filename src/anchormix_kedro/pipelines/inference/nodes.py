@@ -95,7 +95,7 @@ def generate_model_advice(
         decoding,
         batch_size=int(inference["batch_size"]),
         max_new_tokens=int(inference["max_new_tokens"]),
-        anchor_level_db=package_front_end(manifest).anchor_level_db,
+        anchor_level=package_front_end(manifest).anchor_level,
     )
     logger.info(
         "%d pieces of advice from %s (%s, %s decoding), %.3f s each",
