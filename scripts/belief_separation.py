@@ -11,7 +11,12 @@ it, trades balanced F1 against direction accuracy. The script reports:
   belief separates them perfectly; 0.5: not at all);
 - the trade-off over thresholds (direction accuracy at 4 and 10 dB or more, balanced F1,
   amount error), and median decoding's own point on it;
-- a plot of the trade-off.
+- a plot of the trade-off;
+- how precisely the belief follows the level at all, whatever rule reads it: the rank
+  correlation of its mean signed offset with the true offset, beside that of an exact
+  meter (the stems' BS.1770 relation against the training songs' median for the pair),
+  and the noise (dB, SD) that would make the exact meter follow the truth as loosely
+  (``hearing_noise_db``; 0: the model hears as exactly as the meter).
 
 Run it after a run whose packages and features are in ``--run-data``, e.g.::
 
@@ -34,7 +39,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import mannwhitneyu  # noqa: E402
+from scipy.stats import mannwhitneyu, spearmanr  # noqa: E402
 
 import anchormix_kedro  # noqa: E402, F401  (sets the offline/telemetry defaults)
 from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
@@ -56,6 +61,8 @@ from benchmark_metrics import latest_catalog_file  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+NOISE_GRID_DB = np.arange(0.0, 12.01, 0.1)
+NOISE_DRAWS = 20
 
 
 def direction_certainty(probabilities: np.ndarray, signed_db: np.ndarray) -> np.ndarray:
@@ -112,6 +119,31 @@ def separation_auc(probabilities: np.ndarray, signed_db: np.ndarray, truth: pd.D
     return float(u / (len(balanced) * len(large)))
 
 
+def hearing_noise(
+    probabilities: np.ndarray, signed_db: np.ndarray, truth: pd.DataFrame, seed: int = 0
+) -> dict[str, float]:
+    """How closely the belief's mean signed offset follows the true one (Spearman), the
+    exact meter's (``truth["meter_db"]``), and the meter noise that matches the belief."""
+    gain, meter = truth["gain_db"].to_numpy(float), truth["meter_db"].to_numpy(float)
+    belief = spearmanr(probabilities @ signed_db, gain).statistic
+    exact = spearmanr(meter, gain).statistic
+    rng = np.random.default_rng(seed)
+    draws = rng.standard_normal((NOISE_DRAWS, len(meter)))
+    noisy = [
+        np.mean([spearmanr(meter + sigma * d, gain).statistic for d in draws])
+        for sigma in NOISE_GRID_DB
+    ]
+    # The first noise at which the noisy meter follows the truth no better than the belief
+    # (the curve falls with the noise; above the exact meter's, the noise is 0).
+    below = np.flatnonzero(np.array(noisy) <= belief)
+    noise = float(NOISE_GRID_DB[below[0]]) if len(below) else float("inf")
+    return {
+        "belief_spearman": float(belief),
+        "meter_spearman": float(exact),
+        "hearing_noise_db": noise,
+    }
+
+
 def tradeoff(probabilities, signed_db, truth, median_labels, median_amounts) -> pd.DataFrame:
     rows = [
         {"rule": f"certainty below {t:g}", "threshold": t}
@@ -136,6 +168,7 @@ def beliefs(run_data: Path, split: str, variant: str):
     rows = dataset[dataset["split"] == split].reset_index(drop=True)
     if rows.empty:
         sys.exit(f"no {split!r} examples in {run_data}; splits: {sorted(set(dataset['split']))}")
+    rows["meter_db"] = rows["perturbed_relative_db"] - pooled_conventions(dataset, rows)
     features = run_data / "04_feature" / "log_mel_features"
     store = FeatureStore(
         {p.stem: (lambda p=p: NpzRecordDataset(str(p)).load()) for p in features.glob("*.npz")}
@@ -155,7 +188,15 @@ def beliefs(run_data: Path, split: str, variant: str):
         if number % 200 == 0:
             print(f"{number} of {len(rows)} examples", file=sys.stderr)
     signed = np.array([o.signed_db for o in belief.outcomes])
-    return np.array(found), signed, rows[["gain_db", "label", "song"]], labels, amounts
+    truth = rows[["gain_db", "label", "song", "meter_db"]]
+    return np.array(found), signed, truth, labels, amounts
+
+
+def pooled_conventions(dataset: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Each row's convention: the training songs' median relative level for its pair."""
+    songs = dataset[dataset["split"] == "train"].drop_duplicates(["song", "anchor", "target"])
+    medians = songs.groupby(["anchor", "target"])["reference_relative_db"].median()
+    return np.array([medians[pair] for pair in zip(rows["anchor"], rows["target"], strict=True)])
 
 
 def plot(table: pd.DataFrame, auc: float, title: str, path: Path) -> None:
@@ -198,9 +239,10 @@ def main(argv=None) -> int:
     probabilities, signed, truth, labels, amounts = beliefs(args.run_data, args.split, args.variant)
     auc = separation_auc(probabilities, signed, truth)
     table = tradeoff(probabilities, signed, truth, np.array(labels), np.array(amounts))
+    hearing = hearing_noise(probabilities, signed, truth)
     args.output.mkdir(parents=True, exist_ok=True)
     stem = args.output / f"{args.variant}_{args.split}"
-    table.assign(auc_balanced_vs_4db=auc).to_csv(f"{stem}.csv", index=False)
+    table.assign(auc_balanced_vs_4db=auc, **hearing).to_csv(f"{stem}.csv", index=False)
     plot(
         table,
         auc,
@@ -208,6 +250,11 @@ def main(argv=None) -> int:
         Path(f"{stem}.png"),
     )
     print(f"AUC, balanced against 4 dB or more: {auc:.3f}")
+    print(
+        "Mean of the belief against the true offset, Spearman: {belief_spearman:.3f} (an exact "
+        "meter: {meter_spearman:.3f}; as loose as the meter with {hearing_noise_db:.1f} dB "
+        "of noise)".format(**hearing)
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"written to {stem}.csv and .png")
     return 0

@@ -61,3 +61,27 @@ def test_a_belief_unsure_of_real_imbalances_cannot_have_both():
     )
     at_half = table[table["threshold"] == 0.5].iloc[0]
     assert at_half["balanced_f1"] == 1.0 - 2 / (2 * 3 + 2) and at_half["direction_4db"] < 1.0
+
+
+def test_the_hearing_noise_is_the_meter_noise_the_belief_carries():
+    rng = np.random.default_rng(8)
+    signed = np.arange(-12, 13)
+    gains = rng.integers(-12, 13, 3000).astype(float)
+    meter = gains + rng.normal(0, 3, gains.size)  # songs sit 3 dB (SD) from the convention
+    truth = truth_of(list(gains)).assign(meter_db=meter)
+
+    def one_hot_at(centres: np.ndarray) -> np.ndarray:
+        probabilities = np.zeros((centres.size, signed.size))
+        probabilities[
+            np.arange(centres.size), np.clip(np.rint(centres), -12, 12).astype(int) + 12
+        ] = 1
+        return probabilities
+
+    exact = separation.hearing_noise(one_hot_at(meter), signed, truth)
+    assert exact["meter_spearman"] > 0.9
+    assert exact["hearing_noise_db"] <= 0.6  # rounding to whole dB and clipping only
+    noisy = separation.hearing_noise(
+        one_hot_at(meter + rng.normal(0, 2.5, gains.size)), signed, truth
+    )
+    assert noisy["belief_spearman"] < exact["belief_spearman"]
+    assert 2.0 <= noisy["hearing_noise_db"] <= 3.2

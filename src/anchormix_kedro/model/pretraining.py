@@ -63,16 +63,41 @@ def compare_clips(first: str, second: str, difference_db: float) -> str:
     return f"Audio {louder} ({names[louder]}) is about {abs(difference_db):.0f} dB louder than Audio {softer} ({names[softer]})."
 
 
-def comparison_conversations(examples: pd.DataFrame, system_prompt: str, seed: int) -> list[str]:
-    """For each example's two clips: which is louder and by how much (the perturbed levels)."""
+# Which clips the comparisons set side by side: each example's anchor and target, or any
+# two stems of its excerpt (the ear hears every stem against every other).
+ANCHOR_TARGET = "anchor_target"
+EVERY_STEM_PAIR = "every_stem_pair"
+COMPARISONS = (ANCHOR_TARGET, EVERY_STEM_PAIR)
+
+
+def comparison_conversations(
+    examples: pd.DataFrame, system_prompt: str, seed: int, comparisons: str = ANCHOR_TARGET
+) -> list[str]:
+    """For each example: which of two clips is louder and by how much, the second clip at
+    the example's gain. ``anchor_target``: the example's own two clips; ``every_stem_pair``:
+    two stems of its excerpt drawn at random (in either order), so there are as many
+    comparisons, over every pair of stems the excerpt has."""
+    if comparisons not in COMPARISONS:
+        raise ValueError(
+            f"training.pretrain.comparisons {comparisons!r} is not one of {COMPARISONS}"
+        )
     rng = random.Random(seed)
+    levels: dict[str, dict[str, float]] = {}
+    for row in examples.itertuples(index=False):
+        stems = levels.setdefault(row.excerpt_id, {})
+        stems[row.anchor], stems[row.target] = row.anchor_lufs, row.target_lufs
     conversations = []
     for row in examples.itertuples(index=False):
+        if comparisons == ANCHOR_TARGET or len(levels[row.excerpt_id]) < 2:
+            first, second = row.anchor, row.target
+        else:
+            first, second = rng.sample(sorted(levels[row.excerpt_id]), 2)
+        stems = levels[row.excerpt_id]
         uris = [
-            audio_uri(row.excerpt_id, row.anchor),
-            audio_uri(row.excerpt_id, row.target, row.gain_db),
+            audio_uri(row.excerpt_id, first),
+            audio_uri(row.excerpt_id, second, row.gain_db),
         ]
-        answer = compare_clips(row.anchor, row.target, row.perturbed_relative_db)
+        answer = compare_clips(first, second, stems[second] + row.gain_db - stems[first])
         conversations.append(
             json.dumps(conversation(system_prompt, uris, rng.choice(COMPARE_PROMPTS), answer))
         )
@@ -112,17 +137,19 @@ def listening_conversations(
     seed: int,
     language: Sequence[str] = (),
     absolute_levels: bool = True,
+    comparisons: str = ANCHOR_TARGET,
 ) -> list[str]:
     """The generic pre-training corpus, shuffled: clip descriptions, loudness comparisons and
     text-only language (``language``).
 
     Without ``absolute_levels`` (a front end that levels every conversation to its first
     clip) a lone clip's loudness cannot be heard, so clips are not described.
+    ``comparisons``: which clips are compared (:func:`comparison_conversations`).
     """
     descriptions = description_conversations(examples, system_prompt, seed)
     conversations = (
         (descriptions if absolute_levels else [])
-        + comparison_conversations(examples, system_prompt, seed)
+        + comparison_conversations(examples, system_prompt, seed, comparisons)
         + language_conversations(language, system_prompt, seed)
     )
     random.Random(seed).shuffle(conversations)

@@ -18,7 +18,11 @@ from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.package import package_front_end, update_manifest
-from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
+from anchormix_kedro.model.pretraining import (
+    ANCHOR_TARGET,
+    conversation_texts,
+    listening_conversations,
+)
 from anchormix_kedro.model.tracking import data_fingerprint, process_rank
 from anchormix_kedro.model.workflow import (
     FineTuneData,
@@ -121,13 +125,18 @@ def fine_tune_data(
         return data
     language = by_split["train"]["advice"].tolist()
     absolute_levels = settings.front_end_settings.anchor_level_db is None
+    comparisons = training.pretrain.get("comparisons", ANCHOR_TARGET)
     pretrain = sample_rows(
-        listening_conversations(by_split["train"], system_prompt, seed, language, absolute_levels),
+        listening_conversations(
+            by_split["train"], system_prompt, seed, language, absolute_levels, comparisons
+        ),
         training.pretrain.get("max_examples"),
         seed,
     )
     pretrain_valid = sample_rows(
-        listening_conversations(by_split["valid"], system_prompt, seed, (), absolute_levels),
+        listening_conversations(
+            by_split["valid"], system_prompt, seed, (), absolute_levels, comparisons
+        ),
         training.max_eval_examples,
         seed,
     )
