@@ -88,16 +88,17 @@ def comparison_conversations(
         stems[row.anchor], stems[row.target] = row.anchor_lufs, row.target_lufs
     conversations = []
     for row in examples.itertuples(index=False):
-        if comparisons == ANCHOR_TARGET or len(levels[row.excerpt_id]) < 2:
-            first, second = row.anchor, row.target
-        else:
-            first, second = rng.sample(sorted(levels[row.excerpt_id]), 2)
         stems = levels[row.excerpt_id]
+        if comparisons == ANCHOR_TARGET or len(stems) < 2:
+            first, second, difference = row.anchor, row.target, row.perturbed_relative_db
+        else:
+            first, second = rng.sample(sorted(stems), 2)
+            difference = stems[second] + row.gain_db - stems[first]
         uris = [
             audio_uri(row.excerpt_id, first),
             audio_uri(row.excerpt_id, second, row.gain_db),
         ]
-        answer = compare_clips(first, second, stems[second] + row.gain_db - stems[first])
+        answer = compare_clips(first, second, difference)
         conversations.append(
             json.dumps(conversation(system_prompt, uris, rng.choice(COMPARE_PROMPTS), answer))
         )
