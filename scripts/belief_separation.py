@@ -44,6 +44,11 @@ from scipy.stats import mannwhitneyu, spearmanr  # noqa: E402
 import anchormix_kedro  # noqa: E402, F401  (sets the offline/telemetry defaults)
 from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
 from anchormix_kedro.evaluation.statistics import balanced_f1  # noqa: E402
+from anchormix_kedro.instruction_data.conventions import (  # noqa: E402
+    ALL_GENRES,
+    convention_index,
+    measure_genre_conventions,
+)
 from anchormix_kedro.model.data import FeatureStore  # noqa: E402
 from anchormix_kedro.model.generation import load_package  # noqa: E402
 from anchormix_kedro.model.package import newest_version, package_front_end  # noqa: E402
@@ -193,10 +198,11 @@ def beliefs(run_data: Path, split: str, variant: str):
 
 
 def pooled_conventions(dataset: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    """Each row's convention: the training songs' median relative level for its pair."""
-    songs = dataset[dataset["split"] == "train"].drop_duplicates(["song", "anchor", "target"])
-    medians = songs.groupby(["anchor", "target"])["reference_relative_db"].median()
-    return np.array([medians[pair] for pair in zip(rows["anchor"], rows["target"], strict=True)])
+    """Each row's convention: the training songs' median relative level for its pair, all
+    genres pooled (the ``all`` rows of the run's genre conventions)."""
+    index = convention_index(measure_genre_conventions(dataset))
+    pairs = zip(rows["anchor"], rows["target"], strict=True)
+    return np.array([float(index[(ALL_GENRES, a, t)]["median_db"]) for a, t in pairs])
 
 
 def plot(table: pd.DataFrame, auc: float, title: str, path: Path) -> None:

@@ -20,7 +20,6 @@ BS.1770 loudness of each stem at its native rate) and reports, for each measure,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pandas as pd
 import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
 
 sys.path.insert(0, str(Path(__file__).parent))
+from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
 from anchormix_kedro.model.front_end import LEVEL_MEASURES, AnchorLevel  # noqa: E402
 from benchmark_metrics import latest_catalog_file  # noqa: E402
 
@@ -45,17 +45,13 @@ def readings(features: Path, loudness: pd.DataFrame) -> pd.DataFrame:
             raise FileNotFoundError(
                 f"{path}: no cached features; run `kedro run --nodes=compute_log_mel_features`"
             )
-        with np.load(path) as archive:
-            meta = json.loads(str(archive["meta"]))
-            for key in archive.files:
-                if not key.startswith("audio/"):
-                    continue
-                stem = key.removeprefix("audio/")
-                frames = min(int(meta["valid_frames"][stem]), EXCERPT_FRAMES)
-                rows.append(
-                    {"excerpt_id": excerpt_id, "stem": stem}
-                    | {m: AnchorLevel(0.0, m).of_clip(archive[key], frames) for m in LEVEL_MEASURES}
-                )
+        record = NpzRecordDataset(str(path)).load()
+        for stem, raw in record["audio"].items():
+            frames = min(int(record["meta"]["valid_frames"][stem]), EXCERPT_FRAMES)
+            rows.append(
+                {"excerpt_id": excerpt_id, "stem": stem}
+                | {m: AnchorLevel(0.0, m).of_clip(raw, frames) for m in LEVEL_MEASURES}
+            )
     read = loudness[["excerpt_id", "stem", "lufs"]].merge(pd.DataFrame(rows))
     return read[np.isfinite(read[list(LEVEL_MEASURES)]).all(axis=1) & np.isfinite(read["lufs"])]
 

@@ -26,21 +26,25 @@ WHISPER_N_FFT = 400
 WHISPER_HOP_LENGTH = 160
 
 
+def check_level_measure(measure: str) -> None:
+    if measure not in LEVEL_MEASURES:
+        raise ValueError(
+            f"front_end.anchor_level_measure {measure!r} is not one of {LEVEL_MEASURES}"
+        )
+
+
 @dataclass(frozen=True)
 class AnchorLevel:
     """Where the levelling puts each conversation's anchor (``db``) and how it is measured."""
 
     db: float
-    measure: str = LOUDNESS
+    measure: str = MEL_POWER
     sampling_rate: int = 16000
     n_fft: int = WHISPER_N_FFT
     hop_length: int = WHISPER_HOP_LENGTH
 
     def __post_init__(self) -> None:
-        if self.measure not in LEVEL_MEASURES:
-            raise ValueError(
-                f"front_end.anchor_level_measure {self.measure!r} is not one of {LEVEL_MEASURES}"
-            )
+        check_level_measure(self.measure)
 
     def of_clip(self, raw: np.ndarray, frames: int) -> float:
         """The level of a cached clip's first ``frames`` log10-mel frames, in this measure."""
@@ -67,14 +71,10 @@ class FrontEnd:
     sampling_rate: int
     max_clip_seconds: int
     anchor_level_db: float | None = None
-    anchor_level_measure: str = LOUDNESS
+    anchor_level_measure: str = MEL_POWER
 
     def __post_init__(self) -> None:
-        if self.anchor_level_measure not in LEVEL_MEASURES:
-            raise ValueError(
-                f"front_end.anchor_level_measure {self.anchor_level_measure!r} is not one of "
-                f"{LEVEL_MEASURES}"
-            )
+        check_level_measure(self.anchor_level_measure)
 
     @classmethod
     def from_params(cls, params: dict) -> FrontEnd:

@@ -82,16 +82,17 @@ def comparison_conversations(
             f"training.pretrain.comparisons {comparisons!r} is not one of {COMPARISONS}"
         )
     rng = random.Random(seed)
-    levels: dict[str, dict[str, float]] = {}
-    for row in examples.itertuples(index=False):
-        stems = levels.setdefault(row.excerpt_id, {})
-        stems[row.anchor], stems[row.target] = row.anchor_lufs, row.target_lufs
+    levels: dict[str, dict[str, float]] = {}  # excerpt -> stem -> loudness as delivered
+    if comparisons == EVERY_STEM_PAIR:
+        for row in examples.itertuples(index=False):
+            stems = levels.setdefault(row.excerpt_id, {})
+            stems[row.anchor], stems[row.target] = row.anchor_lufs, row.target_lufs
     conversations = []
     for row in examples.itertuples(index=False):
-        stems = levels[row.excerpt_id]
-        if comparisons == ANCHOR_TARGET or len(stems) < 2:
+        if comparisons == ANCHOR_TARGET:
             first, second, difference = row.anchor, row.target, row.perturbed_relative_db
         else:
+            stems = levels[row.excerpt_id]
             first, second = rng.sample(sorted(stems), 2)
             difference = stems[second] + row.gain_db - stems[first]
         uris = [

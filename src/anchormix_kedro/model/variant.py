@@ -226,7 +226,7 @@ def train_variant(
     tags = variant_tags(name, settings, training, data.data_id)
     with tracking.variant_run(work_dir, name, tags, params) as run_id:
         report = fine_tune(settings, training, data, staging)
-        if process_rank() != 0:
+        if rank != 0:
             return report.pop("package"), report  # data-parallel helpers: the first evaluates
         accuracy = validation_direction_accuracy(report["package"], dataset, store, training)
         report["metrics"].update(accuracy)
