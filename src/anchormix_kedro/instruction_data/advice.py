@@ -224,12 +224,32 @@ def instruction_text(
 
 
 @dataclass(frozen=True)
+class Equalisation:
+    """A broad EQ on a clip (the pretraining stand-in's timbre augmentation): a tilt of
+    ``tilt_db`` from the lowest mel band to the highest (centred, so the lowest band moves
+    by ``-tilt_db / 2``), plus a bell of ``bell_db`` centred at ``bell_at`` (0: the lowest
+    band, 1: the highest)."""
+
+    tilt_db: float = 0.0
+    bell_db: float = 0.0
+    bell_at: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bell_at <= 1.0:
+            raise ValueError(f"bell_at {self.bell_at} lies outside the band range 0-1")
+
+    def __bool__(self) -> bool:
+        return bool(round(self.tilt_db, 1) or round(self.bell_db, 1))
+
+
+@dataclass(frozen=True)
 class ClipPart:
-    """One stem of a clip: where it comes from and the gain it is played at."""
+    """One stem of a clip: where it comes from, the gain it is played at and any EQ."""
 
     excerpt_id: str
     stem: str
     gain_db: float = 0.0
+    equalisation: Equalisation = Equalisation()
 
 
 def audio_uri(
@@ -238,12 +258,14 @@ def audio_uri(
     gain_db: float = 0.0,
     lead_gain_db: float = 0.0,
     lead_excerpt_id: str | None = None,
+    equalisation: Equalisation | None = None,
 ) -> str:
     """Where a clip of a conversation comes from: ``excerpt://<excerpt>/<stem>?gain_db=+4.0``.
 
     Several stems (``drums+vocals``) make one clip played one after the other; ``gain_db``
     applies to the last one (the target), ``lead_gain_db`` to the ones before it (the
     anchor), which come from ``lead_excerpt_id`` when given (another song's anchor).
+    ``equalisation`` colours a clip of one stem (``tilt_db``, ``bell_db``, ``bell_at``).
     """
     joined = stems if isinstance(stems, str) else "+".join(stems)
     query = [f"gain_db={gain_db:+.1f}"] if round(gain_db, 1) else []
@@ -252,8 +274,15 @@ def audio_uri(
             query.append(f"lead_gain_db={lead_gain_db:+.1f}")
         if lead_excerpt_id and lead_excerpt_id != excerpt_id:
             query.append(f"lead_excerpt={lead_excerpt_id}")
+        if equalisation:
+            raise ValueError("an equalisation colours a clip of one stem")
     elif lead_gain_db or lead_excerpt_id:
         raise ValueError("lead_gain_db and lead_excerpt_id need a clip of several stems")
+    if equalisation:
+        query.append(
+            f"tilt_db={equalisation.tilt_db:+.1f}&bell_db={equalisation.bell_db:+.1f}"
+            f"&bell_at={equalisation.bell_at:.2f}"
+        )
     return f"excerpt://{excerpt_id}/{joined}" + ("?" + "&".join(query) if query else "")
 
 
@@ -296,12 +325,20 @@ def clip_parts(uri: str) -> list[ClipPart]:
     try:
         gain = float(query.get("gain_db", ["0"])[0])
         lead_gain = float(query.get("lead_gain_db", ["0"])[0])
+        equalisation = Equalisation(
+            *(
+                float(query.get(k, [d])[0])
+                for k, d in (("tilt_db", "0"), ("bell_db", "0"), ("bell_at", "0.5"))
+            )
+        )
     except ValueError as exc:
-        raise ValueError(f"audio URI {uri!r} has a gain that is not a number") from exc
+        raise ValueError(
+            f"audio URI {uri!r} has a gain or EQ that is not a number in range"
+        ) from exc
     lead_excerpt = query.get("lead_excerpt", [parsed.netloc])[0]
     stems = parsed.path.strip("/").split("+")
     leads = [ClipPart(lead_excerpt, stem, lead_gain) for stem in stems[:-1]]
-    return [*leads, ClipPart(parsed.netloc, stems[-1], gain)]
+    return [*leads, ClipPart(parsed.netloc, stems[-1], gain, equalisation)]
 
 
 def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.instruction_data.advice import clip_parts
+from anchormix_kedro.instruction_data.advice import ClipPart, clip_parts
 from anchormix_kedro.model.features import (
     audio_token_count,
     concatenate_raw,
+    equalisation_curve_db,
     features_for_clip,
 )
 from anchormix_kedro.model.front_end import AnchorLevel
@@ -46,6 +47,32 @@ class FeatureStore:
         record = self._loaded[excerpt_id]
         return record["audio"][stem], int(record["meta"]["valid_frames"][stem])
 
+    def part(self, part: ClipPart) -> tuple[np.ndarray, int]:
+        """A clip part's raw frames with its EQ applied (its gain is applied later)."""
+        raw, valid = self.raw(part.excerpt_id, part.stem)
+        if not part.equalisation:
+            return raw, valid
+        eq = part.equalisation
+        curve = equalisation_curve_db(raw.shape[0], eq.tilt_db, eq.bell_db, eq.bell_at)
+        return raw + (curve / np.float32(10.0))[:, None], valid
+
+
+def equalised_loudness_change_db(store: FeatureStore, part: ClipPart, sampling_rate: int) -> float:
+    """How many dB louder a clip part's EQ makes it, as BS.1770 reads the cached mel frames
+    (:mod:`anchormix_kedro.model.loudness`); 0 without an EQ or for a silent clip."""
+    from anchormix_kedro.model.front_end import WHISPER_HOP_LENGTH, WHISPER_N_FFT
+    from anchormix_kedro.model.loudness import k_weighting_band_weights, mel_loudness_db
+
+    if not part.equalisation:
+        return 0.0
+    plain, valid = store.raw(part.excerpt_id, part.stem)
+    coloured, _ = store.part(part)
+    weights = k_weighting_band_weights(plain.shape[0], sampling_rate, WHISPER_N_FFT)
+    hop_seconds = WHISPER_HOP_LENGTH / sampling_rate
+    before = mel_loudness_db(plain, valid, weights, hop_seconds)
+    after = mel_loudness_db(coloured, valid, weights, hop_seconds)
+    return after - before if np.isfinite(before) and np.isfinite(after) else 0.0
+
 
 def anchor_levelling_db(
     store: FeatureStore, uris: Sequence[str], n_frames: int, anchor_level: AnchorLevel | None
@@ -59,7 +86,7 @@ def anchor_levelling_db(
     if anchor_level is None or not uris:
         return 0.0
     first = clip_parts(uris[0])[0]
-    raw, valid = store.raw(first.excerpt_id, first.stem)
+    raw, valid = store.part(first)
     level = anchor_level.of_clip(raw, min(valid, n_frames))
     if level < SILENT_ANCHOR_DB:
         return 0.0
@@ -77,12 +104,12 @@ def clip_features(
     """
     parts = clip_parts(uri)
     if len(parts) == 1:
-        raw, valid = store.raw(parts[0].excerpt_id, parts[0].stem)
+        raw, valid = store.part(parts[0])
         return features_for_clip(raw, parts[0].gain_db + gain_db, n_frames), min(valid, n_frames)
     if len(parts) != 2:
         raise ValueError(f"a clip joins at most two stems (anchor, target): {uri!r}")
     share = max(1, (n_frames - GAP_FRAMES) // 2)
-    (first, first_valid), (second, second_valid) = (store.raw(p.excerpt_id, p.stem) for p in parts)
+    (first, first_valid), (second, second_valid) = (store.part(p) for p in parts)
     first_valid, second_valid = min(first_valid, share), min(second_valid, share)
     joined = concatenate_raw(
         first[:, :first_valid] + np.float32((parts[0].gain_db + gain_db) / 10.0),

@@ -79,6 +79,16 @@ def clip_level_db(raw: np.ndarray, frames: int) -> float:
     return float(10.0 * np.log10(np.mean(np.power(10.0, heard))))
 
 
+def equalisation_curve_db(
+    n_mels: int, tilt_db: float, bell_db: float, bell_at: float
+) -> np.ndarray:
+    """``(n_mels,)`` dB an EQ adds to each mel band: a centred tilt from the lowest band to
+    the highest plus a Gaussian bell an eighth of the bands wide (one standard deviation)."""
+    position = np.linspace(0.0, 1.0, n_mels)
+    bell = np.exp(-0.5 * ((position - bell_at) / 0.125) ** 2)
+    return (tilt_db * (position - 0.5) + bell_db * bell).astype(np.float32)
+
+
 def features_for_clip(raw: np.ndarray, gain_db: float, n_frames: int) -> np.ndarray:
     """Model input features ``(n_mels, n_frames)`` of a cached clip played at ``gain_db``."""
     shifted = np.maximum(raw[:, :n_frames] + np.float32(gain_db / 10.0), LOG_FLOOR)

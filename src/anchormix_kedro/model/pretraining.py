@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import STEM_WORDS, audio_uri, conversation
+from anchormix_kedro.instruction_data.advice import (
+    STEM_WORDS,
+    ClipPart,
+    Equalisation,
+    audio_uri,
+    conversation,
+)
 
 COMPARE_PROMPTS = (
     "Which clip is louder, and by how much?",
@@ -70,17 +77,55 @@ EVERY_STEM_PAIR = "every_stem_pair"
 COMPARISONS = (ANCHOR_TARGET, EVERY_STEM_PAIR)
 
 
+@dataclass(frozen=True)
+class TimbreAugmentation:
+    """Each compared clip coloured by a random broad EQ, so the ear meets every stem in
+    more timbres than the training songs have: a tilt drawn from ``±tilt_db`` across the
+    mel bands and a bell of ``±bell_db`` anywhere in them (``training.pretrain.timbre``).
+    Zero for both: the clips as recorded."""
+
+    tilt_db: float = 0.0
+    bell_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.tilt_db < 0 or self.bell_db < 0:
+            raise ValueError(
+                f"training.pretrain.timbre: tilt_db ({self.tilt_db}) and bell_db "
+                f"({self.bell_db}) are ranges and cannot be negative"
+            )
+
+    def draw(self, rng: random.Random) -> Equalisation | None:
+        if not (self.tilt_db or self.bell_db):
+            return None
+        return Equalisation(
+            round(rng.uniform(-self.tilt_db, self.tilt_db), 1),
+            round(rng.uniform(-self.bell_db, self.bell_db), 1),
+            round(rng.uniform(0.0, 1.0), 2),
+        )
+
+
 def comparison_conversations(
-    examples: pd.DataFrame, system_prompt: str, seed: int, comparisons: str = ANCHOR_TARGET
+    examples: pd.DataFrame,
+    system_prompt: str,
+    seed: int,
+    comparisons: str = ANCHOR_TARGET,
+    timbre: TimbreAugmentation = TimbreAugmentation(),
+    loudness_change: Callable[[ClipPart], float] | None = None,
 ) -> list[str]:
     """For each example: which of two clips is louder and by how much, the second clip at
     the example's gain. ``anchor_target``: the example's own two clips; ``every_stem_pair``:
     two stems of its excerpt drawn at random (in either order), so there are as many
-    comparisons, over every pair of stems the excerpt has."""
+    comparisons, over every pair of stems the excerpt has.
+
+    With a ``timbre`` augmentation each clip is EQ'd at random and the stated difference
+    includes what the EQs did to the loudness: ``loudness_change`` (needed then) says how
+    many dB louder a part's EQ makes it."""
     if comparisons not in COMPARISONS:
         raise ValueError(
             f"training.pretrain.comparisons {comparisons!r} is not one of {COMPARISONS}"
         )
+    if (timbre.tilt_db or timbre.bell_db) and loudness_change is None:
+        raise ValueError("a timbre augmentation needs the loudness change of an EQ")
     rng = random.Random(seed)
     levels: dict[str, dict[str, float]] = {}  # excerpt -> stem -> loudness as delivered
     if comparisons == EVERY_STEM_PAIR:
@@ -95,9 +140,14 @@ def comparison_conversations(
             stems = levels[row.excerpt_id]
             first, second = rng.sample(sorted(stems), 2)
             difference = stems[second] + row.gain_db - stems[first]
+        first_eq, second_eq = timbre.draw(rng), timbre.draw(rng)
+        if first_eq or second_eq:
+            difference += loudness_change(
+                ClipPart(row.excerpt_id, second, row.gain_db, second_eq or Equalisation())
+            ) - loudness_change(ClipPart(row.excerpt_id, first, 0.0, first_eq or Equalisation()))
         uris = [
-            audio_uri(row.excerpt_id, first),
-            audio_uri(row.excerpt_id, second, row.gain_db),
+            audio_uri(row.excerpt_id, first, equalisation=first_eq),
+            audio_uri(row.excerpt_id, second, row.gain_db, equalisation=second_eq),
         ]
         answer = compare_clips(first, second, difference)
         conversations.append(
@@ -140,18 +190,23 @@ def listening_conversations(
     language: Sequence[str] = (),
     absolute_levels: bool = True,
     comparisons: str = ANCHOR_TARGET,
+    timbre: TimbreAugmentation = TimbreAugmentation(),
+    loudness_change: Callable[[ClipPart], float] | None = None,
 ) -> list[str]:
     """The generic pre-training corpus, shuffled: clip descriptions, loudness comparisons and
     text-only language (``language``).
 
     Without ``absolute_levels`` (a front end that levels every conversation to its first
     clip) a lone clip's loudness cannot be heard, so clips are not described.
-    ``comparisons``: which clips are compared (:func:`comparison_conversations`).
+    ``comparisons``, ``timbre`` and ``loudness_change``: which clips are compared and how
+    they are coloured (:func:`comparison_conversations`).
     """
     descriptions = description_conversations(examples, system_prompt, seed)
     conversations = (
         (descriptions if absolute_levels else [])
-        + comparison_conversations(examples, system_prompt, seed, comparisons)
+        + comparison_conversations(
+            examples, system_prompt, seed, comparisons, timbre, loudness_change
+        )
         + language_conversations(language, system_prompt, seed)
     )
     random.Random(seed).shuffle(conversations)
