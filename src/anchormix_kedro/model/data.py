@@ -16,7 +16,7 @@ from anchormix_kedro.model.features import (
     equalisation_curve_db,
     features_for_clip,
 )
-from anchormix_kedro.model.front_end import AnchorLevel
+from anchormix_kedro.model.front_end import LOUDNESS, AnchorLevel
 
 IGNORE_INDEX = -100  # positions the loss ignores: the prompt, the clips and padding
 GAP_FRAMES = 50  # 0.5 s of silence between the anchor and the target in a single clip
@@ -57,21 +57,26 @@ class FeatureStore:
         return raw + (curve / np.float32(10.0))[:, None], valid
 
 
-def equalised_loudness_change_db(store: FeatureStore, part: ClipPart, sampling_rate: int) -> float:
-    """How many dB louder a clip part's EQ makes it, as BS.1770 reads the cached mel frames
-    (:mod:`anchormix_kedro.model.loudness`); 0 without an EQ or for a silent clip."""
-    from anchormix_kedro.model.front_end import WHISPER_HOP_LENGTH, WHISPER_N_FFT
-    from anchormix_kedro.model.loudness import k_weighting_band_weights, mel_loudness_db
+class EqualisationLoudness:
+    """How many dB louder a clip part's EQ makes it, read off the cached mel frames with the
+    levelling's BS.1770 meter (:class:`AnchorLevel`, ``loudness``); 0 without an EQ or for a
+    silent clip. Each plain clip is measured once, however many comparisons colour it."""
 
-    if not part.equalisation:
-        return 0.0
-    plain, valid = store.raw(part.excerpt_id, part.stem)
-    coloured, _ = store.part(part)
-    weights = k_weighting_band_weights(plain.shape[0], sampling_rate, WHISPER_N_FFT)
-    hop_seconds = WHISPER_HOP_LENGTH / sampling_rate
-    before = mel_loudness_db(plain, valid, weights, hop_seconds)
-    after = mel_loudness_db(coloured, valid, weights, hop_seconds)
-    return after - before if np.isfinite(before) and np.isfinite(after) else 0.0
+    def __init__(self, store: FeatureStore, sampling_rate: int) -> None:
+        self._store = store
+        self._meter = AnchorLevel(0.0, LOUDNESS, sampling_rate)
+        self._plain: dict[tuple[str, str], float] = {}
+
+    def __call__(self, part: ClipPart) -> float:
+        if not part.equalisation:
+            return 0.0
+        key = (part.excerpt_id, part.stem)
+        raw, valid = self._store.raw(*key)
+        if key not in self._plain:
+            self._plain[key] = self._meter.of_clip(raw, valid)
+        before = self._plain[key]
+        after = self._meter.of_clip(self._store.part(part)[0], valid)
+        return after - before if np.isfinite(before) and np.isfinite(after) else 0.0
 
 
 def anchor_levelling_db(

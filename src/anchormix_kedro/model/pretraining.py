@@ -94,9 +94,13 @@ class TimbreAugmentation:
                 f"({self.bell_db}) are ranges and cannot be negative"
             )
 
-    def draw(self, rng: random.Random) -> Equalisation | None:
-        if not (self.tilt_db or self.bell_db):
-            return None
+    def __bool__(self) -> bool:
+        return bool(self.tilt_db or self.bell_db)
+
+    def draw(self, rng: random.Random) -> Equalisation:
+        """A random EQ; none (and nothing drawn from ``rng``) when the augmentation is off."""
+        if not self:
+            return Equalisation()
         return Equalisation(
             round(rng.uniform(-self.tilt_db, self.tilt_db), 1),
             round(rng.uniform(-self.bell_db, self.bell_db), 1),
@@ -124,7 +128,7 @@ def comparison_conversations(
         raise ValueError(
             f"training.pretrain.comparisons {comparisons!r} is not one of {COMPARISONS}"
         )
-    if (timbre.tilt_db or timbre.bell_db) and loudness_change is None:
+    if timbre and loudness_change is None:
         raise ValueError("a timbre augmentation needs the loudness change of an EQ")
     rng = random.Random(seed)
     levels: dict[str, dict[str, float]] = {}  # excerpt -> stem -> loudness as delivered
@@ -143,8 +147,8 @@ def comparison_conversations(
         first_eq, second_eq = timbre.draw(rng), timbre.draw(rng)
         if first_eq or second_eq:
             difference += loudness_change(
-                ClipPart(row.excerpt_id, second, row.gain_db, second_eq or Equalisation())
-            ) - loudness_change(ClipPart(row.excerpt_id, first, 0.0, first_eq or Equalisation()))
+                ClipPart(row.excerpt_id, second, row.gain_db, second_eq)
+            ) - loudness_change(ClipPart(row.excerpt_id, first, 0.0, first_eq))
         uris = [
             audio_uri(row.excerpt_id, first, equalisation=first_eq),
             audio_uri(row.excerpt_id, second, row.gain_db, equalisation=second_eq),

@@ -14,7 +14,7 @@ import pandas as pd
 from anchormix_kedro.evaluation.parsing import parse_advice
 from anchormix_kedro.instruction_data.card import CORPORA, corpus_source
 from anchormix_kedro.model import tracking
-from anchormix_kedro.model.data import FeatureStore, equalised_loudness_change_db
+from anchormix_kedro.model.data import EqualisationLoudness, FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.package import package_front_end, update_manifest
@@ -128,7 +128,6 @@ def fine_tune_data(
     absolute_levels = settings.front_end_settings.anchor_level_db is None
     comparisons = training.pretrain.get("comparisons", ANCHOR_TARGET)
     timbre = TimbreAugmentation(**(training.pretrain.get("timbre") or {}))
-    sampling_rate = settings.front_end_settings.sampling_rate
     pretrain = sample_rows(
         listening_conversations(
             by_split["train"],
@@ -138,7 +137,7 @@ def fine_tune_data(
             absolute_levels,
             comparisons,
             timbre,
-            lambda part: equalised_loudness_change_db(store, part, sampling_rate),
+            EqualisationLoudness(store, settings.front_end_settings.sampling_rate),
         ),
         training.pretrain.get("max_examples"),
         seed,
