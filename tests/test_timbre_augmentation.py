@@ -1,5 +1,5 @@
-"""The pretraining stand-in's timbre augmentation: clips coloured by a broad EQ, and loudness
-comparisons that state what the EQ did."""
+"""Timbre augmentation: clips coloured by a broad EQ, the pretraining stand-in's loudness
+comparisons that state what the EQ did, and fine-tuning's clips kept at their loudness."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from anchormix_kedro.instruction_data.advice import (
     Equalisation,
     audio_uri,
     clip_parts,
+    conversation,
+    formulation_clips,
 )
 from anchormix_kedro.model.data import (
     EqualisationLoudness,
@@ -26,7 +28,8 @@ from anchormix_kedro.model.data import (
 )
 from anchormix_kedro.model.features import equalisation_curve_db, features_for_clip, raw_log_mel
 from anchormix_kedro.model.front_end import LOUDNESS, AnchorLevel
-from anchormix_kedro.model.pretraining import TimbreAugmentation, comparison_conversations
+from anchormix_kedro.model.pretraining import comparison_conversations
+from anchormix_kedro.model.timbre import TimbreAugmentation, coloured_conversations
 
 RATE = 16000
 EXTRACTOR = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, chunk_length=5)
@@ -157,8 +160,55 @@ def test_without_timbre_the_comparisons_are_those_of_the_clips_as_recorded():
 
 
 def test_bad_timbre_settings_are_named():
-    with pytest.raises(ValueError, match="training.pretrain.timbre.*cannot be negative"):
-        TimbreAugmentation(-3.0, 0.0)
+    with pytest.raises(ValueError, match="training.pretrain.timbre: .*cannot be negative"):
+        TimbreAugmentation.from_params({"tilt_db": -3.0}, "training.pretrain.timbre")
+    with pytest.raises(ValueError, match="training.finetune_timbre: unknown keys .'tilt'."):
+        TimbreAugmentation.from_params({"tilt": 3.0}, "training.finetune_timbre")
+    assert TimbreAugmentation.from_params(None, "x") == TimbreAugmentation()
     with pytest.raises(ValueError, match="loudness change"):
         comparison_conversations(examples(), "system", 1, timbre=TimbreAugmentation(3.0, 0.0))
     assert not TimbreAugmentation(0.0, 0.0).draw(random.Random(0))
+
+
+def test_fine_tunings_clips_are_coloured_at_their_recorded_loudness():
+    """Each clip of one stem gets its own EQ and is turned down or up by what the EQ did to
+    its BS.1770 loudness, so the balance the answer states is still the one played."""
+    store = store_of({"drums": tone(150.0, 0.5), "vocals": tone(2500.0, 0.1)})
+    meter, loudness_change = AnchorLevel(0.0, LOUDNESS, RATE), EqualisationLoudness(store, RATE)
+
+    def played(uri: str) -> float:
+        (part,) = clip_parts(uri)
+        return meter.of_clip(*store.part(part)) + part.gain_db
+
+    plain = [
+        json.dumps(
+            conversation("system", formulation_clips(f, "song", "drums", "vocals", g), "?", a)
+        )
+        for f, g, a in [("anchor_target", 4.0, "too loud"), ("target_only", -6.0, "too soft")]
+        for _ in range(6)
+    ]
+    joined = json.dumps(
+        conversation("system", formulation_clips("single_clip", "song", "drums", "vocals"), "?", "ok")
+    )
+    coloured = coloured_conversations(
+        plain + [joined], TimbreAugmentation(6.0, 6.0), loudness_change, 3
+    )
+    moved = []
+    for before, after in zip(plain, coloured, strict=False):
+        before, after = json.loads(before), json.loads(after)
+        assert after[2] == before[2] and after[0] == before[0]  # the same answer
+        uris = [
+            (b["audio_url"], a["audio_url"])
+            for b, a in zip(before[1]["content"], after[1]["content"], strict=True)
+            if b["type"] == "audio"
+        ]
+        for was, now in uris:
+            assert clip_parts(now)[0].equalisation
+            assert played(now) == pytest.approx(played(was), abs=0.06)
+            moved.append(loudness_change(clip_parts(now)[0]))
+    assert np.std(moved) > 0.5  # the EQs did change the loudness they were corrected for
+    assert coloured[-1] == joined  # two stems in one clip play as recorded
+    assert coloured == coloured_conversations(
+        plain + [joined], TimbreAugmentation(6.0, 6.0), loudness_change, 3
+    )
+    assert coloured_conversations(plain, TimbreAugmentation(), loudness_change, 3) == plain

@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 
 from anchormix_kedro.instruction_data.advice import (
     STEM_WORDS,
     ClipPart,
-    Equalisation,
     audio_uri,
     conversation,
 )
+from anchormix_kedro.model.timbre import TimbreAugmentation
 
 COMPARE_PROMPTS = (
     "Which clip is louder, and by how much?",
@@ -75,37 +74,6 @@ def compare_clips(first: str, second: str, difference_db: float) -> str:
 ANCHOR_TARGET = "anchor_target"
 EVERY_STEM_PAIR = "every_stem_pair"
 COMPARISONS = (ANCHOR_TARGET, EVERY_STEM_PAIR)
-
-
-@dataclass(frozen=True)
-class TimbreAugmentation:
-    """Each compared clip coloured by a random broad EQ, so the ear meets every stem in
-    more timbres than the training songs have: a tilt drawn from ``±tilt_db`` across the
-    mel bands and a bell of ``±bell_db`` anywhere in them (``training.pretrain.timbre``).
-    Zero for both: the clips as recorded."""
-
-    tilt_db: float = 0.0
-    bell_db: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.tilt_db < 0 or self.bell_db < 0:
-            raise ValueError(
-                f"training.pretrain.timbre: tilt_db ({self.tilt_db}) and bell_db "
-                f"({self.bell_db}) are ranges and cannot be negative"
-            )
-
-    def __bool__(self) -> bool:
-        return bool(self.tilt_db or self.bell_db)
-
-    def draw(self, rng: random.Random) -> Equalisation:
-        """A random EQ; none (and nothing drawn from ``rng``) when the augmentation is off."""
-        if not self:
-            return Equalisation()
-        return Equalisation(
-            round(rng.uniform(-self.tilt_db, self.tilt_db), 1),
-            round(rng.uniform(-self.bell_db, self.bell_db), 1),
-            round(rng.uniform(0.0, 1.0), 2),
-        )
 
 
 def comparison_conversations(

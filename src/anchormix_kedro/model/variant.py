@@ -20,10 +20,10 @@ from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.package import package_front_end, update_manifest
 from anchormix_kedro.model.pretraining import (
     ANCHOR_TARGET,
-    TimbreAugmentation,
     conversation_texts,
     listening_conversations,
 )
+from anchormix_kedro.model.timbre import TimbreAugmentation, coloured_conversations
 from anchormix_kedro.model.tracking import data_fingerprint, process_rank
 from anchormix_kedro.model.workflow import (
     FineTuneData,
@@ -108,6 +108,13 @@ def fine_tune_data(
         training.max_train_examples,
         seed,
     )
+    loudness_change = EqualisationLoudness(store, settings.front_end_settings.sampling_rate)
+    train = coloured_conversations(
+        train,
+        TimbreAugmentation.from_params(training.finetune_timbre, "training.finetune_timbre"),
+        loudness_change,
+        seed,
+    )
     valid = sample_rows(by_split["valid"][column].tolist(), training.max_eval_examples, seed)
     system_prompt = json.loads(train[0])[0]["content"]
     logger.info(
@@ -127,7 +134,9 @@ def fine_tune_data(
     language = by_split["train"]["advice"].tolist()
     absolute_levels = settings.front_end_settings.anchor_level_db is None
     comparisons = training.pretrain.get("comparisons", ANCHOR_TARGET)
-    timbre = TimbreAugmentation(**(training.pretrain.get("timbre") or {}))
+    timbre = TimbreAugmentation.from_params(
+        training.pretrain.get("timbre"), "training.pretrain.timbre"
+    )
     pretrain = sample_rows(
         listening_conversations(
             by_split["train"],
@@ -137,7 +146,7 @@ def fine_tune_data(
             absolute_levels,
             comparisons,
             timbre,
-            EqualisationLoudness(store, settings.front_end_settings.sampling_rate),
+            loudness_change,
         ),
         training.pretrain.get("max_examples"),
         seed,

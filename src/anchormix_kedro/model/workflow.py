@@ -70,6 +70,9 @@ class TrainingSettings:
         default_factory=dict
     )  # tiny base only: {"enabled": bool, "stage": {...}}
     finetune: dict = field(default_factory=dict)
+    #: Fine-tuning's clips coloured by a random EQ at their recorded loudness
+    #: (``{tilt_db, bell_db}``; empty: as recorded).
+    finetune_timbre: dict = field(default_factory=dict)
     direction_eval: dict = field(default_factory=dict)
     #: How many times each training example of a label is shown (default 1): the rarer
     #: "balanced" examples repeated so the model learns to say it.
