@@ -188,7 +188,9 @@ def test_fine_tunings_clips_are_coloured_at_their_recorded_loudness():
         for _ in range(6)
     ]
     joined = json.dumps(
-        conversation("system", formulation_clips("single_clip", "song", "drums", "vocals"), "?", "ok")
+        conversation(
+            "system", formulation_clips("single_clip", "song", "drums", "vocals"), "?", "ok"
+        )
     )
     coloured = coloured_conversations(
         plain + [joined], TimbreAugmentation(6.0, 6.0), loudness_change, 3

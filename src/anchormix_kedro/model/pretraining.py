@@ -21,7 +21,7 @@ from anchormix_kedro.instruction_data.advice import (
     audio_uri,
     conversation,
 )
-from anchormix_kedro.model.timbre import TimbreAugmentation
+from anchormix_kedro.model.timbre import NO_TIMBRE, TimbreAugmentation
 
 COMPARE_PROMPTS = (
     "Which clip is louder, and by how much?",
@@ -81,7 +81,7 @@ def comparison_conversations(
     system_prompt: str,
     seed: int,
     comparisons: str = ANCHOR_TARGET,
-    timbre: TimbreAugmentation = TimbreAugmentation(),
+    timbre: TimbreAugmentation = NO_TIMBRE,
     loudness_change: Callable[[ClipPart], float] | None = None,
 ) -> list[str]:
     """For each example: which of two clips is louder and by how much, the second clip at
@@ -162,7 +162,7 @@ def listening_conversations(
     language: Sequence[str] = (),
     absolute_levels: bool = True,
     comparisons: str = ANCHOR_TARGET,
-    timbre: TimbreAugmentation = TimbreAugmentation(),
+    timbre: TimbreAugmentation = NO_TIMBRE,
     loudness_change: Callable[[ClipPart], float] | None = None,
 ) -> list[str]:
     """The generic pre-training corpus, shuffled: clip descriptions, loudness comparisons and

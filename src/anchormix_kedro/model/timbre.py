@@ -57,9 +57,10 @@ class TimbreAugmentation:
         )
 
 
-def loudness_neutral_uri(
-    uri: str, equalisation: Equalisation, loudness_change: Callable
-) -> str:
+NO_TIMBRE = TimbreAugmentation()  # the clips as recorded
+
+
+def loudness_neutral_uri(uri: str, equalisation: Equalisation, loudness_change: Callable) -> str:
     """The clip of ``uri`` coloured by ``equalisation`` and played as loud as before: its gain
     less what the EQ added to its loudness. A clip joining two stems plays as recorded (an
     EQ colours a clip of one stem)."""
