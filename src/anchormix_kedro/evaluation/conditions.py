@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import example_rng, formulation_clips
+from anchormix_kedro.instruction_data.advice import audio_items, example_rng, formulation_clips
 from anchormix_kedro.vocabulary import FORMULATIONS, messages_column
 
 logger = logging.getLogger(__name__)
@@ -159,11 +159,8 @@ def _rewritten(messages_json: str, formulation: str, ex, stage_db: float, anchor
             formulation, ex.excerpt_id, ex.anchor, ex.target, ex.gain_db, stage_db, anchor_from
         )
     )
-    for message in messages:
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for item in message["content"]:
-                if item.get("type") == "audio":
-                    item["audio_url"] = next(uris)
+    for item in audio_items(messages):
+        item["audio_url"] = next(uris)
     return json.dumps(messages)
 
 

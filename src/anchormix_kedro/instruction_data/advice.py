@@ -9,6 +9,7 @@ examples. The DSP baseline and any other system word their advice with the same
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -345,6 +346,14 @@ def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:
     """``(excerpt_id, stems, gain_db of the last stem)`` of a clip (see :func:`clip_parts`)."""
     parts = clip_parts(uri)
     return parts[-1].excerpt_id, [p.stem for p in parts], parts[-1].gain_db
+
+
+def audio_items(messages: Sequence[dict]) -> Iterator[dict]:
+    """The audio items of a conversation's messages in playing order (``{"type": "audio",
+    "audio_url": ...}``), as they are: set ``audio_url`` to replace a clip."""
+    for message in messages:
+        if isinstance(message["content"], list):
+            yield from (item for item in message["content"] if item.get("type") == "audio")
 
 
 def conversation(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.instruction_data.advice import ClipPart, clip_parts
+from anchormix_kedro.instruction_data.advice import ClipPart, audio_items, clip_parts
 from anchormix_kedro.model.features import (
     audio_token_count,
     concatenate_raw,
@@ -142,13 +142,7 @@ def encode_conversation(
     tokenizer = processor.tokenizer
     n_frames = processor.feature_extractor.nb_max_frames
     prompt_messages = list(messages[:-1]) if messages[-1]["role"] == "assistant" else list(messages)
-    uris = [
-        c["audio_url"]
-        for m in prompt_messages
-        if isinstance(m["content"], list)
-        for c in m["content"]
-        if c["type"] == "audio"
-    ]
+    uris = [item["audio_url"] for item in audio_items(prompt_messages)]
     levelling = anchor_levelling_db(store, uris, n_frames, anchor_level)
     clips = [clip_features(store, uri, n_frames, levelling) for uri in uris]
     prompt = processor.apply_chat_template(

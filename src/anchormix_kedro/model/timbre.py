@@ -13,7 +13,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from anchormix_kedro.instruction_data.advice import Equalisation, audio_uri, clip_parts
+from anchormix_kedro.instruction_data.advice import (
+    Equalisation,
+    audio_items,
+    audio_uri,
+    clip_parts,
+)
 
 
 @dataclass(frozen=True)
@@ -91,12 +96,9 @@ def coloured_conversations(
     coloured = []
     for raw in conversations:
         messages = json.loads(raw)
-        for message in messages:
-            if isinstance(message["content"], list):
-                for content in message["content"]:
-                    if content["type"] == "audio":
-                        content["audio_url"] = loudness_neutral_uri(
-                            content["audio_url"], timbre.draw(rng), loudness_change
-                        )
+        for item in audio_items(messages):
+            item["audio_url"] = loudness_neutral_uri(
+                item["audio_url"], timbre.draw(rng), loudness_change
+            )
         coloured.append(json.dumps(messages))
     return coloured
