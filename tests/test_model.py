@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -398,3 +399,51 @@ def test_a_lora_stage_resumes_with_its_checkpoint_adapter(tmp_path, store):
     assert any(not torch.equal(v, trained[k]) for k, v in trainable(again).items())
     run_stage(again, processor, stage, dataset, None, output, 1, None, "train/")
     assert all(torch.equal(v, trained[k]) for k, v in trainable(again).items())
+
+
+def test_fine_tunings_with_other_seeds_share_a_base_with_its_own_seed(tmp_path, store):
+    """``training.pretrain.seed`` keeps the stand-in fixed while the fine-tuning seed moves
+    (the spread between runs, docs/model_recipe.md); unset, each seed pre-trains its own."""
+    settings = ModelSettings.from_params(TINY)
+    data = FineTuneData(
+        conversations(),
+        [],
+        store,
+        "d1",
+        SYSTEM,
+        tokenizer_texts=texts(),
+        pretrain=conversations(),
+        pretrain_valid=[],
+    )
+
+    def trained(seed: int, pretrain_seed: int | None, name: str):
+        base = training_settings(tmp_path)
+        pretrain = {**base.pretrain, **({} if pretrain_seed is None else {"seed": pretrain_seed})}
+        training = replace(base, seed=seed, pretrain=pretrain)
+        package, _, _ = load_package(
+            fine_tune(settings, training, data, tmp_path / name)["package"]
+        )
+        return package
+
+    def bases() -> set[str]:
+        return {p.name for p in (tmp_path / "work").glob("tiny-base-*") if p.suffix == ""}
+
+    first, second = trained(1, 7, "a"), trained(2, 7, "b")
+    assert len(bases()) == 1
+    pairs = list(zip(first.named_parameters(), second.named_parameters(), strict=True))
+    learned = [
+        (a, b) for (name, a), (_, b) in pairs if "lora_" in name or "modules_to_save" in name
+    ]
+    frozen = [
+        (a, b)
+        for (name, a), (_, b) in pairs
+        if "lora_" not in name and "modules_to_save" not in name
+    ]
+    assert frozen and all(torch.equal(a, b) for a, b in frozen)  # one base
+    assert learned and not all(torch.equal(a, b) for a, b in learned)  # two fine-tunings
+    trained(2, None, "c")
+    assert len(bases()) == 2  # unset: the stand-in follows training.seed (2), a new base
+    trained(1, None, "d")
+    assert len(bases()) == 3  # seed 1's own base is not seed 7's
+    with pytest.raises(ValueError, match=r"training.pretrain.seed must be a whole number"):
+        _ = replace(training_settings(tmp_path), pretrain={"seed": "7"}).pretrain_seed

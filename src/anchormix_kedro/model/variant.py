@@ -137,11 +137,12 @@ def fine_tune_data(
     timbre = TimbreAugmentation.from_params(
         training.pretrain.get("timbre"), "training.pretrain.timbre"
     )
+    pretrain_seed = training.pretrain_seed
     pretrain = sample_rows(
         listening_conversations(
             by_split["train"],
             system_prompt,
-            seed,
+            pretrain_seed,
             language,
             absolute_levels,
             comparisons,
@@ -149,14 +150,14 @@ def fine_tune_data(
             loudness_change,
         ),
         training.pretrain.get("max_examples"),
-        seed,
+        pretrain_seed,
     )
     pretrain_valid = sample_rows(
         listening_conversations(
-            by_split["valid"], system_prompt, seed, (), absolute_levels, comparisons
+            by_split["valid"], system_prompt, pretrain_seed, (), absolute_levels, comparisons
         ),
         training.max_eval_examples,
-        seed,
+        pretrain_seed,
     )
     every_formulation = [m for f in FORMULATIONS for m in by_split["train"][messages_column(f)]]
     return FineTuneData(

@@ -97,6 +97,17 @@ class TrainingSettings:
     def pretrain_stage(self) -> StageSettings:
         return StageSettings(**self.pretrain.get("stage", {}))
 
+    @property
+    def pretrain_seed(self) -> int:
+        """The stand-in's own seed (``training.pretrain.seed``; unset: ``training.seed``), so
+        fine-tunings with other seeds can share one base."""
+        seed = self.pretrain.get("seed")
+        if seed is None:
+            return self.seed
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"training.pretrain.seed must be a whole number, got {seed!r}")
+        return seed
+
 
 def fingerprint(*parts: Any) -> str:
     """Short stable hash of JSON-able settings and data identifiers."""
@@ -263,7 +274,7 @@ def prepare_tiny_base(
             train,
             evaluation,
             base_dir.with_name(base_dir.name + ".checkpoints"),
-            training.seed,
+            training.pretrain_seed,
             run_id,
             "pretrain/",
         )
@@ -326,7 +337,9 @@ def fine_tune(
     run_id = run_for(work_dir)  # the variant's MLflow run, when the caller opened one
     base_dir = None
     if settings.source == TINY:
-        base_id = fingerprint(asdict(settings), training.pretrain, training.seed, data.data_id)
+        # The base's own settings only: an unset pretrain seed names the same base as before.
+        pretrain = {k: v for k, v in training.pretrain.items() if k != "seed"}
+        base_id = fingerprint(asdict(settings), pretrain, training.pretrain_seed, data.data_id)
         base_dir = prepare_tiny_base(
             settings,
             training,

@@ -1,0 +1,156 @@
+"""What averaging the beliefs of several independently trained packages would reach.
+
+Runs of one recipe with other seeds lie a few points apart (docs/model_recipe.md). This
+script asks whether their beliefs, averaged, hear the balance better than any one of them:
+for every example of a split it reads each package's belief over the advice grammar (as
+median decoding does, ``scripts/belief_separation.py``), averages the probabilities over
+the packages (a mixture of their beliefs) and states the median of the mixture. It scores
+every package alone and the mixture with the evaluation's headline figures, the rank
+correlation of stated against true amounts, the AUC of the direction certainty (balanced
+against 4 dB or more) and the hearing noise, and bootstraps the songs for the mixture
+minus the mean of its members.
+
+Train the members first, each in its own data folder (the runs differ by their seeds), e.g.::
+
+    MUSDB_PATH=/path/to/musdb18-7s kedro run --to-nodes=advisor.train_advice_model \\
+        --params training.seed=43          # in a second checkout, and so on
+    python scripts/seed_ensemble.py --split valid \\
+        --run-data data --run-data ../second/data --run-data ../third/data
+
+The members' instruction datasets must hold the same examples (the same data and
+templating settings). It writes ``data/08_reporting/seed_ensemble/<variant>_<split>.csv``
+and caches each member's beliefs beside it (``<variant>_<split>_member<N>.npz``, named by
+the package's path, so a changed package is read again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
+from anchormix_kedro.model.package import newest_version
+from anchormix_kedro.model.verdict_decoding import Belief, Outcome
+from anchormix_kedro.vocabulary import BALANCED
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from belief_separation import beliefs, hearing_noise, scores, separation_auc  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def median_verdicts(probabilities: np.ndarray, signed_db: np.ndarray):
+    """Median decoding of each row's belief: labels and stated amounts (NaN: balanced)."""
+    outcomes = tuple(Outcome.from_signed(int(db)) for db in signed_db)
+    labels, amounts = [], []
+    for row in probabilities:
+        verdict = Belief(outcomes, row, {}).median()
+        labels.append(verdict.label)
+        amounts.append(np.nan if verdict.amount_db is None else float(verdict.amount_db))
+    return np.array(labels), np.array(amounts)
+
+
+def figures(probabilities: np.ndarray, signed_db: np.ndarray, truth: pd.DataFrame) -> dict:
+    labels, amounts = median_verdicts(probabilities, signed_db)
+    found = scores(labels, amounts, truth)
+    right = (labels == truth["label"].to_numpy()) & (labels != BALANCED)
+    found["amount_spearman"] = float(
+        spearmanr(amounts[right], truth["gain_db"].abs().to_numpy()[right]).statistic
+    )
+    found["auc_balanced_vs_4db"] = separation_auc(probabilities, signed_db, truth)
+    found["hearing_noise_db"] = hearing_noise(probabilities, signed_db, truth)["hearing_noise_db"]
+    return found
+
+
+def member_beliefs(run_data: Path, split: str, variant: str, cache: Path):
+    """One member's beliefs for every example of ``split``, read once and cached."""
+    package = str(newest_version(run_data / "06_models" / variant).resolve())
+    if cache.is_file():
+        stored = np.load(cache, allow_pickle=False)
+        if str(stored["package"]) == package:
+            truth = pd.read_json(cache.with_suffix(".truth.json"))
+            return stored["probabilities"], stored["signed_db"], truth
+    probabilities, signed, truth, _, _ = beliefs(run_data, split, variant)
+    np.savez(cache, probabilities=probabilities, signed_db=signed, package=np.array(package))
+    truth.to_json(cache.with_suffix(".truth.json"))
+    return probabilities, signed, truth
+
+
+def song_bootstrap(
+    members: list[np.ndarray], signed_db: np.ndarray, truth: pd.DataFrame, seed: int = 0
+) -> tuple[float, float]:
+    """95 % interval over songs of the mixture's direction accuracy at 4 dB or more minus
+    the mean of its members'."""
+    large = (truth["gain_db"].abs() >= 4).to_numpy()
+    label = truth["label"].to_numpy()
+    hits = [median_verdicts(p, signed_db)[0] == label for p in members]
+    mixture = median_verdicts(np.mean(members, axis=0), signed_db)[0] == label
+    gain = mixture.astype(float) - np.mean(hits, axis=0)
+    songs = truth["song"].to_numpy()
+    names = np.unique(songs)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        chosen = rng.choice(names, size=len(names))
+        mask = np.concatenate([np.flatnonzero((songs == s) & large) for s in chosen])
+        draws.append(gain[mask].mean())
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-data", type=Path, action="append", required=True)
+    parser.add_argument("--split", default="valid", help="valid (default) or test")
+    parser.add_argument("--variant", default="advisor")
+    parser.add_argument(
+        "--output", type=Path, default=PROJECT_ROOT / "data" / "08_reporting" / "seed_ensemble"
+    )
+    args = parser.parse_args(argv)
+    if len(args.run_data) < 2:
+        parser.error("give at least two --run-data folders: an ensemble needs two members")
+    args.output.mkdir(parents=True, exist_ok=True)
+    stem = args.output / f"{args.variant}_{args.split}"
+    members, signed, truth = [], None, None
+    for number, run_data in enumerate(args.run_data, start=1):
+        probabilities, member_signed, member_truth = member_beliefs(
+            run_data, args.split, args.variant, Path(f"{stem}_member{number}.npz")
+        )
+        if truth is not None and not member_truth[["gain_db", "song"]].equals(
+            truth[["gain_db", "song"]]
+        ):
+            sys.exit(
+                f"{run_data} holds other {args.split} examples than {args.run_data[0]}: "
+                "the members must be trained on the same instruction dataset"
+            )
+        members.append(probabilities)
+        signed, truth = member_signed, member_truth
+    rows = [
+        {"system": f"member {n} ({path})"} | figures(p, signed, truth)
+        for n, (path, p) in enumerate(zip(args.run_data, members, strict=True), start=1)
+    ]
+    rows.append(
+        {"system": f"mixture of {len(members)}"} | figures(np.mean(members, axis=0), signed, truth)
+    )
+    table = pd.DataFrame(rows)
+    low, high = song_bootstrap(members, signed, truth)
+    table.to_csv(f"{stem}.csv", index=False)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    gain = table["direction_4db"].iloc[-1] - table["direction_4db"].iloc[:-1].mean()
+    print(
+        f"mixture minus the members' mean, direction at 4 dB or more: {gain:+.3f} "
+        f"[{low:+.3f}, {high:+.3f}] (95 %, {BOOTSTRAP_RESAMPLES} resamples of "
+        f"{truth['song'].nunique()} songs)"
+    )
+    print(f"written to {stem}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
