@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from peft import PeftModel
 from transformers import TrainerCallback, WhisperFeatureExtractor
 
 from anchormix_kedro.instruction_data.advice import audio_uri, conversation
@@ -32,7 +33,13 @@ from anchormix_kedro.model.features import (
 )
 from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
 from anchormix_kedro.model.generation import generate, load_package
-from anchormix_kedro.model.verdict_decoding import advice_grammar
+from anchormix_kedro.model.package import member_adapters, read_manifest
+from anchormix_kedro.model.verdict_decoding import (
+    DecodingSettings,
+    MedianDecoder,
+    adapter_names,
+    advice_grammar,
+)
 from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune, run_stage
 from conftest import TINY_ARCHITECTURE
 
@@ -447,3 +454,52 @@ def test_fine_tunings_with_other_seeds_share_a_base_with_its_own_seed(tmp_path, 
     assert len(bases()) == 3  # seed 1's own base is not seed 7's
     with pytest.raises(ValueError, match=r"training.pretrain.seed must be a whole number"):
         _ = replace(training_settings(tmp_path), pretrain={"seed": "7"}).pretrain_seed
+
+
+def test_an_ensemble_decodes_the_average_of_its_members_beliefs(tmp_path, store, monkeypatch):
+    settings = ModelSettings.from_params(TINY)
+    training = replace(training_settings(tmp_path), members=2)
+    data = FineTuneData(
+        conversations(),
+        [],
+        store,
+        "d1",
+        SYSTEM,
+        tokenizer_texts=texts(),
+        pretrain=conversations(),
+        pretrain_valid=[],
+    )
+    package = Path(fine_tune(settings, training, data, tmp_path / "pkg")["package"])
+    assert [p.name for p in member_adapters(package)] == ["member-2"]
+    recorded = read_manifest(package)
+    assert recorded["members"] == 2 and recorded["member_seeds"] == [1, 2]
+    assert len(recorded["member_metrics"]) == 2
+
+    ensemble, processor, _ = load_package(package)
+    assert adapter_names(ensemble) == ["default", "member-2"]
+    conversation, pair = [json.loads(conversations()[0])], [("drums", "vocals")]
+    decoding = DecodingSettings(max_amount_db=6)
+    ((mixture, _),) = MedianDecoder(ensemble, processor, decoding).beliefs(
+        conversation, pair, store
+    )
+    alone = []
+    for adapter in (package / "adapter", package / "adapter" / "member-2"):
+        base, _, _ = load_package(package, with_adapter=False)
+        member = PeftModel.from_pretrained(base, adapter).eval()
+        ((belief, _),) = MedianDecoder(member, processor, decoding).beliefs(
+            conversation, pair, store
+        )
+        alone.append(belief.probabilities)
+    assert not np.allclose(alone[0], alone[1], atol=1e-4)  # two fine-tunings, two beliefs
+    np.testing.assert_allclose(mixture.probabilities, np.mean(alone, axis=0), atol=1e-5)
+    assert adapter_names(ensemble)[0] == ensemble.active_adapter == "default"
+
+    # Started again, the run reuses both members' adapters instead of training them again.
+    def no_training(*args, **kwargs):
+        raise AssertionError("a member was trained again")
+
+    monkeypatch.setattr("anchormix_kedro.model.workflow.run_stage", no_training)
+    fine_tune(settings, training, data, tmp_path / "again")
+    assert [p.name for p in member_adapters(tmp_path / "again")] == ["member-2"]
+    with pytest.raises(ValueError, match="training.members must be at least 1"):
+        TrainingSettings.from_params({"members": 0})

@@ -15,14 +15,21 @@ from transformers import AutoProcessor
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.front_end import AnchorLevel
-from anchormix_kedro.model.package import read_manifest
-from anchormix_kedro.model.verdict_decoding import GREEDY, DecodingSettings, MedianDecoder
+from anchormix_kedro.model.package import ADAPTER, member_adapters, read_manifest
+from anchormix_kedro.model.verdict_decoding import (
+    DEFAULT_ADAPTER,
+    GREEDY,
+    DecodingSettings,
+    MedianDecoder,
+    adapter_names,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def load_package(package: str | Path, with_adapter: bool = True, device_map: str | None = None):
-    """The model of a package (its base, plus the adapter unless ``with_adapter`` is False).
+    """The model of a package (its base, plus the adapter unless ``with_adapter`` is False;
+    every member's adapter for an ensemble, the first active).
 
     Returns ``(model, processor, manifest)``. The processor saved with the package is the
     one training used, so token ids and features match exactly.
@@ -35,7 +42,10 @@ def load_package(package: str | Path, with_adapter: bool = True, device_map: str
         logger.info("No GPU: 4-bit quantisation runs on the CPU through bitsandbytes")
     model, _ = load_base(replace(settings), base, device_map=device_map)
     if with_adapter:
-        model = PeftModel.from_pretrained(model, package / "adapter")
+        model = PeftModel.from_pretrained(model, package / ADAPTER)
+        for member in member_adapters(package):
+            model.load_adapter(member, adapter_name=member.name)
+        model.set_adapter(DEFAULT_ADAPTER)
     processor = AutoProcessor.from_pretrained(package / "processor")
     model.eval()
     return model, processor, manifest
@@ -101,6 +111,9 @@ def decode_advice(
     median of the model's belief (:class:`MedianDecoder`). ``pairs``: each conversation's
     ``(anchor, target)``, the anchor ``None`` for the target-only formulation."""
     if decoding.method == GREEDY:
+        members = len(adapter_names(model))
+        if members > 1:
+            logger.info("Greedy decoding answers with the first of the %d members alone", members)
         return generate(
             model, processor, conversations, store, batch_size, max_new_tokens, anchor_level
         )

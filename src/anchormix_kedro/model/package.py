@@ -1,6 +1,10 @@
 """A trained package on disk: adapter, processor, the tiny base when there is one, and a
 manifest of everything needed to use it again (front end, formulation, prompt, tolerance).
 
+A package trained with ``training.members`` above 1 holds one adapter per member, all on
+one base: the first in ``adapter/``, the others in ``adapter/member-<n>/`` (peft's layout
+for named adapters). Median decoding states the median of their averaged belief.
+
 Light on purpose (no torch import): the Kedro dataset and the CLI read manifests too.
 """
 
@@ -25,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_MANIFEST = "anchormix.json"
 ADAPTER = "adapter"
+MEMBER_PREFIX = "member-"
 MODEL_CARD = "README.md"
 # 2: the manifest records its front end, tolerance and convention settings.
 MANIFEST_VERSION = 2
@@ -119,13 +124,17 @@ def package_advice_conventions(manifest: dict) -> dict:
     }
 
 
-def save_package(model, processor, out_dir: Path, manifest: dict, base_dir: Path | None) -> Path:
-    """Adapter (with its model card), processor, the tiny base when there is one, and the
-    manifest."""
+def save_package(
+    adapters: list[Path], processor, out_dir: Path, manifest: dict, base_dir: Path | None
+) -> Path:
+    """The adapters (the first with its model card; more than one: the members of an
+    ensemble), processor, the tiny base when there is one, and the manifest."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    model.save_pretrained(out_dir / "adapter")
+    shutil.copytree(adapters[0], out_dir / ADAPTER)
+    for number, adapter in enumerate(adapters[1:], start=2):
+        shutil.copytree(adapter, out_dir / ADAPTER / f"{MEMBER_PREFIX}{number}")
     processor.save_pretrained(out_dir / "processor")
     if base_dir is not None:
         shutil.copytree(base_dir, out_dir / "base")
@@ -135,18 +144,30 @@ def save_package(model, processor, out_dir: Path, manifest: dict, base_dir: Path
     return out_dir
 
 
+def member_adapters(package: str | Path) -> list[Path]:
+    """The adapters of an ensemble's other members (none for a package of one adapter),
+    in their order."""
+    found = [
+        p.parent
+        for p in (Path(package) / ADAPTER).glob(f"{MEMBER_PREFIX}*/adapter_config.json")
+        if p.parent.name.removeprefix(MEMBER_PREFIX).isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name.removeprefix(MEMBER_PREFIX)))
+
+
 def point_adapter_at_base(package: str | Path) -> str:
-    """Write where the adapter's base is into its ``adapter_config.json``: the absolute path
-    of the base saved in the package (the tiny base), else the pretrained base's hub id or
-    path, so that ``PeftModel.from_pretrained`` and ``AutoPeftModel*`` find it. Call again
-    after moving the package. Returns what was written."""
+    """Write where the adapters' base is into their ``adapter_config.json``: the absolute
+    path of the base saved in the package (the tiny base), else the pretrained base's hub id
+    or path, so that ``PeftModel.from_pretrained`` and ``AutoPeftModel*`` find it. Call
+    again after moving the package. Returns what was written."""
     package = Path(package)
-    config_file = package / ADAPTER / "adapter_config.json"
-    config = json.loads(config_file.read_text())
     saved_base = package / "base"
     base = str(saved_base.resolve()) if saved_base.is_dir() else str(read_manifest(package)["base"])
-    config["base_model_name_or_path"] = base
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+    for adapter in [package / ADAPTER, *member_adapters(package)]:
+        config_file = adapter / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = base
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
     return base
 
 
@@ -265,6 +286,7 @@ def model_card(manifest: dict) -> str:
         "Load a QLoRA adapter's base in 4 bits as it was trained (`BitsAndBytesConfig`). "
         "The package's `anchormix.json` holds the system prompt and front end.",
         "",
+        *ensemble_lines(manifest),
         "## Licence",
         "",
         f"Trained on {data.get('name', 'unknown data')}: {data.get('terms', 'terms unknown')}; "
@@ -272,3 +294,19 @@ def model_card(manifest: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def ensemble_lines(manifest: dict) -> list[str]:
+    """The model card's paragraph on an ensemble's members (none for one adapter)."""
+    members = int(manifest.get("members") or 1)
+    if members < 2:
+        return []
+    seeds = ", ".join(str(seed) for seed in manifest.get("member_seeds", []))
+    return [
+        f"This package is an ensemble of {members} fine-tunings of one base (seeds {seeds}): "
+        f"the first adapter here, the others in `adapter/{MEMBER_PREFIX}2` and on "
+        f"(`model.load_adapter(path, adapter_name=...)`). AnchorMix's median decoding states "
+        "the median of their averaged belief; greedy decoding answers with the first alone. "
+        "The results above are the first member's.",
+        "",
+    ]

@@ -30,6 +30,8 @@ from anchormix_kedro.model.front_end import AnchorLevel
 from anchormix_kedro.vocabulary import BALANCED, TARGET_ONLY, TOO_LOUD, TOO_SOFT
 
 GREEDY, MEDIAN = "greedy", "median"
+#: peft's name of a package's first adapter; an ensemble's others are named by their folders.
+DEFAULT_ADAPTER = "default"
 DECODING_METHODS = (GREEDY, MEDIAN)
 
 
@@ -160,6 +162,21 @@ def belief_from_scores(grammar: Sequence[tuple[Outcome, str]], log_probs: np.nda
     totals = np.array([np.logaddexp.reduce(scores[o]) for o in outcomes])
     probabilities = np.exp(totals - np.logaddexp.reduce(totals))
     return Belief(outcomes, probabilities, {o: text for o, (_, text) in best.items()})
+
+
+def adapter_names(model) -> list[str]:
+    """The adapters a model carries, the first (active) one first: several for an ensemble,
+    none for a base without an adapter."""
+    names = list(getattr(model, "peft_config", None) or {})
+    first = getattr(model, "active_adapter", None)
+    return sorted(names, key=lambda name: name != first)
+
+
+def mixture_log_probs(members: Sequence[np.ndarray]) -> np.ndarray:
+    """log of the average of the members' probabilities of each sentence, each member's
+    normalised over the grammar first (so each weighs the same)."""
+    normalised = [scores - np.logaddexp.reduce(scores) for scores in members]
+    return np.logaddexp.reduce(np.stack(normalised), axis=0) - np.log(len(members))
 
 
 @dataclass(frozen=True)
@@ -318,13 +335,24 @@ class MedianDecoder:
         self.settings = settings
 
     def belief(self, prompt_inputs: dict, target: str, anchor: str | None) -> Belief:
-        """The model's belief about one conversation (``anchor=None``: the target-only grammar)."""
+        """The model's belief about one conversation (``anchor=None``: the target-only grammar).
+        An ensemble's belief is the average of its members' (:func:`mixture_log_probs`)."""
         grammar = packed_grammar(
             self.processor.tokenizer, target, anchor, int(self.settings.max_amount_db)
         )
-        return belief_from_scores(
-            grammar.sentences, grammar_log_probs(self.model, prompt_inputs, grammar)
-        )
+        adapters = adapter_names(self.model)
+        if len(adapters) < 2:
+            return belief_from_scores(
+                grammar.sentences, grammar_log_probs(self.model, prompt_inputs, grammar)
+            )
+        members = []
+        try:
+            for name in adapters:
+                self.model.set_adapter(name)
+                members.append(grammar_log_probs(self.model, prompt_inputs, grammar))
+        finally:
+            self.model.set_adapter(adapters[0])
+        return belief_from_scores(grammar.sentences, mixture_log_probs(members))
 
     def beliefs(
         self,

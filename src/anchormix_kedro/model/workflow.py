@@ -25,6 +25,7 @@ import mlflow
 import torch
 from peft import PeftModel
 from transformers import (
+    AutoProcessor,
     EarlyStoppingCallback,
     Trainer,
     TrainerCallback,
@@ -77,6 +78,9 @@ class TrainingSettings:
     #: How many times each training example of a label is shown (default 1): the rarer
     #: "balanced" examples repeated so the model learns to say it.
     label_repeats: dict = field(default_factory=dict)
+    #: Fine-tunings of the one base, with seeds ``seed``, ``seed + 1``, ...: the package holds
+    #: an adapter each, and median decoding states the median of their averaged belief.
+    members: int = 1
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingSettings:
@@ -87,7 +91,15 @@ class TrainingSettings:
                     f"training.label_repeats.{label} must be a whole number of at least 1, "
                     f"got {times!r}"
                 )
+        if not isinstance(settings.members, int) or isinstance(settings.members, bool):
+            raise ValueError(f"training.members must be a whole number, got {settings.members!r}")
+        if settings.members < 1:
+            raise ValueError(f"training.members must be at least 1, got {settings.members}")
         return settings
+
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seed + number for number in range(self.members))
 
     @property
     def finetune_stage(self) -> StageSettings:
@@ -322,6 +334,78 @@ def work_folder(settings: ModelSettings, training: TrainingSettings, data_id: st
     )
 
 
+#: Beside a member's saved adapter: its metrics and parameter counts (written last).
+MEMBER_REPORT = "member.json"
+
+
+def train_member(
+    settings: ModelSettings,
+    training: TrainingSettings,
+    data: FineTuneData,
+    base_path: str | Path,
+    device_map: dict | None,
+    member_dir: Path,
+    seed: int,
+    run_id: str | None,
+    stage_name: str,
+    reseed: bool,
+) -> dict:
+    """Add LoRA to the base and fine-tune it with ``seed``; save the adapter in
+    ``member_dir/adapter``. A member whose adapter and report were saved is not trained
+    again, so a run killed in a later member keeps the earlier ones. Returns its report
+    (metrics, parameter counts) and the adapter's folder. ``reseed``: seed the random state
+    first (the first member goes on with the run's, so a run of one member is as before)."""
+    adapter_dir, report_file = member_dir / "adapter", member_dir / MEMBER_REPORT
+    if report_file.is_file() and adapter_dir.is_dir():
+        logger.info("Reusing the adapter trained in %s", member_dir)
+        return json.loads(report_file.read_text()) | {"adapter": adapter_dir}
+    if reseed:
+        set_seed(seed)
+    model, processor = load_base(settings, base_path, device_map=device_map)
+    gradient_checkpointing = bool(
+        training.finetune.get("args", {}).get("gradient_checkpointing", False)
+    )
+    model = lora_model(model, settings, training.lora, gradient_checkpointing)
+    trainable, total = trainable_parameter_count(model)
+    logger.info(
+        "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
+    )
+    level = settings.front_end_settings.anchor_level
+    train = ConversationDataset(data.train, processor, data.store, anchor_level=level)
+    evaluation = (
+        ConversationDataset(data.valid, processor, data.store, anchor_level=level)
+        if len(data.valid)
+        else None
+    )
+    stage = run_stage(
+        model,
+        processor,
+        training.finetune_stage,
+        train,
+        evaluation,
+        member_dir / "checkpoints",
+        seed,
+        run_id,
+        stage_name,
+    )
+    report = {
+        "seed": seed,
+        "metrics": stage["metrics"],
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+    }
+    if process_rank() == 0:
+        staging = member_dir / "adapter.partial"
+        for stale in (staging, adapter_dir):
+            if stale.exists():
+                shutil.rmtree(stale)
+        stage["trainer"].model.save_pretrained(staging)
+        staging.rename(adapter_dir)
+        report_file.write_text(json.dumps(report, indent=1, default=str))
+    wait_for_everyone()
+    return report | {"adapter": adapter_dir}
+
+
 def fine_tune(
     settings: ModelSettings, training: TrainingSettings, data: FineTuneData, out_dir: Path
 ) -> dict:
@@ -358,33 +442,26 @@ def fine_tune(
     base_seconds = time.perf_counter() - started  # zero-ish when an earlier variant built the base
     # Under torchrun each process holds a whole model on its own GPU (the Trainer wraps it in DDP).
     device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))} if torch.cuda.is_available() else None
-    model, processor = load_base(settings, base_path, device_map=device_map)
-    gradient_checkpointing = bool(
-        training.finetune.get("args", {}).get("gradient_checkpointing", False)
-    )
-    model = lora_model(model, settings, training.lora, gradient_checkpointing)
-    trainable, total = trainable_parameter_count(model)
-    logger.info(
-        "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
-    )
-    level = settings.front_end_settings.anchor_level
-    train = ConversationDataset(data.train, processor, data.store, anchor_level=level)
-    evaluation = (
-        ConversationDataset(data.valid, processor, data.store, anchor_level=level)
-        if len(data.valid)
-        else None
-    )
-    stage = run_stage(
-        model,
-        processor,
-        training.finetune_stage,
-        train,
-        evaluation,
-        work_dir / "checkpoints",
-        training.seed,
-        run_id,
-        "train/",
-    )
+    members = []
+    for number, seed in enumerate(training.member_seeds, start=1):
+        if training.members > 1:
+            logger.info("Fine-tuning member %d of %d (seed %d)", number, training.members, seed)
+        members.append(
+            train_member(
+                settings,
+                training,
+                data,
+                base_path,
+                device_map,
+                work_dir if number == 1 else work_dir / f"member-{number}",
+                seed,
+                run_id,
+                "train/" if number == 1 else f"train_member{number}/",
+                reseed=number > 1,
+            )
+        )
+    first = members[0]
+    trainable, total = first["trainable_parameters"], first["total_parameters"]
     timing = {
         "base_seconds": round(base_seconds, 1),
         "training_seconds": round(time.perf_counter() - started, 1),
@@ -399,13 +476,21 @@ def fine_tune(
         data_id=data.data_id,
         training_data=data.description,
         lora=training.lora,
-        metrics=stage["metrics"],
+        metrics=first["metrics"],
+        members=training.members,
+        member_seeds=list(training.member_seeds),
+        member_metrics=[m["metrics"] for m in members] if training.members > 1 else None,
         timing=timing,
         trainable_parameters=trainable,
         total_parameters=total,
         mlflow_run_id=run_id,
     )
-    save_package(stage["trainer"].model, processor, out_dir, package_manifest, base_dir)
+    if process_rank() == 0:
+        processor = AutoProcessor.from_pretrained(base_path, cache_dir=settings.cache_dir)
+        save_package(
+            [m["adapter"] for m in members], processor, out_dir, package_manifest, base_dir
+        )
+    wait_for_everyone()
     if run_id:
         client = mlflow.MlflowClient()
         for name, value in timing.items():
@@ -413,7 +498,7 @@ def fine_tune(
         client.log_metric(run_id, "model/trainable_parameters", trainable)
         client.log_metric(run_id, "model/total_parameters", total)
     return {
-        "metrics": stage["metrics"],
+        "metrics": first["metrics"],
         "timing": timing,
         "trainable_parameters": trainable,
         "total_parameters": total,
