@@ -34,13 +34,14 @@ from anchormix_kedro.model.features import (
 from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.package import member_adapters, read_manifest
+from anchormix_kedro.model.stages import run_stage
 from anchormix_kedro.model.verdict_decoding import (
     DecodingSettings,
     MedianDecoder,
     adapter_names,
     advice_grammar,
 )
-from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune, run_stage
+from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune
 from conftest import TINY_ARCHITECTURE
 
 RATE = 16000
@@ -87,6 +88,22 @@ def texts() -> list[str]:
         "The vocal is too loud: pull it down 6 dB.",
         "The vocal is too soft: push it up 6 dB.",
     ]
+
+
+def tiny_data(
+    store: FeatureStore, valid: list[str] | None = None, data_id: str = "d1"
+) -> FineTuneData:
+    """Two conversations to fine-tune on, pre-trained on themselves."""
+    return FineTuneData(
+        conversations(),
+        valid or [],
+        store,
+        data_id,
+        SYSTEM,
+        tokenizer_texts=texts(),
+        pretrain=conversations(),
+        pretrain_valid=[],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +216,7 @@ def test_training_saves_a_package_that_reloads_to_the_same_outputs(tmp_path, sto
     report = fine_tune(
         settings,
         training,
-        FineTuneData(
-            conversations(),
-            conversations(),
-            store,
-            "d1",
-            SYSTEM,
-            tokenizer_texts=texts(),
-            pretrain=conversations(),
-            pretrain_valid=[],
-        ),
+        tiny_data(store, valid=conversations()),
         tmp_path / "pkg",
     )
     package = Path(report["package"])
@@ -242,7 +250,7 @@ class StopAfter(TrainerCallback):
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypatch):
     settings = ModelSettings.from_params(TINY)
     training = training_settings(tmp_path)
-    import anchormix_kedro.model.workflow as training_module
+    import anchormix_kedro.model.stages as training_module
 
     original = training_module.ResumingTrainer
 
@@ -252,16 +260,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, store, monkeypa
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(training_module, "ResumingTrainer", KilledTrainer)
-    data = FineTuneData(
-        conversations(),
-        [],
-        store,
-        "d2",
-        SYSTEM,
-        tokenizer_texts=texts(),
-        pretrain=conversations(),
-        pretrain_valid=[],
-    )
+    data = tiny_data(store, data_id="d2")
     with pytest.raises(KeyboardInterrupt):
         fine_tune(settings, training, data, tmp_path / "pkg")
     checkpoints = list((tmp_path / "work").glob("finetune-*/checkpoints/checkpoint-2"))
@@ -323,16 +322,7 @@ def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     report = fine_tune(
         settings,
         training_settings(tmp_path),
-        FineTuneData(
-            conversations(),
-            [],
-            store,
-            "d3",
-            SYSTEM,
-            tokenizer_texts=texts(),
-            pretrain=conversations(),
-            pretrain_valid=[],
-        ),
+        tiny_data(store, data_id="d3"),
         tmp_path / "pkg",
     )
     song = tmp_path / "song"
@@ -412,16 +402,7 @@ def test_fine_tunings_with_other_seeds_share_a_base_with_its_own_seed(tmp_path, 
     """``training.pretrain.seed`` keeps the stand-in fixed while the fine-tuning seed moves
     (the spread between runs, docs/model_recipe.md); unset, each seed pre-trains its own."""
     settings = ModelSettings.from_params(TINY)
-    data = FineTuneData(
-        conversations(),
-        [],
-        store,
-        "d1",
-        SYSTEM,
-        tokenizer_texts=texts(),
-        pretrain=conversations(),
-        pretrain_valid=[],
-    )
+    data = tiny_data(store)
 
     def trained(seed: int, pretrain_seed: int | None, name: str):
         base = training_settings(tmp_path)
@@ -459,16 +440,7 @@ def test_fine_tunings_with_other_seeds_share_a_base_with_its_own_seed(tmp_path, 
 def test_an_ensemble_decodes_the_average_of_its_members_beliefs(tmp_path, store, monkeypatch):
     settings = ModelSettings.from_params(TINY)
     training = replace(training_settings(tmp_path), members=2)
-    data = FineTuneData(
-        conversations(),
-        [],
-        store,
-        "d1",
-        SYSTEM,
-        tokenizer_texts=texts(),
-        pretrain=conversations(),
-        pretrain_valid=[],
-    )
+    data = tiny_data(store)
     package = Path(fine_tune(settings, training, data, tmp_path / "pkg")["package"])
     assert [p.name for p in member_adapters(package)] == ["member-2"]
     recorded = read_manifest(package)

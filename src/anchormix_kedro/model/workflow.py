@@ -23,36 +23,20 @@ from typing import Any
 
 import mlflow
 import torch
-from peft import PeftModel
-from transformers import (
-    AutoProcessor,
-    EarlyStoppingCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-    set_seed,
-)
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoProcessor, set_seed
 
 from anchormix_kedro.model.adapter import lora_model, trainable_parameter_count
 from anchormix_kedro.model.callbacks import MlflowStepLogger, wait_for_everyone
-from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
+from anchormix_kedro.model.data import ConversationDataset, FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings, build_tiny_base, load_base
 from anchormix_kedro.model.package import manifest, save_package
+from anchormix_kedro.model.stages import StageSettings, run_stage
 from anchormix_kedro.model.tracking import process_rank, run_for
 
 logger = logging.getLogger(__name__)
 
 #: In the tiny base's folder: its pre-training's log history, logged into every variant's run.
 PRETRAINING_LOG = "pretraining_log.json"
-
-
-@dataclass(frozen=True)
-class StageSettings:
-    """One Trainer stage: ``args`` go to ``TrainingArguments`` as they are."""
-
-    args: dict = field(default_factory=dict)
-    early_stopping_patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,117 +116,6 @@ def sample_rows(rows: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
     if limit is None or limit >= len(rows):
         return rows
     return random.Random(seed).sample(rows, limit)
-
-
-def training_arguments(
-    stage: StageSettings, output_dir: Path, seed: int, use_cpu: bool
-) -> TrainingArguments:
-    """TrainingArguments from a stage's settings, with the project's fixed choices."""
-    args = {
-        "output_dir": str(output_dir),
-        "seed": seed,
-        "data_seed": seed,
-        "report_to": [],
-        "remove_unused_columns": False,  # the collator needs every field
-        "use_cpu": use_cpu,
-        "dataloader_num_workers": 0,
-        "save_total_limit": 2,
-        **stage.args,
-    }
-    if stage.early_stopping_patience:
-        args.setdefault("load_best_model_at_end", True)
-        args.setdefault("metric_for_best_model", "eval_loss")
-        args.setdefault("greater_is_better", False)
-    return TrainingArguments(**args)
-
-
-def last_complete_checkpoint(output_dir: Path) -> str | None:
-    """The newest checkpoint that was saved to the end (the Trainer writes its state last):
-    a run killed while saving one resumes from the one before."""
-    if not output_dir.is_dir() or get_last_checkpoint(str(output_dir)) is None:
-        return None
-    checkpoints = sorted(
-        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-        reverse=True,
-    )
-    for checkpoint in checkpoints:
-        if (checkpoint / "trainer_state.json").is_file():
-            return str(checkpoint)
-        logger.warning("Ignoring %s: it was not saved completely", checkpoint)
-    return None
-
-
-class ResumingTrainer(Trainer):
-    """``Trainer`` that restores a fully trained model (the tiny base's pre-training) from
-    its checkpoint by name mapping.
-
-    ``save_pretrained`` writes Qwen2-Audio's weights under their published names
-    (``audio_tower.*``, ``language_model.model.*``), which the model's loading maps back to
-    its own; the Trainer's resume loads the state dict as it is, so every key would miss
-    and training would go on from the freshly built weights. A LoRA model's adapter resumes
-    the Trainer's way.
-    """
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        target = self.model if model is None else model
-        if isinstance(target, PeftModel) or not hasattr(target, "from_pretrained"):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        restore_full_weights(target, resume_from_checkpoint)
-
-
-def restore_full_weights(model, checkpoint: str) -> None:
-    """Load a checkpoint written by ``save_pretrained`` into ``model``, names mapped as
-    ``from_pretrained`` maps them; raise if any weight is missing or left over."""
-    dtype = next(model.parameters()).dtype
-    restored = type(model).from_pretrained(checkpoint, dtype=dtype)
-    missing, unexpected = model.load_state_dict(restored.state_dict(), strict=False)
-    if missing or unexpected:
-        raise RuntimeError(
-            f"checkpoint {checkpoint} does not fit the model: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}; delete it to start the stage again"
-        )
-    logger.info("Restored every weight from %s", checkpoint)
-
-
-def run_stage(
-    model,
-    processor,
-    stage: StageSettings,
-    train: ConversationDataset,
-    evaluation: ConversationDataset | None,
-    output_dir: Path,
-    seed: int,
-    run_id: str | None,
-    prefix: str,
-) -> dict:
-    """Train one stage, resuming from its last checkpoint when one exists.
-
-    ``prefix`` names the stage in MLflow (``train/`` logs ``train/loss`` and ``eval/loss``).
-    """
-    use_cpu = not torch.cuda.is_available()
-    args = training_arguments(stage, output_dir, seed, use_cpu)
-    callbacks: list[TrainerCallback] = [MlflowStepLogger(run_id, prefix)]
-    if stage.early_stopping_patience and evaluation is not None:
-        callbacks.append(
-            EarlyStoppingCallback(early_stopping_patience=stage.early_stopping_patience)
-        )
-    trainer = ResumingTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        data_collator=AudioChatCollator(processor.tokenizer.pad_token_id, padding_side="right"),
-        callbacks=callbacks,
-    )
-    last = last_complete_checkpoint(output_dir)
-    if last:
-        logger.info("Resuming %s from %s", prefix.strip("/"), last)
-    result = trainer.train(resume_from_checkpoint=last)
-    metrics = dict(result.metrics)
-    if evaluation is not None:
-        metrics.update(trainer.evaluate())
-    return {"metrics": metrics, "trainer": trainer}
 
 
 def prepare_tiny_base(
