@@ -15,9 +15,13 @@ from transformers import AutoProcessor
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base
 from anchormix_kedro.model.front_end import AnchorLevel
-from anchormix_kedro.model.package import ADAPTER, member_adapters, read_manifest
-from anchormix_kedro.model.verdict_decoding import (
+from anchormix_kedro.model.package import (
+    ADAPTER,
     DEFAULT_ADAPTER,
+    member_adapters,
+    read_manifest,
+)
+from anchormix_kedro.model.verdict_decoding import (
     GREEDY,
     DecodingSettings,
     MedianDecoder,

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_MANIFEST = "anchormix.json"
 ADAPTER = "adapter"
+#: peft's name of a package's first adapter; an ensemble's others are named by their folders.
+DEFAULT_ADAPTER = "default"
 MEMBER_PREFIX = "member-"
 MODEL_CARD = "README.md"
 # 2: the manifest records its front end, tolerance and convention settings.

@@ -30,8 +30,6 @@ from anchormix_kedro.model.front_end import AnchorLevel
 from anchormix_kedro.vocabulary import BALANCED, TARGET_ONLY, TOO_LOUD, TOO_SOFT
 
 GREEDY, MEDIAN = "greedy", "median"
-#: peft's name of a package's first adapter; an ensemble's others are named by their folders.
-DEFAULT_ADAPTER = "default"
 DECODING_METHODS = (GREEDY, MEDIAN)
 
 

@@ -29,7 +29,7 @@ from anchormix_kedro.model.adapter import lora_model, trainable_parameter_count
 from anchormix_kedro.model.callbacks import MlflowStepLogger, wait_for_everyone
 from anchormix_kedro.model.data import ConversationDataset, FeatureStore
 from anchormix_kedro.model.factory import TINY, ModelSettings, build_tiny_base, load_base
-from anchormix_kedro.model.package import manifest, save_package
+from anchormix_kedro.model.package import MEMBER_PREFIX, manifest, save_package
 from anchormix_kedro.model.stages import StageSettings, run_stage
 from anchormix_kedro.model.tracking import process_rank, run_for
 
@@ -326,7 +326,7 @@ def fine_tune(
                 data,
                 base_path,
                 device_map,
-                work_dir if number == 1 else work_dir / f"member-{number}",
+                work_dir if number == 1 else work_dir / f"{MEMBER_PREFIX}{number}",
                 seed,
                 run_id,
                 "train/" if number == 1 else f"train_member{number}/",
