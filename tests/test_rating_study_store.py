@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kedro.io import DataCatalog
 
-from anchormix_kedro.evaluation import study_kit
+from anchormix_kedro.study import kit as study_kit
 from anchormix_kedro.instruction_data.musdb import MusdbCorpus, discover_corpus
 from anchormix_kedro.pipelines.automated_eval.nodes import render_rating_study
 from anchormix_kedro.pipelines.ingestion import nodes as ingestion
@@ -72,44 +72,52 @@ def _catalog_entries(project_root: Path, names: list[str], data_root: Path) -> D
     return DataCatalog.from_config({name: config[name] for name in names})
 
 
-def test_the_page_is_saved_as_an_obvious_index_html_per_run(tmp_path):
-    key = study_kit.sample_scenarios(
-        pd.DataFrame(
-            [
-                {
-                    "example_id": "e1",
-                    "system": s,
-                    "excerpt_id": "x1",
-                    "genre": "Pop",
-                    "anchor": "drums",
-                    "target": "vocals",
-                    "label": "too_loud",
-                    "gain_db": 4.0,
-                    "advice": f"Pull the vocal fader down by {d} dB.",
-                }
-                for s, d in (("advisor", 4), ("dsp_baseline", 3))
-            ]
-        ),  # fmt: skip
-        1,
-        "study",
-    )
+def _key(advice_by_system) -> pd.DataFrame:
+    rows = [
+        {"example_id": "e1", "system": system, "excerpt_id": "x1", "genre": "Pop",
+         "anchor": "drums", "target": "vocals", "label": "too_loud", "gain_db": 4.0,
+         "advice": advice}
+        for system, advice in advice_by_system.items()
+    ]  # fmt: skip
+    return study_kit.sample_scenarios(pd.DataFrame(rows), 1, "study")
+
+
+def test_each_build_is_one_folder_named_by_its_version_holding_its_key(tmp_path):
+    key = _key({s: f"Pull the vocal fader down by {d} dB." for s, d in (("advisor", 4),
+                                                                       ("dsp_baseline", 3))})  # fmt: skip
     stereo = tone_stems(1.0)  # (samples, 2) at 44.1 kHz
     records = {"x1": lambda: {"meta": {"sample_rate": RATE}, "audio": stereo}}
+    musdb = pd.DataFrame({"excerpt_id": ["x1"], "source": ["musdb"]})
     params = {"max_page_mb": 5, "clip_seconds": 1.0}
-    catalog = _catalog_entries(PROJECT_ROOT, ["rating_study_page"], tmp_path)
-    first = render_rating_study(key, records, params)
-    catalog.save("rating_study_page", first)
-    second = render_rating_study(key, records, params)
-    assert second.keys() != first.keys()  # a new version each run
-    catalog.save("rating_study_page", second)
-    pages = sorted((tmp_path / "08_reporting" / "rating_study").glob("*/index.html"))
-    assert [p.parent.name + "/index" for p in pages] == sorted([*first, *second])
-    html_text = pages[0].read_text(encoding="utf-8")
+    catalog = _catalog_entries(PROJECT_ROOT, ["rating_study"], tmp_path)
+    first = render_rating_study(key, records, musdb, params)
+    catalog.save("rating_study", first)
+    second = render_rating_study(key, records, musdb, {**params, "offline_page": True})
+    assert second.version > first.version  # a new version each run
+    catalog.save("rating_study", second)
+    with pytest.raises(Exception, match="exists already: a built study is never overwritten"):
+        catalog.save("rating_study", second)
+    root = tmp_path / "08_reporting" / "rating_study"
+    assert sorted(p.name for p in root.iterdir()) == [first.version, second.version]
+    loaded = catalog.load("rating_study")  # the latest
+    assert loaded.version == second.version and loaded.folder == root / second.version
+    # The key and the material share the folder, so its name is the key's version.
+    pd.testing.assert_frame_equal(
+        loaded.key[["scenario_id", "system"]], key[["scenario_id", "system"]]
+    )
+    manifest = (root / first.version / "study.json").read_text()
+    assert "advisor" not in manifest and "e1" not in manifest
+    assert loaded.manifest["audio_source"] == "musdb" and "MUSDB18" in loaded.manifest["audio_notice"]
+    for scenario in loaded.manifest["scenarios"]:
+        assert loaded.clip_file(scenario["clips"]["mix"]).stat().st_size > 1000
+    assert not (root / first.version / "index.html").exists()  # the offline page: asked for only
+    html_text = (root / second.version / "index.html").read_text(encoding="utf-8")
     assert all(f'data-scenario="{sid}"' in html_text for sid in key["scenario_id"])
-    assert "advisor" not in html_text
-    # An empty key still writes a page that says so.
-    (empty,) = render_rating_study(key.iloc[:0], records, params).values()
-    assert "nothing to rate" in empty
+    assert "advisor" not in html_text and "MUSDB18" in html_text
+    # Synthetic audio: no MUSDB18 licence notice anywhere.
+    synthetic = musdb.assign(source="synthetic")
+    built = render_rating_study(key, records, synthetic, {**params, "offline_page": True})
+    assert built.manifest["audio_notice"] == "" and "MUSDB18" not in built.offline_page
 
 
 def test_merged_ratings_are_written_safe_for_spreadsheets_and_read_back_as_typed(tmp_path):

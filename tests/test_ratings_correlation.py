@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.evaluation.correlation import correlate, correlation_table, plot_heatmap
-from anchormix_kedro.evaluation.ratings import (
+from anchormix_kedro.study.answers import ratings_for_analysis
+from anchormix_kedro.study.material import BuiltStudy
+from anchormix_kedro.study.ratings import (
     RatingsError,
     krippendorff_alpha,
     merge_ratings,
@@ -23,7 +25,7 @@ from anchormix_kedro.evaluation.ratings import (
     scenario_scores,
     validate_ratings,
 )
-from anchormix_kedro.evaluation.study_kit.page_csv import (
+from anchormix_kedro.study.kit.page_csv import (
     FORMULA_STARTS,
     neutralise_cell,
     restore_cell,
@@ -131,14 +133,19 @@ def test_several_raters_merge_and_duplicates_across_files_are_named():
     assert len(merged) == 4 and set(merged["rater"]) == {"ann", "bob"}
     assert merge_ratings({}, KNOWN).empty
     files["ann_again.csv"] = csv(HEADER + "ann,s-2,1,1,1,1,\n")
-    with pytest.raises(
-        RatingsError,
-        match=r"rater 'ann' rated scenario s-2 in 'ann.csv' \(row 2\) and 'ann_again.csv' \(row 1\)",
-    ):
+    repeated = r"rater 'ann' rated scenario s-2 in 'ann.csv' \(row 2\) and 'ann_again.csv' \(row 1\)"
+    with pytest.raises(RatingsError, match=repeated):
         merge_ratings(files, KNOWN)
     files["bad.csv"] = csv(HEADER + "cy,s-1,9,1,1,1,\n")
     with pytest.raises(RatingsError, match=r"(?s)'bad.csv'.*'9'"):
         merge_ratings(files, KNOWN)
+    # In the pipeline, each problem is named and the good files are still used.
+    problems: list[str] = []
+    merged = merge_ratings(files, KNOWN, problems=problems)
+    assert len(merged) == 4 and "cy" not in set(merged["rater"])
+    assert merged.set_index(["rater", "scenario_id"]).loc[("ann", "s-2"), "effectiveness"] == 1
+    assert len(problems) == 2 and "'bad.csv'" in problems[0] and "'9'" in problems[0]
+    assert re.search(repeated, problems[1]) and "'ann_again.csv', is used" in problems[1]
 
 
 PAGE_HEADER = (
@@ -336,11 +343,17 @@ def metric_table(n: int = 24) -> pd.DataFrame:
     )
 
 
+def built(key: pd.DataFrame) -> BuiltStudy:
+    """A built study holding only its key (what the correlation pipeline reads of it)."""
+    return BuiltStudy("2026-01-01T00.00.00.000Z", {"study_id": "st", "scenarios": []}, key)
+
+
 def test_without_ratings_only_automated_metrics_meet_the_truth_and_it_says_so(caplog):
     metrics = metric_table()
     with caplog.at_level(logging.WARNING):
-        merged = nodes.load_ratings({}, pd.DataFrame({"scenario_id": [], "study_id": []}))
-        human = nodes.attach_human_scores(merged, pd.DataFrame(), metrics)
+        empty_study = built(pd.DataFrame({"scenario_id": [], "study_id": []}))
+        merged = nodes.load_ratings({}, ratings_for_analysis(None), empty_study)
+        human = nodes.attach_human_scores(merged, empty_study, metrics)
         table = nodes.correlate_metrics(
             metrics, human, {"min_pairs": 5}, {"bootstrap": {"n_resamples": 100}}
         )
@@ -392,9 +405,9 @@ def test_with_ratings_people_meet_every_metric_and_changed_advice_is_left_out(ca
             for sid, q in zip(key["scenario_id"], quality, strict=True)
         ]
         files[f"{rater}.csv"] = csv(HEADER + "".join(lines))
-    merged = nodes.load_ratings(files, key)
+    merged = nodes.load_ratings(files, ratings_for_analysis(None), built(key))
     with caplog.at_level(logging.WARNING):
-        human = nodes.attach_human_scores(merged, key, metrics)
+        human = nodes.attach_human_scores(merged, built(key), metrics)
     assert len(human) == len(metrics) - 1 and "differs from the advice evaluated now" in caplog.text
     table = nodes.correlate_metrics(
         metrics, human, {"min_pairs": 5}, {"bootstrap": {"n_resamples": 100}}

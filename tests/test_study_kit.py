@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from anchormix_kedro.evaluation import study_kit
-from anchormix_kedro.evaluation.ratings import read_ratings_csv, scenario_scores, validate_ratings
+from anchormix_kedro.study import kit as study_kit
+from anchormix_kedro.study.ratings import read_ratings_csv, scenario_scores, validate_ratings
 from anchormix_kedro.vocabulary import CRITERIA
 
 SYSTEMS = ("advisor", "dsp_baseline", "generic_base")

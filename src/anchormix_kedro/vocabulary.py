@@ -54,6 +54,8 @@ def messages_column(formulation: str) -> str:
 
 CRITERIA: tuple[str, ...] = ("effectiveness", "musicality", "actionability", "helpfulness")
 LIKERT_MIN, LIKERT_MAX = 1, 7
+#: The longest text a rater can write in one field (the study page, server and loader).
+MAX_TEXT_CHARS = 5000
 LIKERT_LABELS: dict[int, str] = {
     1: "very poor",
     2: "poor",

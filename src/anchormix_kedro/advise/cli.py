@@ -62,6 +62,7 @@ from anchormix_kedro.evaluation.professional_range import (
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings
 from anchormix_kedro.instruction_data.musdb import UNKNOWN_GENRE, genre_of, shipped_genres
+from anchormix_kedro.study import cli as study_cli
 from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB
 
 # The command's pieces live in songs, analysis, model_advice and render; they stay importable
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    study_cli.add_commands(commands)
     advise = commands.add_parser(
         "advise",
         help="gain advice for the stems of one song",
@@ -375,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "advise":
             return advise(args)
+        if args.command == "study":
+            return study_cli.run(args)
     except CliError as exc:
         one_line = " ".join(str(exc).split())  # FFmpeg messages can span lines
         sys.stderr.write(f"{PROG}: error: {one_line}\n")

@@ -8,7 +8,7 @@ import csv
 import pandas as pd
 from kedro_datasets.pandas import CSVDataset
 
-from anchormix_kedro.evaluation.study_kit.page_csv import (
+from anchormix_kedro.study.kit.page_csv import (
     restore_spreadsheet_text,
     spreadsheet_safe,
 )

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from kedro.io.core import generate_timestamp
 
-from anchormix_kedro.evaluation import study_kit
 from anchormix_kedro.evaluation.by_offset import (
     accuracy_by_offset,
     amount_tracking,
@@ -57,6 +57,8 @@ from anchormix_kedro.evaluation.summaries import (
     summarize,
     summary_metrics_for_mlflow,
 )
+from anchormix_kedro.study import kit as study_kit
+from anchormix_kedro.study.material import BuiltStudy, build_study
 from anchormix_kedro.vocabulary import system_order
 
 logger = logging.getLogger(__name__)
@@ -405,14 +407,17 @@ def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dic
 def render_rating_study(
     rating_study_key: pd.DataFrame,
     source_rate_excerpts: dict[str, Callable[[], dict]],
+    tracks: pd.DataFrame,
     study_kit_params: dict,
-) -> dict[str, str]:
-    """The self-contained study page (source-rate audio embedded) for the key's scenarios,
-    as one partition ``<timestamp>/index``: each run writes ``rating_study/<timestamp>/
-    index.html`` beside the earlier pages, never over them."""
-    page = study_kit.build_study_page(
+) -> BuiltStudy:
+    """The study the server serves (clips at the source rate, the blind manifest, the key),
+    saved as ``rating_study/<version>/``; with ``offline_page``, the self-contained page too.
+    The MUSDB18 notice appears only when the audio comes from MUSDB18."""
+    return build_study(
         rating_study_key,
         lambda excerpt_id: source_rate_excerpts[excerpt_id](),
+        tracks,
         study_kit.PageSettings.from_params(study_kit_params),
+        version=generate_timestamp(),
+        offline_page=bool(study_kit_params.get("offline_page", False)),
     )
-    return study_kit.page_partition(page)

@@ -160,8 +160,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 render_rating_study,
-                inputs=["rating_study_key", "source_rate_excerpts", "params:study_kit"],
-                outputs="rating_study_page",
+                inputs=["rating_study_key", "source_rate_excerpts", "tracks", "params:study_kit"],
+                outputs="rating_study",
                 name="render_rating_study",
             ),
         ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from anchormix_kedro.evaluation import correlation, ratings
+from anchormix_kedro.evaluation import correlation
 from anchormix_kedro.evaluation.comparisons import comparison_sections
 from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.evaluation.listwise import DEFAULT_CONDITION
@@ -27,13 +27,15 @@ from anchormix_kedro.evaluation.summaries import (
     order_systems,
     summarize,
 )
+from anchormix_kedro.study import ratings
+from anchormix_kedro.study.material import BuiltStudy
 from anchormix_kedro.vocabulary import CRITERIA, system_order
 
 logger = logging.getLogger(__name__)
 
 NO_RATINGS_MESSAGE = (
-    "No human ratings exist yet (no CSV file in the ratings folder, data/01_raw/ratings/ by "
-    "default): only the automated metrics are correlated with the truth metrics. No rating "
+    "No human ratings exist yet (none in the study database, no CSV file in the ratings "
+    "folder, data/01_raw/ratings/ by default): only the automated metrics are correlated with the truth metrics. No rating "
     "is ever invented."
 )
 HUMAN_COLUMNS: tuple[str, ...] = (*HUMAN_SCORE_COLUMNS, "human_mean")
@@ -57,33 +59,41 @@ HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _study_id(rating_study_key: pd.DataFrame) -> str | None:
-    studies = rating_study_key["study_id"].dropna().astype(str).unique()
-    return str(studies[0]) if len(studies) == 1 else None
-
-
 def load_ratings(
-    ratings_files: dict[str, Callable[[], pd.DataFrame]], rating_study_key: pd.DataFrame
+    ratings_files: dict[str, Callable[[], pd.DataFrame]],
+    study_answers: pd.DataFrame,
+    rating_study: BuiltStudy,
 ) -> pd.DataFrame:
-    """Every ratings file checked against the study key and merged (empty when none exist).
+    """The study's ratings: those in the study database and those of offline CSV files,
+    each checked against the study key (empty when there are none).
 
-    A bad file stops the run with every problem named by file, row and value.
+    A bad file is named in the log with every problem and left out; the others are used.
+    A rater's later file supersedes their earlier ones.
     """
-    if not ratings_files:
+    key = rating_study.key
+    from_server = study_answers[study_answers["study_version"] == rating_study.version]
+    from_server = from_server.drop(columns="study_version")
+    problems: list[str] = []
+    from_files = ratings.merge_ratings(
+        ratings_files,
+        known_scenarios=set(key["scenario_id"].astype(str)),
+        study_id=rating_study.study_id,
+        problems=problems,
+    )
+    for problem in problems:
+        logger.warning("Ratings left out: %s", problem)
+    sources = [frame for frame in (from_server, from_files) if not frame.empty]
+    merged = pd.concat(sources) if sources else ratings.empty_ratings()
+    if merged.empty:
         logger.warning(NO_RATINGS_MESSAGE)
         return ratings.empty_ratings()
-    merged = ratings.merge_ratings(
-        ratings_files,
-        known_scenarios=set(rating_study_key["scenario_id"].astype(str)),
-        study_id=_study_id(rating_study_key),
-    )
+    merged = merged.reset_index(drop=True)
     logger.info(
-        "Ratings: %d from %d raters on %d scenarios (%d files)",
-        len(merged),
-        merged["rater"].nunique(),
-        merged["scenario_id"].nunique(),
-        len(ratings_files),
-    )
+        "Ratings: %d from %d raters on %d scenarios (%d from the study database, %d from "
+        "%d files)",
+        len(merged), merged["rater"].nunique(), merged["scenario_id"].nunique(),
+        len(from_server), len(from_files), len(ratings_files),
+    )  # fmt: skip
     return merged
 
 
@@ -94,7 +104,7 @@ def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:
 
 def attach_human_scores(
     merged_ratings: pd.DataFrame,
-    rating_study_key: pd.DataFrame,
+    rating_study: BuiltStudy,
     evaluation_metrics: pd.DataFrame,
 ) -> pd.DataFrame:
     """Mean rating per scenario, mapped through the key to its (example, system).
@@ -105,7 +115,7 @@ def attach_human_scores(
     scores = ratings.scenario_scores(merged_ratings)
     if scores.empty:
         return pd.DataFrame(columns=list(HUMAN_SCORE_TABLE_COLUMNS))
-    key = rating_study_key[["scenario_id", "example_id", "system", "advice"]].astype(
+    key = rating_study.key[["scenario_id", "example_id", "system", "advice"]].astype(
         {"scenario_id": str, "example_id": str, "system": str}
     )
     rated = scores.merge(key, on="scenario_id", how="left")

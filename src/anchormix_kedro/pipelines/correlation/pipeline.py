@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 load_ratings,
-                inputs=["ratings_files", "rating_study_key"],
+                inputs=["ratings_files", "study_answers", "rating_study"],
                 outputs="merged_ratings",
                 name="load_ratings",
             ),
@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 attach_human_scores,
-                inputs=["merged_ratings", "rating_study_key", "evaluation_metrics"],
+                inputs=["merged_ratings", "rating_study", "evaluation_metrics"],
                 outputs="human_scores",
                 name="attach_human_scores",
             ),

@@ -32,14 +32,30 @@ ADVISED_UNREADABLE = "unreadable"  # the advice names no fader move that can be 
 ADVISED_MOVED = "moved"
 
 
-def encode_clip(
+@dataclass(frozen=True)
+class EncodedClip:
+    """A clip's encoded bytes and MIME type: a file for the study server, a ``data:`` URI
+    for the offline page."""
+
+    data: bytes
+    mime: str
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.mime.split("/")[1]
+
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64," + base64.b64encode(self.data).decode("ascii")
+
+
+def encode_clip_bytes(
     samples: np.ndarray,
     sample_rate: int,
     audio_format: str = "ogg",
     compression: float = DEFAULT_COMPRESSION,
-) -> str:
-    """A float clip (``(samples,)`` or ``(samples, channels)``) as a ``data:`` URI: OGG
-    Vorbis (small; ``compression`` 0 to 1) or 16-bit WAV (any browser)."""
+) -> EncodedClip:
+    """A float clip (``(samples,)`` or ``(samples, channels)``) encoded as OGG Vorbis
+    (small; ``compression`` 0 to 1) or 16-bit WAV (any browser)."""
     import soundfile
 
     if audio_format not in AUDIO_FORMATS:
@@ -53,7 +69,17 @@ def encode_clip(
         buffer, np.asarray(samples, dtype=np.float32), int(sample_rate), format=container,
         subtype=subtype, **options,
     )  # fmt: skip
-    return f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return EncodedClip(buffer.getvalue(), mime)
+
+
+def encode_clip(
+    samples: np.ndarray,
+    sample_rate: int,
+    audio_format: str = "ogg",
+    compression: float = DEFAULT_COMPRESSION,
+) -> str:
+    """:func:`encode_clip_bytes` as a ``data:`` URI."""
+    return encode_clip_bytes(samples, sample_rate, audio_format, compression).data_uri()
 
 
 def advised_move(advice: str | None) -> tuple[float, str]:
@@ -142,16 +168,16 @@ def render_clips(
     audio_format: str = "ogg",
     max_seconds: float | None = 10.0,
     compression: float = DEFAULT_COMPRESSION,
-) -> tuple[dict[str, str], dict[str, ScenarioClips]]:
+) -> tuple[dict[str, EncodedClip], dict[str, ScenarioClips]]:
     """Audio for every scenario of the key, each example's clips made once.
 
     ``load_excerpt(excerpt_id)`` returns an excerpt record (``{"meta": {...}, "audio":
     {stem: array}}``, ``meta["sample_rate"]`` its rate). Returns ``(clips, by_scenario)``:
-    ``clips`` maps opaque clip ids to data URIs, ``by_scenario`` maps each scenario id to
+    ``clips`` maps opaque clip ids to :class:`EncodedClip`, ``by_scenario`` maps each scenario id to
     its :class:`ScenarioClips`. Scenarios of one example share the anchor, target and mix,
     and an advised mix when their moves agree to 0.1 dB.
     """
-    clips: dict[str, str] = {}
+    clips: dict[str, EncodedClip] = {}
     by_scenario: dict[str, ScenarioClips] = {}
     for example_id, rows in key.groupby("example_id", sort=False):
         first = rows.iloc[0]
@@ -181,7 +207,7 @@ def render_clips(
         ids = {}
         for name, samples in audio.items():
             ids[name] = f"c{len(clips) + 1}"
-            clips[ids[name]] = encode_clip(samples, rate, audio_format, compression)
+            clips[ids[name]] = encode_clip_bytes(samples, rate, audio_format, compression)
         for sid, (move, state) in moves.items():
             advised = (
                 ids[f"advised {round(move, 1):+.1f}"] if state == ADVISED_MOVED else ids["mix"]

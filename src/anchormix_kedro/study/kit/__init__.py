@@ -14,7 +14,7 @@
 - :func:`render_page` (:mod:`.page`) writes the page: rater details with consent, looped
   exclusive players with an A/B switch, the advice, 7-point Likert scales, the proposal's
   written feedback and workflow questions, progress, "next unrated", and a button that
-  downloads the ratings as CSV (read back by :mod:`anchormix_kedro.evaluation.ratings`).
+  downloads the ratings as CSV (read back by :mod:`anchormix_kedro.study.ratings`).
   Every text is escaped with :func:`html.escape`; the script is plain JavaScript; nothing
   is fetched from anywhere (a Content-Security-Policy forbids it), so the page works
   offline from a file. Its skeleton, style and script are ``resources/page.html``,
@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from anchormix_kedro.evaluation.study_kit.audio import (
+from anchormix_kedro.study.kit.audio import (
     AUDIO_FORMATS,
     DEFAULT_COMPRESSION,
     ScenarioClips,
@@ -34,13 +34,13 @@ from anchormix_kedro.evaluation.study_kit.audio import (
     render_clips,
     scenario_audio,
 )
-from anchormix_kedro.evaluation.study_kit.build import (
+from anchormix_kedro.study.kit.build import (
     PageSettings,
     PageTooLargeError,
     build_study_page,
     page_partition,
 )
-from anchormix_kedro.evaluation.study_kit.page import (
+from anchormix_kedro.study.kit.page import (
     DEFAULT_AUDIO_NOTICE,
     DEFAULT_CONSENT,
     DEFAULT_INSTRUCTIONS,
@@ -53,7 +53,7 @@ from anchormix_kedro.evaluation.study_kit.page import (
     page_size_mb,
     render_page,
 )
-from anchormix_kedro.evaluation.study_kit.sampling import (
+from anchormix_kedro.study.kit.sampling import (
     DEFAULT_MAX_OFFSET_DB,
     KEY_COLUMNS,
     sample_scenarios,

@@ -4,7 +4,7 @@ written so that a spreadsheet shows it instead of running it.
 A spreadsheet runs a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return as a formula (OWASP's "CSV injection"). The page writes such a cell with a leading
 apostrophe (:func:`neutralise_cell`; the same rule in ``resources/page.js``), and
-:mod:`anchormix_kedro.evaluation.ratings` takes it off again (:func:`restore_cell`), so the
+:mod:`anchormix_kedro.study.ratings` takes it off again (:func:`restore_cell`), so the
 text read back is exactly the text typed. Text that already looks escaped gets one more
 apostrophe, which keeps the round trip exact; cells of earlier pages, never escaped, read
 back unchanged unless they start with an apostrophe before one of those characters.
@@ -20,6 +20,8 @@ import pandas as pd
 RATER_COLUMNS: tuple[str, ...] = ("rater_role", "rater_experience", "consent")
 #: Written feedback on one scenario (``comment`` is the single field of earlier pages).
 FEEDBACK_COLUMNS: tuple[str, ...] = ("strengths", "weaknesses", "suggestions", "comment")
+#: Which browser wrote the file and when: a rater's later file supersedes their earlier one.
+FILE_COLUMNS: tuple[str, ...] = ("rater_token", "saved_at")
 #: The rater's answers about their workflow (the same on each of their rows).
 WORKFLOW_COLUMNS: tuple[str, ...] = ("workflow_fit", "workflow_change")
 #: The consent column's value when the rater agreed.

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 from kedro.io.core import generate_timestamp
 
-from anchormix_kedro.evaluation.study_kit.audio import DEFAULT_COMPRESSION, render_clips
-from anchormix_kedro.evaluation.study_kit.page import (
+from anchormix_kedro.study.kit.audio import DEFAULT_COMPRESSION, render_clips
+from anchormix_kedro.study.kit.page import (
     DEFAULT_AUDIO_NOTICE,
     DEFAULT_CONSENT,
     DEFAULT_INSTRUCTIONS,

@@ -12,10 +12,10 @@ another study, ratings without consent); nothing is guessed or filled in.
 :func:`merge_ratings` does so for many files and also rejects duplicates across them.
 
 People's text is safe to open in a spreadsheet: the page (and
-:func:`~anchormix_kedro.evaluation.study_kit.page_csv.spreadsheet_safe`) writes a cell that a
+:func:`~anchormix_kedro.study.kit.page_csv.spreadsheet_safe`) writes a cell that a
 spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return) with a leading apostrophe, and the loader takes it off again, so the text
-read back is the text the rater typed (:mod:`anchormix_kedro.evaluation.study_kit.page_csv`).
+read back is the text the rater typed (:mod:`anchormix_kedro.study.kit.page_csv`).
 
 Inter-rater agreement is Krippendorff's alpha (:func:`krippendorff_alpha`, from its
 definition through the coincidence matrix; nominal, ordinal, interval and ratio metrics),
@@ -33,24 +33,26 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.study_kit.page_csv import (
+from anchormix_kedro.study.kit.page_csv import (
     CONSENT_GIVEN,
     FEEDBACK_COLUMNS,
+    FILE_COLUMNS,
     RATER_COLUMNS,
     WORKFLOW_COLUMNS,
     restore_spreadsheet_text,
 )
-from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN
+from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN, MAX_TEXT_CHARS
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("rater", "scenario_id", *CRITERIA)
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "study_id",
+    *FILE_COLUMNS,
     *RATER_COLUMNS,
     *FEEDBACK_COLUMNS,
     *WORKFLOW_COLUMNS,
 )
 #: Columns of a validated ratings frame.
-RATINGS_COLUMNS: tuple[str, ...] = ("study_id", "rater", *RATER_COLUMNS, "scenario_id", *CRITERIA,
+RATINGS_COLUMNS: tuple[str, ...] = ("study_id", "rater", *FILE_COLUMNS, *RATER_COLUMNS, "scenario_id", *CRITERIA,
                                     *FEEDBACK_COLUMNS, *WORKFLOW_COLUMNS, "source", "row")  # fmt: skip
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 _LISTED_PROBLEMS = 12
@@ -164,6 +166,12 @@ def validate_ratings(
         }
         if "consent" in row:
             typed["consent"] = row["consent"].lower()
+        for column in (*FEEDBACK_COLUMNS, *WORKFLOW_COLUMNS):
+            if len(row.get(column, "")) > MAX_TEXT_CHARS:
+                problems.append(
+                    f"{where}: {column} is {len(row[column])} characters long; at most "
+                    f"{MAX_TEXT_CHARS}"
+                )
         for criterion in CRITERIA:
             value = row[criterion]
             rating = _rating(value)
@@ -209,16 +217,80 @@ def _frame(source: RatingsSource, name: str) -> pd.DataFrame:
     return source()  # a partition's loader, as Kedro's PartitionedDataset gives
 
 
+def _rater_key(frame: pd.DataFrame) -> pd.Series:
+    """Who wrote each row: the page's browser token, else (files of earlier pages) the name."""
+    tokens = frame["rater_token"].fillna("").astype(str)
+    return tokens.where(tokens != "", "name:" + frame["rater"].astype(str))
+
+
+def _latest_files(frames: list[pd.DataFrame]) -> tuple[list[pd.DataFrame], list[str]]:
+    """Each rater's latest file only, for files the current page wrote (``rater_token``):
+    a later download holds everything an earlier one did. Returns the frames kept and a
+    line per file superseded. Rows without a token (earlier pages) are all kept here."""
+    latest: dict[str, tuple[str, str, int]] = {}
+    for index, frame in enumerate(frames):
+        saved = str(frame["saved_at"].fillna("").max())
+        for rater in _rater_key(frame).unique():
+            candidate = (saved, str(frame["source"].iloc[0]), index)
+            if rater not in latest or candidate > latest[rater]:
+                latest[rater] = candidate
+    kept, superseded = [], []
+    for index, frame in enumerate(frames):
+        keys = _rater_key(frame)
+        keep = keys.str.startswith("name:") | keys.map(
+            {rater: latest[rater][2] == index for rater in keys.unique()}
+        )
+        if not keep.all():
+            newer = sorted({latest[r][1] for r in keys[~keep]})
+            superseded.append(
+                f"{frame['source'].iloc[0]!r} ({int((~keep).sum())} rows): superseded by the "
+                f"same rater's later file {', '.join(map(repr, newer))}"
+            )
+        if keep.any():
+            kept.append(frame[keep.to_numpy()])
+    return kept, superseded
+
+
+def _repeats_across_files(merged: pd.DataFrame) -> list[str]:
+    """Files of earlier pages (no token) in which one rater rated a scenario twice."""
+    repeats = merged[merged.duplicated(["rater", "scenario_id"], keep=False)]
+    return [
+        f"rater {rater!r} rated scenario {scenario} in "
+        + " and ".join(f"{r.source!r} (row {r.row})" for r in group.itertuples(index=False))
+        + f": the last, {group['source'].iloc[-1]!r}, is used"
+        for (rater, scenario), group in repeats.groupby(["rater", "scenario_id"], sort=True)
+    ]
+
+
+def _unique_rater_names(merged: pd.DataFrame) -> pd.DataFrame:
+    """Two raters (browsers) who typed the same name stay two raters: their names get the
+    start of their token."""
+    keys = _rater_key(merged)
+    shared = merged.groupby("rater")["rater_token"].transform(
+        lambda tokens: tokens.fillna("").nunique() > 1
+    )
+    named = merged.copy()
+    named.loc[shared, "rater"] = (
+        merged.loc[shared, "rater"] + " [" + keys[shared].str.slice(0, 6) + "]"
+    )
+    return named
+
+
 def merge_ratings(
     files: Mapping[str, RatingsSource],
     known_scenarios: Collection[str] | None = None,
     study_id: str | None = None,
+    problems: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Validate every file and merge them; problems of all files are reported together.
+    """Validate every file and merge the good ones.
 
-    ``files`` maps a file name to a frame, a path or a loader (Kedro partitions). A rater
-    may spread ratings over several files, but rating one scenario twice is rejected, within
-    a file or across files. No files give an empty frame.
+    ``files`` maps a file name to a frame, a path or a loader (Kedro partitions). A file
+    that fails its checks is left out, and named with every problem: in ``problems`` when
+    a list is given (the others are merged), else in a :class:`RatingsError`. Raters are
+    told apart by the page's ``rater_token`` (files of earlier pages: by name); a rater's
+    latest file (``saved_at``) supersedes their earlier ones. Files of earlier pages may
+    spread a rater over several files; a scenario rated in two of them is a problem (the
+    last file's rating is kept). No files give an empty frame.
     """
     frames, failures = [], []
     for name in sorted(files):
@@ -230,23 +302,15 @@ def merge_ratings(
             failures.append(str(error))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             failures.append(f"ratings file {name!r} is not a readable CSV: {error}")
-    if failures:
-        raise RatingsError("\n".join(failures))
-    if not frames:
-        return empty_ratings()
-    merged = pd.concat(frames, ignore_index=True)
-    repeats = merged[merged.duplicated(["rater", "scenario_id"], keep=False)]
-    if not repeats.empty:
-        problems = [
-            f"rater {rater!r} rated scenario {scenario} in "
-            + " and ".join(f"{r.source!r} (row {r.row})" for r in group.itertuples(index=False))
-            for (rater, scenario), group in repeats.groupby(["rater", "scenario_id"], sort=True)
-        ]
-        raise RatingsError(
-            f"{len(problems)} ratings appear in more than one file:\n"
-            + "\n".join(f"  - {p}" for p in problems[:_LISTED_PROBLEMS])
-        )
-    return merged
+    frames, superseded = _latest_files(frames)
+    merged = pd.concat(frames, ignore_index=True) if frames else empty_ratings()
+    repeats = _repeats_across_files(merged)
+    if problems is None and (failures or repeats):
+        raise RatingsError("\n".join([*failures, *repeats]))
+    if problems is not None:
+        problems.extend([*failures, *superseded, *repeats])
+    merged = merged.drop_duplicates(["rater", "scenario_id"], keep="last")
+    return _unique_rater_names(merged.reset_index(drop=True)) if len(merged) else merged
 
 
 # --------------------------------------------------------------------------- agreement

@@ -7,7 +7,7 @@ leave it, the advice, 7-point Likert scales for the four criteria, the proposal'
 feedback: strengths, weaknesses, suggestions), the proposal's questions about the rater's
 workflow, progress with marks for partly rated scenarios, "next unrated", and a button
 that downloads the ratings as CSV (:data:`PAGE_CSV_COLUMNS`, read back by
-:mod:`anchormix_kedro.evaluation.ratings`; cells a spreadsheet would run as formulas are
+:mod:`anchormix_kedro.study.ratings`; cells a spreadsheet would run as formulas are
 written with a leading apostrophe, which the loader takes off: :mod:`.page_csv`). The
 page's style and script are ``resources/page.css`` and ``resources/page.js``. Every
 text is escaped with :func:`html.escape`; nothing is fetched from anywhere (a
@@ -25,20 +25,28 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.study_kit.audio import (
+from anchormix_kedro.instruction_data.advice import STEM_WORDS
+from anchormix_kedro.study.kit.audio import (
     ADVISED_UNCHANGED,
     ADVISED_UNREADABLE,
+    EncodedClip,
     ScenarioClips,
 )
-from anchormix_kedro.evaluation.study_kit.page_csv import (
+from anchormix_kedro.study.kit.page_csv import (
     CONSENT_GIVEN,
     FEEDBACK_COLUMNS,
+    FILE_COLUMNS,
     FORMULA_STARTS,
     RATER_COLUMNS,
     WORKFLOW_COLUMNS,
 )
-from anchormix_kedro.instruction_data.advice import STEM_WORDS
-from anchormix_kedro.vocabulary import CRITERIA, LIKERT_LABELS, LIKERT_MAX, LIKERT_MIN
+from anchormix_kedro.vocabulary import (
+    CRITERIA,
+    LIKERT_LABELS,
+    LIKERT_MAX,
+    LIKERT_MIN,
+    MAX_TEXT_CHARS,
+)
 
 #: The questions engineers answer, from the proposal (section 5.1).
 HUMAN_QUESTIONS: dict[str, str] = {
@@ -80,6 +88,7 @@ EXPERIENCE: tuple[str, ...] = (
 PAGE_CSV_COLUMNS: tuple[str, ...] = (
     "study_id",
     "rater",
+    *FILE_COLUMNS,
     *RATER_COLUMNS,
     "scenario_id",
     *CRITERIA,
@@ -114,17 +123,17 @@ _CSP = (
 @functools.lru_cache(maxsize=4)
 def _resource(name: str) -> str:
     """The text of ``resources/<name>`` (``page.html``, ``page.css`` or ``page.js``)."""
-    package = importlib.resources.files("anchormix_kedro.evaluation.study_kit")
+    package = importlib.resources.files("anchormix_kedro.study.kit")
     return package.joinpath(f"resources/{name}").read_text(encoding="utf-8")
 
 
-def _script_json(value: object) -> str:
+def script_json(value: object) -> str:
     """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` can close it."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _stem_noun(stem: str) -> str:
+def stem_noun(stem: str) -> str:
     return STEM_WORDS[stem].noun if stem in STEM_WORDS else stem
 
 
@@ -188,14 +197,14 @@ def _players(sid: str, anchor: str, target: str, clip: ScenarioClips) -> str:
     )
 
 
-def _scenario_section(row, total: int, clip: ScenarioClips) -> str:
+def scenario_section(row, total: int, clip: ScenarioClips) -> str:
     e = html.escape
     sid = str(row.scenario_id)
-    anchor, target = _stem_noun(row.anchor), _stem_noun(row.target)
+    anchor, target = stem_noun(row.anchor), stem_noun(row.target)
     criteria = "".join(_likert(sid, criterion) for criterion in CRITERIA)
     feedback = "".join(
         f'<label>{e(question)} (optional)<textarea name="{e(sid)}:{column}" rows="2" '
-        f'data-feedback="{column}"></textarea></label>'
+        f'maxlength="{MAX_TEXT_CHARS}" data-feedback="{column}"></textarea></label>'
         for column, question in FEEDBACK_QUESTIONS.items()
     )
     return (
@@ -225,19 +234,23 @@ def _rater_form(consent: str) -> str:
     )
 
 
-def _workflow_form() -> str:
+def workflow_form() -> str:
     e = html.escape
     questions = "".join(
         f'<label>{e(question)} (optional)<textarea id="{column}" rows="3" '
-        f'data-workflow="{column}"></textarea></label>'
+        f'maxlength="{MAX_TEXT_CHARS}" data-workflow="{column}"></textarea></label>'
         for column, question in WORKFLOW_QUESTIONS.items()
     )
     return f'<section id="workflow"><h2>Your workflow</h2>{questions}</section>'
 
 
+def _uri(clip: EncodedClip | str) -> str:
+    return clip.data_uri() if isinstance(clip, EncodedClip) else clip
+
+
 def render_page(
     key: pd.DataFrame,
-    clips: Mapping[str, str],
+    clips: Mapping[str, EncodedClip | str],
     clips_by_scenario: Mapping[str, ScenarioClips],
     title: str = DEFAULT_TITLE,
     instructions: str = DEFAULT_INSTRUCTIONS,
@@ -260,7 +273,7 @@ def render_page(
     e = html.escape
     ordered = key.sort_values("position")
     sections = "\n".join(
-        _scenario_section(row, len(ordered), clips_by_scenario[row.scenario_id])
+        scenario_section(row, len(ordered), clips_by_scenario[row.scenario_id])
         for row in ordered.itertuples(index=False)
     )
     config = {
@@ -279,15 +292,15 @@ def render_page(
         style=_resource("page.css"),
         total=len(ordered),
         instructions=e(instructions),
-        audio_notice=e(audio_notice),
+        notice=f'<p class="notice">{e(audio_notice)}</p>' if audio_notice else "",
         study_id=e(str(studies[0])),
         scale=e(scale),
         about_you=_rater_form(consent),
         sections=sections,
-        workflow=_workflow_form(),
-        config=_script_json(config),
-        clips=_script_json(dict(clips)),
-        script=_resource("page.js"),
+        workflow=workflow_form(),
+        config=script_json(config),
+        clips=script_json({k: _uri(v) for k, v in clips.items()}),
+        script=_resource("study.js") + _resource("page.js"),
     )
 
 

@@ -1,0 +1,73 @@
+"""The listening study in the catalog: the built study's folder, and the answers in the
+study database.
+
+``StudyFolderDataset`` saves a :class:`~anchormix_kedro.study.material.BuiltStudy` as
+``<path>/<version>/`` (never over an existing folder) and loads the latest one.
+``StudyAnswersDataset`` loads the fully rated scenarios of every study from the database
+at ``url`` (a missing SQLite file: none yet), in the columns of the page's CSV files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from kedro.io import AbstractDataset, DatasetError
+
+
+class StudyFolderDataset(AbstractDataset):
+    """Built studies under ``path``, one folder each, named by the build's version."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None):
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self):
+        from anchormix_kedro.study.material import load_study
+
+        return load_study(self._path)
+
+    def save(self, data) -> None:
+        from anchormix_kedro.study.material import save_study
+
+        save_study(data, self._path)
+
+    def _exists(self) -> bool:
+        from anchormix_kedro.study.material import study_versions
+
+        return bool(study_versions(self._path))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
+class StudyAnswersDataset(AbstractDataset):
+    """Read-only: the study database's ratings (``ANCHORMIX_STUDY_DATABASE`` or ``url``)."""
+
+    def __init__(self, url: str, metadata: dict[str, Any] | None = None):
+        self._url = url
+        self.metadata = metadata
+
+    def _missing_sqlite_file(self) -> bool:
+        parsed = sa.engine.make_url(self._url)
+        return parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file()
+
+    def load(self) -> pd.DataFrame:
+        from anchormix_kedro.study.answers import ratings_for_analysis
+        from anchormix_kedro.study.storage import StudyStore
+
+        if self._missing_sqlite_file():
+            return ratings_for_analysis(None)
+        store = StudyStore.open(self._url)
+        try:
+            return ratings_for_analysis(store)
+        finally:
+            store.close()
+
+    def save(self, data) -> None:
+        raise DatasetError("the study database is written by the study server, not by a node")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"url": sa.engine.make_url(self._url).render_as_string(hide_password=True)}

@@ -1,0 +1,210 @@
+"""``anchormix study``: invite raters, serve the study, follow its progress, export answers.
+
+Run from the project (or any folder below it) with no other arguments, each command acts
+on the latest study the pipeline built (``--study VERSION`` picks another) and on the
+database of the ``study_database`` global (``ANCHORMIX_STUDY_DATABASE`` overrides it,
+e.g. with a PostgreSQL URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from anchormix_kedro.advise.errors import CliError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyProject:
+    """Where a project keeps its studies and database, and its ``study`` parameters."""
+
+    root: Path
+    studies: Path
+    database_url: str
+    params: dict
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The Kedro project holding ``start`` (default: the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if (
+            (folder / "conf" / "base").is_dir()
+            and pyproject.is_file()
+            and ("[tool.kedro]" in pyproject.read_text(encoding="utf-8"))
+        ):
+            return folder
+    raise CliError(
+        f"no Kedro project in {here} or above it: run `anchormix study` from the project"
+    )
+
+
+def _absolute_sqlite(url: str, root: Path) -> str:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        return str(parsed.set(database=str(path if path.is_absolute() else root / path)))
+    return url
+
+
+def load_project(env: str | None = None, start: Path | None = None) -> StudyProject:
+    """The project's study settings, read through Kedro's configuration loader."""
+    from kedro.config import OmegaConfigLoader
+
+    from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+
+    root = find_project(start)
+    loader = OmegaConfigLoader(
+        conf_source=str(root / "conf"),
+        env=env or CONFIG_LOADER_ARGS.get("default_run_env"),
+        **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
+    )
+    catalog = loader["catalog"]
+    studies = Path(str(catalog["rating_study"]["path"]))
+    return StudyProject(
+        root=root,
+        studies=studies if studies.is_absolute() else root / studies,
+        database_url=_absolute_sqlite(str(loader["globals"]["study_database"]), root),
+        params=dict(loader["parameters"]["study"]),
+    )
+
+
+def _open(args):
+    from anchormix_kedro.study.material import StudyNotFoundError, load_study
+    from anchormix_kedro.study.storage import StudyStore
+
+    project = load_project(args.env)
+    try:
+        study = load_study(project.studies, args.study)
+    except StudyNotFoundError as error:
+        raise CliError(str(error)) from None
+    try:
+        store = StudyStore.open(project.database_url)
+    except sa.exc.SQLAlchemyError as error:
+        raise CliError(f"the study database cannot be opened: {error.__class__.__name__}: "
+                       f"{str(error).splitlines()[0]}") from None  # fmt: skip
+    store.register_study(study.version, study.study_id, len(study.scenario_ids))
+    return project, study, store
+
+
+def _base_url(project: StudyProject, args) -> str:
+    if args.base_url:
+        return args.base_url.rstrip("/")
+    public = project.params.get("public_url")
+    if public:
+        return str(public).rstrip("/")
+    return f"http://{project.params['host']}:{project.params['port']}"
+
+
+def invite(args) -> int:
+    project, study, store = _open(args)
+    base = _base_url(project, args)
+    if args.organiser:
+        sys.stdout.write(store.new_organiser_token() + "\n")
+        sys.stderr.write("An organiser token for /organiser/status: keep it; it is not shown "
+                         "again.\n")  # fmt: skip
+        return 0
+    invited = store.invite(study.version, args.n)
+    lines = [f"{base}/r/{token}/" for _label, token in invited]
+    if args.output:
+        if args.output.exists():
+            raise CliError(f"{args.output} exists already: choose another --output")
+        args.output.write_text(
+            "".join(f"{label}\t{line}\n" for (label, _t), line in zip(invited, lines, strict=True))
+        )
+        args.output.chmod(0o600)
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stderr.write(
+        f"Invited {len(invited)} raters ({invited[0][0]} to {invited[-1][0]}) to study "
+        f"{study.version}: send each one their link. Only the links hold the tokens: keep "
+        "them, they cannot be shown again.\n"
+    )
+    return 0
+
+
+def serve(args) -> int:
+    import uvicorn
+
+    from anchormix_kedro.study.server import create_app
+
+    project, study, store = _open(args)
+    host = args.host or str(project.params["host"])
+    port = int(args.port or project.params["port"])
+    app = create_app(store, study, project.params)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sys.stderr.write(
+        f"Serving study {study.version} ({len(study.scenario_ids)} scenarios) on "
+        f"http://{host}:{port}/ from {project.database_url.split('@')[-1]}; Ctrl-C stops.\n"
+    )
+    # uvicorn's own access log would print each rater's token: ours redacts it.
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    return 0
+
+
+def status(args) -> int:
+    from anchormix_kedro.study.answers import progress
+
+    _project, study, store = _open(args)
+    table = progress(store, study.version, len(study.scenario_ids))
+    sys.stdout.write(f"Study {study.version} ({study.study_id}): {len(table)} raters invited, "
+                     f"{len(study.scenario_ids)} scenarios each\n")  # fmt: skip
+    if table.empty:
+        sys.stdout.write("No rater is invited yet: anchormix study invite --n 20\n")
+        return 0
+    shown = table.assign(
+        first_saved=table["first_saved"].map(lambda t: "" if t is None else f"{t:%Y-%m-%d %H:%M}"),
+        last_saved=table["last_saved"].map(lambda t: "" if t is None else f"{t:%Y-%m-%d %H:%M}"),
+    )
+    sys.stdout.write(shown.to_string(index=False) + "\n")
+    return 0
+
+
+def export(args) -> int:
+    from anchormix_kedro.study.answers import export_tables
+
+    _project, study, store = _open(args)
+    try:
+        paths = export_tables(store, study.version, args.output)
+    except FileExistsError as error:
+        raise CliError(str(error)) from None
+    sys.stderr.write("Wrote " + ", ".join(str(p) for p in paths) + "\n")
+    return 0
+
+
+def add_commands(commands) -> None:
+    """The ``study`` command and its subcommands, on the ``anchormix`` parser."""
+    study = commands.add_parser("study", help="the listening study: invite, serve, status, export",
+                                description=__doc__.split("\n\n")[0])  # fmt: skip
+    actions = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--study", metavar="VERSION", help="a built study (default: the latest)")
+    common.add_argument("--env", help="Kedro configuration environment (default: local)")
+    inviting = actions.add_parser("invite", parents=[common], help="print one link per new rater")
+    inviting.add_argument("--n", type=int, default=1, help="how many raters (default: 1)")
+    inviting.add_argument("--base-url", help="the links' base (default: study.public_url)")
+    inviting.add_argument("--output", type=Path, help="also write label and link to FILE (0600)")
+    inviting.add_argument("--organiser", action="store_true",
+                          help="print a new organiser token instead")  # fmt: skip
+    inviting.set_defaults(study_handler=invite)
+    serving = actions.add_parser("serve", parents=[common], help="serve the study")
+    serving.add_argument("--host", help="bind address (default: study.host, 127.0.0.1)")
+    serving.add_argument("--port", type=int, help="port (default: study.port, 8000)")
+    serving.set_defaults(study_handler=serve)
+    actions.add_parser("status", parents=[common], help="progress per rater").set_defaults(
+        study_handler=status
+    )
+    exporting = actions.add_parser("export", parents=[common], help="the answers as tidy CSV files")
+    exporting.add_argument("--output", type=Path, required=True, help="the ratings' CSV file")
+    exporting.set_defaults(study_handler=export)
+
+
+def run(args) -> int:
+    return args.study_handler(args)

@@ -1,0 +1,261 @@
+"""The study server: one built study, its raters by invitation, every answer kept.
+
+A FastAPI (ASGI) application over :class:`~anchormix_kedro.study.storage.StudyStore`:
+
+- ``/r/<token>/``: a rater's link. It leads to the consent page, then the background
+  questions, then the rating page; an unknown token answers 404 and serves nothing.
+- ``/r/<token>/clips/<clip>``: the study's audio, to invited raters who consented only.
+- ``/api/r/<token>/state`` and ``PUT /api/r/<token>/answers/<item>``: the rater's answers;
+  a save names the revision it is based on and is refused (409, with the stored answer)
+  when a newer one exists.
+- ``/organiser/status``: progress per rater, with ``Authorization: Bearer <organiser token>``.
+
+Every reply carries a strict Content-Security-Policy and no-referrer (the token is in the
+path); request bodies are bounded; the access log never shows a token.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from anchormix_kedro.study import web
+from anchormix_kedro.study.answers import progress
+from anchormix_kedro.study.material import BuiltStudy
+from anchormix_kedro.study.storage import (
+    SCENARIO_TEXTS,
+    WORKFLOW_ITEM,
+    WORKFLOW_TEXTS,
+    AnswerError,
+    Rater,
+    StudyStore,
+)
+from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN, MAX_TEXT_CHARS
+
+access_log = logging.getLogger("anchormix_kedro.study.access")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; media-src 'self'; "
+    "img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+MAX_BODY_BYTES = 128 * 1024
+_TOKEN_IN_PATH = re.compile(r"/r/[^/?#]+")
+STATIC = {
+    "page.css": ("anchormix_kedro.study.kit", "resources/page.css", "text/css"),
+    "study.js": ("anchormix_kedro.study.kit", "resources/study.js", "text/javascript"),
+    "online.js": ("anchormix_kedro.study", "resources/online.js", "text/javascript"),
+    "server.css": ("anchormix_kedro.study", "resources/server.css", "text/css"),
+}
+
+
+def redact(path: str) -> str:
+    """A request path as logs may show it: the rater's token replaced."""
+    return _TOKEN_IN_PATH.sub("/r/<token>", path)
+
+
+Rating = Annotated[StrictInt, Field(ge=LIKERT_MIN, le=LIKERT_MAX)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+
+class AnswerIn(BaseModel):
+    """A save: the revision it is based on, the ratings (missing or null: not rated yet),
+    the texts, and an id that makes a repeated save harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+    revision: Annotated[StrictInt, Field(ge=0)]
+    ratings: dict[str, Rating | None] = {}
+    texts: dict[str, Text] = {}
+    save_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def _static(name: str) -> Response:
+    if name not in STATIC:
+        raise HTTPException(404, "not found")
+    package, path, media = STATIC[name]
+    text = importlib.resources.files(package).joinpath(path).read_text(encoding="utf-8")
+    return Response(text, media_type=media, headers={"Cache-Control": "no-cache"})
+
+
+def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -> FastAPI:
+    """The application serving ``study`` from ``store``; ``texts`` are the ``study``
+    parameters (information sheet, withdrawal text, background choices)."""
+    store.register_study(study.version, study.study_id, len(study.scenario_ids))
+    app = FastAPI(title="AnchorMix listening study", docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+    scenarios = set(study.scenario_ids)
+    items = scenarios | {WORKFLOW_ITEM}
+    rating_html = web.rating_page(study.manifest)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        started = time.perf_counter()
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            response: Response = JSONResponse({"detail": "request body too large"}, 413)
+        elif request.method in ("POST", "PUT") and len(await request.body()) > MAX_BODY_BYTES:
+            response = JSONResponse({"detail": "request body too large"}, 413)
+        else:
+            response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Cache-Control", "no-store")
+        access_log.info("%s %s %d %.1f ms", request.method, redact(request.url.path),
+                        response.status_code, (time.perf_counter() - started) * 1000)  # fmt: skip
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
+
+    def rater_of(token: str, consented: bool = True) -> Rater:
+        rater = store.rater_by_token(token) if len(token) <= 100 else None
+        if rater is None or rater.study_version != study.version:
+            raise HTTPException(404, "unknown link")
+        if consented and (rater.withdrawn or not rater.consented):
+            raise HTTPException(403, "this link has no consent to the study (or was withdrawn)")
+        return rater
+
+    def html_page(text: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(text, status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        if request.url.path.startswith(("/api/", "/organiser/")):
+            return JSONResponse({"detail": error.detail}, error.status_code)
+        return html_page(web.notice_page("AnchorMix listening study", str(error.detail)),
+                         error.status_code)  # fmt: skip
+
+    @app.get("/", response_class=HTMLResponse)
+    def home():
+        return web.notice_page(study.manifest["title"], "Open the personal link you were sent.")
+
+    @app.get("/healthz")
+    def health():
+        return {"status": "ok", "study": study.version}
+
+    @app.get("/static/{name}")
+    def static(name: str):
+        return _static(name)
+
+    @app.get("/r/{token}")
+    def no_slash(token: str):
+        rater_of(token, consented=False)
+        return RedirectResponse(f"/r/{token}/", 303)
+
+    @app.get("/r/{token}/")
+    def entry(token: str):
+        rater = rater_of(token, consented=False)
+        if rater.withdrawn or not rater.consented:
+            return RedirectResponse("consent", 303)
+        if rater.background is None:
+            return RedirectResponse("background", 303)
+        return RedirectResponse("rate", 303)
+
+    @app.get("/r/{token}/consent")
+    def consent_form(token: str):
+        rater = rater_of(token, consented=False)
+        return html_page(
+            web.consent_page(study.manifest, texts, rater.consented and not rater.withdrawn)
+        )
+
+    @app.post("/r/{token}/consent")
+    async def consent(token: str, request: Request):
+        rater = rater_of(token, consented=False)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if form.get("agree") != ["yes"]:
+            return html_page(web.consent_page(study.manifest, texts, False), 400)
+        store.consent(rater.id)
+        return RedirectResponse("./", 303)
+
+    @app.post("/r/{token}/withdraw")
+    def withdraw(token: str):
+        rater = rater_of(token, consented=False)
+        store.withdraw(rater.id)
+        return html_page(web.notice_page("You have withdrawn", texts["withdrawn_text"]))
+
+    @app.get("/r/{token}/background")
+    def background_form(token: str):
+        rater = rater_of(token)
+        return html_page(web.background_page(study.manifest, texts, rater.background))
+
+    @app.post("/r/{token}/background")
+    async def background(token: str, request: Request):
+        rater = rater_of(token)
+        form = {
+            k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+        }
+        choices = {"role": texts["roles"], "experience_years": texts["experience"],
+                   "listening_setup": texts["listening_setups"]}  # fmt: skip
+        if any(form.get(name) not in options for name, options in choices.items()):
+            return html_page(web.background_page(study.manifest, texts, form), 400)
+        store.set_background(rater.id, {**form, "genres": form.get("genres", "")[:300]})
+        return RedirectResponse("rate", 303)
+
+    @app.get("/r/{token}/rate")
+    def rate(token: str):
+        rater = rater_of(token)
+        if rater.background is None:
+            return RedirectResponse("background", 303)
+        return html_page(rating_html)
+
+    @app.get("/r/{token}/clips/{clip_id}")
+    def clip(token: str, clip_id: str):
+        rater_of(token)
+        path = study.clip_file(clip_id)
+        if path is None or not path.is_file():
+            raise HTTPException(404, "unknown clip")
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/r/{token}/state")
+    def state(token: str):
+        rater = rater_of(token)
+        saved = store.answers_of(rater.id)
+        return {"rater": rater.label, "answers": [a.as_json() for a in saved.values()]}
+
+    @app.put("/api/r/{token}/answers/{item}")
+    def save(token: str, item: str, answer: Annotated[AnswerIn, Body()]):
+        rater = rater_of(token)
+        if item not in items:
+            raise HTTPException(404, "unknown scenario")
+        allowed = WORKFLOW_TEXTS if item == WORKFLOW_ITEM else SCENARIO_TEXTS
+        ratings = {} if item == WORKFLOW_ITEM else {c: answer.ratings.get(c) for c in CRITERIA}
+        unknown = sorted(set(answer.ratings) - set(CRITERIA)) + sorted(
+            set(answer.texts) - set(allowed)
+        )
+        if unknown or (item == WORKFLOW_ITEM and answer.ratings):
+            return JSONResponse(
+                {"detail": f"unknown fields {unknown or sorted(answer.ratings)}"}, 422
+            )
+        try:
+            result = store.save_answer(rater.id, item, answer.revision, ratings, answer.texts,
+                                       answer.save_id)  # fmt: skip
+        except AnswerError as error:
+            return JSONResponse({"detail": str(error)}, 422)
+        body = {"status": result.status, "answer": result.answer.as_json()}
+        return JSONResponse(body, 409 if result.status == "conflict" else 200)
+
+    @app.get("/organiser/status")
+    def organiser_status(request: Request):
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not token or not store.is_organiser(token):
+            raise HTTPException(401, "an organiser token is needed (Authorization: Bearer ...)")
+        table = progress(store, study.version, len(scenarios))
+        return {"study": study.version, "raters": table.astype(str).to_dict("records")}
+
+    return app
