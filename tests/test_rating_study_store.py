@@ -11,10 +11,10 @@ import pytest
 import yaml
 from kedro.io import DataCatalog
 
-from anchormix_kedro.study import kit as study_kit
 from anchormix_kedro.instruction_data.musdb import MusdbCorpus, discover_corpus
-from anchormix_kedro.pipelines.automated_eval.nodes import render_rating_study
+from anchormix_kedro.pipelines.study.nodes import render_rating_study
 from anchormix_kedro.pipelines.ingestion import nodes as ingestion
+from anchormix_kedro.study import kit as study_kit
 from conftest import PROJECT_ROOT, RATE, tone_stems, write_hq_song
 
 SPLITS = {"validation_tracks": [], "carve_when_missing": {}, "seed": 0}
@@ -107,7 +107,9 @@ def test_each_build_is_one_folder_named_by_its_version_holding_its_key(tmp_path)
     )
     manifest = (root / first.version / "study.json").read_text()
     assert "advisor" not in manifest and "e1" not in manifest
-    assert loaded.manifest["audio_source"] == "musdb" and "MUSDB18" in loaded.manifest["audio_notice"]
+    assert (
+        loaded.manifest["audio_source"] == "musdb" and "MUSDB18" in loaded.manifest["audio_notice"]
+    )
     for scenario in loaded.manifest["scenarios"]:
         assert loaded.clip_file(scenario["clips"]["mix"]).stat().st_size > 1000
     assert not (root / first.version / "index.html").exists()  # the offline page: asked for only

@@ -14,17 +14,10 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.evaluation.correlation import correlate, correlation_table, plot_heatmap
+from anchormix_kedro.evaluation.summaries import summarize
+from anchormix_kedro.pipelines.correlation import nodes
+from anchormix_kedro.study.agreement import krippendorff_alpha, rater_agreement
 from anchormix_kedro.study.answers import ratings_for_analysis
-from anchormix_kedro.study.material import BuiltStudy
-from anchormix_kedro.study.ratings import (
-    RatingsError,
-    krippendorff_alpha,
-    merge_ratings,
-    rater_agreement,
-    read_ratings_csv,
-    scenario_scores,
-    validate_ratings,
-)
 from anchormix_kedro.study.kit.page_csv import (
     FORMULA_STARTS,
     neutralise_cell,
@@ -32,8 +25,14 @@ from anchormix_kedro.study.kit.page_csv import (
     restore_spreadsheet_text,
     spreadsheet_safe,
 )
-from anchormix_kedro.evaluation.summaries import summarize
-from anchormix_kedro.pipelines.correlation import nodes
+from anchormix_kedro.study.material import BuiltStudy
+from anchormix_kedro.study.ratings import (
+    RatingsError,
+    merge_ratings,
+    read_ratings_csv,
+    scenario_scores,
+    validate_ratings,
+)
 
 HEADER = "rater,scenario_id,effectiveness,musicality,actionability,helpfulness,comment\n"
 KNOWN = {"s-1", "s-2", "s-3"}
@@ -133,7 +132,9 @@ def test_several_raters_merge_and_duplicates_across_files_are_named():
     assert len(merged) == 4 and set(merged["rater"]) == {"ann", "bob"}
     assert merge_ratings({}, KNOWN).empty
     files["ann_again.csv"] = csv(HEADER + "ann,s-2,1,1,1,1,\n")
-    repeated = r"rater 'ann' rated scenario s-2 in 'ann.csv' \(row 2\) and 'ann_again.csv' \(row 1\)"
+    repeated = (
+        r"rater 'ann' rated scenario s-2 in 'ann.csv' \(row 2\) and 'ann_again.csv' \(row 1\)"
+    )
     with pytest.raises(RatingsError, match=repeated):
         merge_ratings(files, KNOWN)
     files["bad.csv"] = csv(HEADER + "cy,s-1,9,1,1,1,\n")

@@ -22,6 +22,7 @@ from anchormix_kedro.pipelines import (
     inference,
     ingestion,
     perturbation,
+    study,
     templating,
 )
 from anchormix_kedro.settings import CONFIG_LOADER_ARGS
@@ -71,12 +72,15 @@ def register_pipelines() -> dict[str, Pipeline]:
         "fine_tuning": fine_tuning.create_pipeline(variants=variants),
         "inference": inference.create_pipeline(variants=variants, baselines=baselines),
         "automated_eval": automated_eval.create_pipeline(),
+        "study": study.create_pipeline(),
         "correlation": correlation.create_pipeline(),
     }
     stages = {name: pipeline(stage, tags=name) for name, stage in built.items()}
     data = stages["ingestion"] + stages["perturbation"] + stages["templating"]
     training = data + stages["fine_tuning"]
-    evaluation = stages["inference"] + stages["automated_eval"] + stages["correlation"]
+    evaluation = (
+        stages["inference"] + stages["automated_eval"] + stages["study"] + stages["correlation"]
+    )
     return {
         **stages,
         "data": data,

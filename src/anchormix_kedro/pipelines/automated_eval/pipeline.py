@@ -14,8 +14,6 @@ from .nodes import (
     plot_convention_following,
     plot_system_summary,
     rank_advice_listwise,
-    render_rating_study,
-    sample_rating_study,
     select_advice,
     summarize_systems,
     summary_mlflow_metrics,
@@ -151,18 +149,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="automated_eval_report",
                 name="write_automated_eval_report",
-            ),
-            Node(
-                sample_rating_study,
-                inputs=["evaluation_examples", "params:study_kit"],
-                outputs="rating_study_key",
-                name="sample_rating_study",
-            ),
-            Node(
-                render_rating_study,
-                inputs=["rating_study_key", "source_rate_excerpts", "tracks", "params:study_kit"],
-                outputs="rating_study",
-                name="render_rating_study",
             ),
         ]
     )

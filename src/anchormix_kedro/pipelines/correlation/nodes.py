@@ -27,7 +27,7 @@ from anchormix_kedro.evaluation.summaries import (
     order_systems,
     summarize,
 )
-from anchormix_kedro.study import ratings
+from anchormix_kedro.study import agreement, ratings
 from anchormix_kedro.study.material import BuiltStudy
 from anchormix_kedro.vocabulary import CRITERIA, system_order
 
@@ -99,7 +99,7 @@ def load_ratings(
 
 def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:
     """Krippendorff's alpha (ordinal and interval) of each criterion across raters."""
-    return ratings.rater_agreement(merged_ratings)
+    return agreement.rater_agreement(merged_ratings)
 
 
 def attach_human_scores(
