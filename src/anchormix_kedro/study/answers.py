@@ -7,13 +7,14 @@ consented; their rows stay in the database.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-from anchormix_kedro.study.kit.page_csv import CONSENT_GIVEN
+from anchormix_kedro.study.kit.page_csv import CONSENT_GIVEN, spreadsheet_safe
 from anchormix_kedro.study.ratings import RATINGS_COLUMNS, empty_ratings
 from anchormix_kedro.study.storage import (
     BACKGROUND_FIELDS,
@@ -36,6 +37,11 @@ RATER_TABLE_COLUMNS: tuple[str, ...] = ("study_version", "rater", "invited_at", 
 EVENT_COLUMNS: tuple[str, ...] = ("study_version", "rater", "at", "kind", "item", "detail")
 PROGRESS_COLUMNS: tuple[str, ...] = ("rater", "state", "rated", "partly", "of", "first_saved",
                                      "last_saved", "minutes")  # fmt: skip
+
+
+def _json(value) -> dict:
+    """A JSON column's value (missing: empty), as pandas hands it over (None or NaN)."""
+    return json.loads(value) if isinstance(value, str) and value else {}
 
 
 def _frame(store: StudyStore, query) -> pd.DataFrame:
@@ -106,7 +112,7 @@ def rater_table(store: StudyStore, version: str | None = None) -> pd.DataFrame:
     data = _frame(store, query)
     rows = []
     for row in data.itertuples(index=False):
-        background = json.loads(row.background) if row.background else {}
+        background = _json(row.background)
         rows.append({"study_version": row.study_version, "rater": row.label,
                      "invited_at": row.invited_at, "consented_at": row.consented_at,
                      "withdrawn_at": row.withdrawn_at,
@@ -142,7 +148,7 @@ def ratings_for_analysis(store: StudyStore | None, version: str | None = None) -
     scenarios = data[data["item"] != WORKFLOW_ITEM].dropna(subset=list(CRITERIA))
     rows = []
     for row in scenarios.itertuples(index=False):
-        background = json.loads(row.background) if row.background else {}
+        background = _json(row.background)
         texts = json.loads(row.texts)
         written = workflow.get((row.study_version, row.rater), {})
         rows.append({
@@ -172,9 +178,9 @@ def progress(store: StudyStore, version: str, n_scenarios: int) -> pd.DataFrame:
         mine = data[(data["rater"] == person.label) & (data["item"] != WORKFLOW_ITEM)] if len(
             data) else data  # fmt: skip
         rated = int(mine[list(CRITERIA)].notna().all(axis=1).sum()) if len(mine) else 0
-        state = ("withdrawn" if person.withdrawn_at is not None else "rating" if len(mine)
-                 else "background" if person.background_at is not None else "consented"
-                 if person.consented_at is not None else "invited")  # fmt: skip
+        state = ("withdrawn" if pd.notna(person.withdrawn_at) else "rating" if len(mine)
+                 else "background" if pd.notna(person.background_at) else "consented"
+                 if pd.notna(person.consented_at) else "invited")  # fmt: skip
         first = mine["first_saved_at"].min() if len(mine) else None
         last = mine["saved_at"].max() if len(mine) else None
         minutes = (last - first).total_seconds() / 60 if first is not None else 0.0
@@ -186,7 +192,8 @@ def progress(store: StudyStore, version: str, n_scenarios: int) -> pd.DataFrame:
 
 def export_tables(store: StudyStore, version: str, output: Path) -> list[Path]:
     """Write the tidy ratings to ``output`` and the comments, raters and events beside it
-    (``<stem>_comments.csv`` ...). Refuses to overwrite any of them."""
+    (``<stem>_comments.csv`` ...), text quoted and safe in a spreadsheet (a cell that
+    would run as a formula starts with an apostrophe). Refuses to overwrite any of them."""
     output = Path(output)
     tables = {
         output: ratings_long(store, version),
@@ -201,5 +208,6 @@ def export_tables(store: StudyStore, version: str, output: Path) -> list[Path]:
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     for path, table in tables.items():
-        table.to_csv(path, index=False)
+        # People's text opens in a spreadsheet as text, never as a formula (page_csv).
+        spreadsheet_safe(table).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     return list(tables)

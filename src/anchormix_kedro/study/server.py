@@ -17,6 +17,7 @@ path); request bodies are bounded; the access log never shows a token.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import logging
 import re
 import time
@@ -256,6 +257,7 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
         if not token or not store.is_organiser(token):
             raise HTTPException(401, "an organiser token is needed (Authorization: Bearer ...)")
         table = progress(store, study.version, len(scenarios))
-        return {"study": study.version, "raters": table.astype(str).to_dict("records")}
+        rows = json.loads(table.to_json(orient="records", date_format="iso"))
+        return {"study": study.version, "raters": rows}
 
     return app

@@ -354,10 +354,18 @@ class StudyStore:
         checked, written = check_answer(item, ratings, texts)
         if not save_id or len(save_id) > 64:
             raise AnswerError("save_id must be 1 to 64 characters")
+        key = (answers.c.rater_id == rater_id) & (answers.c.item == item)
+        try:
+            return self._save(rater_id, item, base_revision, checked, written, save_id, key)
+        except sa.exc.IntegrityError:
+            # Two first saves of one item at once (a server without SQLite's write lock):
+            # the one that lost sees the other's answer, as any late save does.
+            return self._save(rater_id, item, base_revision, checked, written, save_id, key)
+
+    def _save(self, rater_id, item, base_revision, checked, written, save_id, key) -> SaveResult:
         stamp = now()
         values = {**checked, "texts": json.dumps(written, ensure_ascii=False),
                   "save_id": save_id, "saved_at": stamp}  # fmt: skip
-        key = (answers.c.rater_id == rater_id) & (answers.c.item == item)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(answers).where(key).with_for_update()).first()
             if row is not None and row.save_id == save_id:
