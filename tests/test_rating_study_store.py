@@ -12,8 +12,8 @@ import yaml
 from kedro.io import DataCatalog
 
 from anchormix_kedro.instruction_data.musdb import MusdbCorpus, discover_corpus
-from anchormix_kedro.pipelines.study.nodes import render_rating_study
 from anchormix_kedro.pipelines.ingestion import nodes as ingestion
+from anchormix_kedro.pipelines.study.nodes import render_rating_study
 from anchormix_kedro.study import kit as study_kit
 from conftest import PROJECT_ROOT, RATE, tone_stems, write_hq_song
 
