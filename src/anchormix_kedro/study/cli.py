@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 
 from anchormix_kedro.advise.errors import CliError
@@ -105,6 +106,8 @@ def _base_url(project: StudyProject, args) -> str:
 
 
 def invite(args) -> int:
+    if not args.organiser and not 1 <= args.n <= 10_000:
+        raise CliError(f"--n must be at least 1 (and at most 10000), got {args.n}")
     project, study, store = _open(args)
     base = _base_url(project, args)
     if args.organiser:
@@ -159,9 +162,11 @@ def status(args) -> int:
     if table.empty:
         sys.stdout.write("No rater is invited yet: anchormix study invite --n 20\n")
         return 0
+    def when(stamp) -> str:
+        return "" if pd.isna(stamp) else f"{stamp:%Y-%m-%d %H:%M}"
+
     shown = table.assign(
-        first_saved=table["first_saved"].map(lambda t: "" if t is None else f"{t:%Y-%m-%d %H:%M}"),
-        last_saved=table["last_saved"].map(lambda t: "" if t is None else f"{t:%Y-%m-%d %H:%M}"),
+        first_saved=table["first_saved"].map(when), last_saved=table["last_saved"].map(when)
     )
     sys.stdout.write(shown.to_string(index=False) + "\n")
     return 0
