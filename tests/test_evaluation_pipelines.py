@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -13,6 +14,7 @@ from kedro.framework.session import KedroSession
 
 import anchormix_kedro.pipeline_registry as registry
 from anchormix_kedro.pipelines import automated_eval, correlation
+from anchormix_kedro.study.storage import StudyStore
 from conftest import load_script
 from evaluation_helpers import stand_in_advice
 
@@ -63,15 +65,6 @@ def run(project: Path, names: list[str], params: dict):
     return context.catalog
 
 
-def _latest(folder: Path, name: str) -> Path:
-    return sorted((folder / name).glob(f"*/{name}"))[-1]
-
-
-def _latest_page(folder: Path) -> Path:
-    """The newest rating page: rating_study/<timestamp>/index.html."""
-    return sorted(folder.glob("*/index.html"))[-1]
-
-
 def _fake_judge_server():
     """The local OpenAI-compatible test server of scripts/ (answers derived from prompts)."""
     return load_script("fake_judge_server").FakeJudgeServer
@@ -87,7 +80,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     catalog.save("advice_by_system", advice)
 
     params = {**SMALL_SYNTHETIC, **FAST_EVALUATION}
-    catalog = run(project, ["automated_eval", "correlation"], params)
+    catalog = run(project, ["automated_eval", "study", "correlation"], params)
     reporting = project / "data" / "08_reporting"
 
     metrics = catalog.load("evaluation_metrics")
@@ -113,12 +106,14 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert len(ranks) == len(advice) and ranks["listwise_rank"].isna().all()
     assert (reporting / "evaluation" / "genre_convention_following.png").stat().st_size > 5000
 
-    # The study kit: a blind page and its key, kept apart.
-    key = pd.read_csv(_latest(reporting / "rating_study", "rating_study_key.csv"))
+    # The study: a blind manifest, its audio and its key, in one folder named by its version.
+    study = catalog.load("rating_study")
+    key = study.key
     assert len(key) == 3 * 3 and key["system"].nunique() == 3
-    page = _latest_page(reporting / "rating_study").read_text()
-    assert all(f'data-scenario="{s}"' in page for s in key["scenario_id"])
-    assert "advisor" not in page and "generic_base" not in page
+    manifest = (study.folder / "study.json").read_text()
+    assert all(f'"scenario_id": "{s}"' in manifest for s in key["scenario_id"])
+    assert "advisor" not in manifest and "generic_base" not in manifest
+    assert study.manifest["audio_source"] == "synthetic" and "MUSDB18" not in manifest
 
     # No ratings yet: said plainly; text metrics still correlated with the truth metrics.
     correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
@@ -132,21 +127,32 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     ablation = (reporting / "correlation" / "ablation_table.md").read_text()
     assert "Engineers' ratings: none yet" in ablation and "advisor" in ablation
 
-    # Two engineers rate the page (constructed ratings: better for the correct system).
+    # Two engineers rate (constructed ratings: better for the correct system): one on the
+    # study server (its database), one on the offline page (a CSV file).
+    score = {"advisor": 6, "dsp_baseline": 4, "generic_base": 2}
+    criteria = ["effectiveness", "musicality", "actionability", "helpfulness"]
+    store = StudyStore.open(f"sqlite:///{project / 'data' / '01_raw' / 'study.db'}")
+    store.register_study(study.version, study.study_id, len(key))
+    ((_label, token),) = store.invite(study.version, 1)
+    ann = store.rater_by_token(token)
+    store.consent(ann.id)
+    for number, r in enumerate(key.itertuples(index=False)):
+        saved = store.save_answer(ann.id, r.scenario_id, 0, dict.fromkeys(criteria, score[r.system]),
+                                  {}, f"save-{number}")  # fmt: skip
+        assert saved.status == "saved"
+    store.close()
     ratings_folder = project / "data" / "01_raw" / "ratings"
     ratings_folder.mkdir(parents=True)
-    score = {"advisor": 6, "dsp_baseline": 4, "generic_base": 2}
-    for rater, shift in (("ann", 0), ("ben", 1)):
-        rows = [
-            {"rater": rater, "scenario_id": r.scenario_id, "comment": ""}
-            | dict.fromkeys(
-                ["effectiveness", "musicality", "actionability", "helpfulness"],
-                min(7, score[r.system] + shift),
-            )
-            for r in key.itertuples(index=False)
-        ]
-        pd.DataFrame(rows).to_csv(ratings_folder / f"{rater}.csv", index=False)
+    rows = [
+        {"rater": "ben", "scenario_id": r.scenario_id, "comment": ""}
+        | dict.fromkeys(criteria, min(7, score[r.system] + 1))
+        for r in key.itertuples(index=False)
+    ]
+    pd.DataFrame(rows).to_csv(ratings_folder / "ben.csv", index=False)
     catalog = run(project, ["correlation"], params)
+    merged = catalog.load("merged_ratings")
+    assert merged.groupby("rater")["source"].first().to_dict() == {
+        "rater-001": "study database", "ben": str(ratings_folder / "ben.csv")}  # fmt: skip
 
     correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
     human = correlations[
@@ -181,7 +187,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
         judge = {"backend": "openai", "base_url": server.url, "model": "fake-judge",
                  "max_in_flight": 4, "max_retries": 0}  # fmt: skip
         judged = {**params, "automated_eval": {**params["automated_eval"], "judge": judge}}
-        catalog = run(project, ["automated_eval", "correlation"], judged)
+        catalog = run(project, ["automated_eval", "study", "correlation"], judged)
         assert server.peak_in_flight > 1
     metrics = catalog.load("evaluation_metrics")
     has_advice = metrics["advice"].notna()
@@ -211,10 +217,12 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert set(listwise["x"]) >= {"human_effectiveness", "human_mean"}
     assert listwise["spearman_rho"].notna().any()
 
-    # A bad file stops the run, naming the file, the row and the value.
+    # A bad file is named, with the row and the value, and the other ratings still count.
     (ratings_folder / "carol.csv").write_text(
         "rater,scenario_id,effectiveness,musicality,actionability,helpfulness\n"
         "carol,s-000000000000,9,5,5,5\n"
     )
-    with pytest.raises(Exception, match=r"(?s)carol\.csv.*row 1.*unknown scenario id.*= '9'"):
-        run(project, ["correlation"], params)
+    caplog.clear()
+    catalog = run(project, ["correlation"], params)
+    assert re.search(r"(?s)carol\.csv.*row 1.*unknown scenario id.*= '9'", caplog.text)
+    assert set(catalog.load("merged_ratings")["rater"]) == {"rater-001", "ben"}
