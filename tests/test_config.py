@@ -128,6 +128,7 @@ def test_every_node_carries_its_stage_tag_and_slurm_trains_by_tag():
         "fine_tuning",
         "inference",
         "automated_eval",
+        "study",
         "correlation",
     ]
     for stage in stages:
