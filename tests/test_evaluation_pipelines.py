@@ -152,7 +152,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     catalog = run(project, ["correlation"], params)
     merged = catalog.load("merged_ratings")
     assert merged.groupby("rater")["source"].first().to_dict() == {
-        "rater-001": "study database", "ben": str(ratings_folder / "ben.csv")}  # fmt: skip
+        "rater-001": "study database", "ben": "data/01_raw/ratings/ben.csv"}  # fmt: skip
 
     correlations = pd.read_csv(reporting / "correlation" / "metric_correlations.csv")
     human = correlations[

@@ -13,10 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from study_helpers import make_study, study_params
 
 from anchormix_kedro.study.storage import WORKFLOW_ITEM, StudyStore
 from anchormix_kedro.vocabulary import CRITERIA
+from study_helpers import make_study, study_params
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_FLAGS = [
@@ -200,7 +200,9 @@ def test_a_rater_consents_rates_and_finds_the_answers_on_another_device(browser,
     first_section = page.locator("section.scenario").first
     first_section.locator(".ab-switch").click()
     mix = first_section.locator('audio[data-role="mix"]')
-    page.wait_for_function("a => !a.paused && !a.error && a.currentTime > 0.1", arg=mix.element_handle())
+    page.wait_for_function(
+        "a => !a.paused && !a.error && a.currentTime > 0.1", arg=mix.element_handle()
+    )
     mix.evaluate("a => a.pause()")
 
     # Two scenarios rated in full, and a comment (escaping, non-ASCII) on the first.
@@ -213,8 +215,9 @@ def test_a_rater_consents_rates_and_finds_the_answers_on_another_device(browser,
     wait_saved(page)
     assert page.inner_text("#progress-text") == f"2 of {total} scenarios rated"
     if os.environ.get("STUDY_SCREENSHOT"):
-        section(page, sids[0]).scroll_into_view_if_needed()
-        page.screenshot(path=os.environ["STUDY_SCREENSHOT"], full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 1600})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=os.environ["STUDY_SCREENSHOT"])
 
     # Reloaded: the answers are shown again.
     page.reload()
@@ -250,7 +253,8 @@ def test_a_rater_consents_rates_and_finds_the_answers_on_another_device(browser,
         texts = {**NO_TEXTS, "strengths": comment} if sid == sids[0] else NO_TEXTS
         assert stored[sid] == (chosen[sid], texts), sid
     assert stored[WORKFLOW_ITEM] == (
-        {}, {"workflow_fit": "It would save me a pass on vocals.", "workflow_change": ""}
+        {},
+        {"workflow_fit": "It would save me a pass on vocals.", "workflow_change": ""},
     )
     assert page.errors == [] and other.errors == [] and csp_errors == []
     assert label == rater.label
@@ -377,3 +381,30 @@ def test_a_link_reaches_its_own_answers_and_nothing_else(browser, site):
     assert page_two.url.endswith(f"/r/{not_consented}/consent")
     assert site.answers(not_consented) == {}
     assert page_one.errors == [] and page_two.errors == []
+
+
+def test_the_page_takes_no_answer_before_the_stored_ones_are_loaded(browser, site):
+    token = site.ready_rater()
+    sid = site.study.scenario_ids[0]
+    rater = site.rater(token)
+    site.store.save_answer(rater.id, sid, 0, {"effectiveness": 5}, {}, "earlier")
+    held = []
+    context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.route("**/state", lambda route: held.append(route))
+    page.goto(f"{site.base}/r/{token}/rate")
+    page.wait_for_function("() => document.querySelector('main') !== null")
+    assert page.evaluate("() => document.querySelector('main').inert") is True
+    assert "Loading your answers" in page.locator("#save-state").inner_text()
+    page.wait_for_timeout(200)
+    (route,) = held
+    route.continue_()
+    wait_saved(page)
+    assert page.evaluate("() => document.querySelector('main').inert") is False
+    assert shown(page, sid)["ratings"] == {"effectiveness": 5}
+    rate(page, sid, {"musicality": 3})
+    wait_saved(page)
+    assert site.answers(token)[sid][0] == {**dict.fromkeys(CRITERIA), "effectiveness": 5,
+                                           "musicality": 3}  # fmt: skip
+    context.close()

@@ -58,6 +58,12 @@ def test_invite_prints_one_working_link_per_rater_for_the_latest_study(project, 
     assert link.startswith("https://study.example.org/r/")
     assert main(["study", "invite", "--n", "0"]) == 2
     assert "--n must be at least 1" in capsys.readouterr().err
+    # A newer build does not take over a study that raters were invited to.
+    make_study(project / "data" / "08_reporting" / "rating_study", "2026-03-01T00.00.00.000Z")
+    assert main(["study", "status"]) == 0
+    out, err = capsys.readouterr()
+    assert f"Study {OLDER}" in out and "rater-001" in out  # invited to last, with --study
+    assert "a newer one was built since (2026-03-01T00.00.00.000Z)" in err
 
 
 def test_status_and_export_before_and_after_answers(project, capsys):

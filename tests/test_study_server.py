@@ -264,3 +264,27 @@ def test_organiser_status_needs_an_organiser_token(served):
     reply = client.get("/organiser/status", headers={"Authorization": f"Bearer {organiser}"})
     assert reply.status_code == 200
     assert [r["rater"] for r in reply.json()["raters"]] == ["rater-001", "rater-002"]
+
+
+def test_a_link_keeps_its_study_after_a_newer_one_is_built(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from anchormix_kedro.study.material import StudyShelf
+    from study_helpers import make_study
+
+    root = tmp_path / "studies"
+    older = make_study(root, "2026-01-01T00.00.00.000Z", n_examples=2)
+    store = StudyStore.open(f"sqlite:///{tmp_path / 'study.db'}")
+    store.register_study(older.version, older.study_id, len(older.scenario_ids))
+    ((_label, token),) = store.invite(older.version, 1)
+    newer = make_study(root, "2026-02-01T00.00.00.000Z", n_examples=4)
+    client = TestClient(create_app(store, newer, study_params(), StudyShelf(root)))
+    enrol(client, token)
+    page = client.get(f"/r/{token}/rate").text
+    assert all(f'data-scenario="{sid}"' in page for sid in older.scenario_ids)
+    only_newer = set(newer.scenario_ids) - set(older.scenario_ids)
+    assert only_newer and not any(f'data-scenario="{sid}"' in page for sid in only_newer)
+    assert put(client, token, older.scenario_ids[0], 0, FULL).status_code == 200
+    assert put(client, token, sorted(only_newer)[0], 0, FULL, save_id="n").status_code == 404
+    assert store.versions_with_raters() == [older.version]
+    store.close()

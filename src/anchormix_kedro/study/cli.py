@@ -1,9 +1,10 @@
 """``anchormix study``: invite raters, serve the study, follow its progress, export answers.
 
 Run from the project (or any folder below it) with no other arguments, each command acts
-on the latest study the pipeline built (``--study VERSION`` picks another) and on the
-database of the ``study_database`` global (``ANCHORMIX_STUDY_DATABASE`` overrides it,
-e.g. with a PostgreSQL URL).
+on the study raters were last invited to, or before any invitation on the latest study the
+pipeline built (``--study VERSION`` picks another), and on the database of the
+``study_database`` global (``ANCHORMIX_STUDY_DATABASE`` overrides it, e.g. with a
+PostgreSQL URL). ``serve`` serves every rater the study they were invited to.
 """
 
 from __future__ import annotations
@@ -79,19 +80,28 @@ def load_project(env: str | None = None, start: Path | None = None) -> StudyProj
 
 
 def _open(args):
-    from anchormix_kedro.study.material import StudyNotFoundError, load_study
+    """``(project, study, store)``: the study named by ``--study``, else the one raters
+    were last invited to, else the latest built; and the project's study database."""
+    from anchormix_kedro.study.material import StudyNotFoundError, load_study, study_versions
     from anchormix_kedro.study.storage import StudyStore
 
     project = load_project(args.env)
-    try:
-        study = load_study(project.studies, args.study)
-    except StudyNotFoundError as error:
-        raise CliError(str(error)) from None
     try:
         store = StudyStore.open(project.database_url)
     except sa.exc.SQLAlchemyError as error:
         raise CliError(f"the study database cannot be opened: {error.__class__.__name__}: "
                        f"{str(error).splitlines()[0]}") from None  # fmt: skip
+    built = study_versions(project.studies)
+    running = [v for v in store.versions_with_raters() if v in built]
+    try:
+        study = load_study(project.studies, args.study or (running[-1] if running else None))
+    except StudyNotFoundError as error:
+        raise CliError(str(error)) from None
+    if not args.study and built and study.version != built[-1]:
+        sys.stderr.write(
+            f"Study {study.version}, which raters were invited to; a newer one "
+            f"was built since ({built[-1]}): --study picks it\n"
+        )
     store.register_study(study.version, study.study_id, len(study.scenario_ids))
     return project, study, store
 
@@ -141,7 +151,9 @@ def serve(args) -> int:
     project, study, store = _open(args)
     host = args.host or str(project.params["host"])
     port = int(args.port or project.params["port"])
-    app = create_app(store, study, project.params)
+    from anchormix_kedro.study.material import StudyShelf
+
+    app = create_app(store, study, project.params, StudyShelf(project.studies))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sys.stderr.write(
         f"Serving study {study.version} ({len(study.scenario_ids)} scenarios) on "
@@ -162,6 +174,7 @@ def status(args) -> int:
     if table.empty:
         sys.stdout.write("No rater is invited yet: anchormix study invite --n 20\n")
         return 0
+
     def when(stamp) -> str:
         return "" if pd.isna(stamp) else f"{stamp:%Y-%m-%d %H:%M}"
 

@@ -182,3 +182,19 @@ def load_study(root: Path, version: str | None = None) -> BuiltStudy:
     if missing:
         raise ValueError(f"{folder / KEY_FILE} lacks columns {missing}: build the study again")
     return BuiltStudy(version, manifest, key, folder=folder)
+
+
+class StudyShelf:
+    """The built studies a server serves, each loaded once, by version: a rater's link
+    keeps working with the study they were invited to after the pipeline builds a new one."""
+
+    def __init__(self, root: Path | None = None, studies: tuple[BuiltStudy, ...] = ()):
+        self._root = root
+        self._loaded = {study.version: study for study in studies}
+
+    def get(self, version: str) -> BuiltStudy | None:
+        if version not in self._loaded and self._root is not None:
+            if version not in study_versions(self._root):
+                return None
+            self._loaded[version] = load_study(self._root, version)
+        return self._loaded.get(version)

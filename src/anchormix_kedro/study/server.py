@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from anchormix_kedro.study import web
 from anchormix_kedro.study.answers import progress
-from anchormix_kedro.study.material import BuiltStudy
+from anchormix_kedro.study.material import BuiltStudy, StudyShelf
 from anchormix_kedro.study.storage import (
     SCENARIO_TEXTS,
     WORKFLOW_ITEM,
@@ -88,15 +88,26 @@ def _static(name: str) -> Response:
     return Response(text, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
-def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -> FastAPI:
+def create_app(
+    store: StudyStore,
+    study: BuiltStudy,
+    texts: Mapping[str, Any],
+    shelf: StudyShelf | None = None,
+) -> FastAPI:
     """The application serving ``study`` from ``store``; ``texts`` are the ``study``
-    parameters (information sheet, withdrawal text, background choices)."""
+    parameters (information sheet, instructions, withdrawal text, background choices).
+    A rater invited to another built study on ``shelf`` is served that study."""
     store.register_study(study.version, study.study_id, len(study.scenario_ids))
+    shelf = shelf or StudyShelf(studies=(study,))
+    current = study
     app = FastAPI(title="AnchorMix listening study", docs_url=None, redoc_url=None,
                   openapi_url=None)  # fmt: skip
-    scenarios = set(study.scenario_ids)
-    items = scenarios | {WORKFLOW_ITEM}
-    rating_html = web.rating_page(study.manifest)
+    rating_pages: dict[str, str] = {}
+
+    def rating_html(served: BuiltStudy) -> str:
+        if served.version not in rating_pages:
+            rating_pages[served.version] = web.rating_page(served.manifest, texts)
+        return rating_pages[served.version]
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -123,13 +134,16 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
 
-    def rater_of(token: str, consented: bool = True) -> Rater:
+    def rater_of(token: str, consented: bool = True) -> tuple[Rater, BuiltStudy]:
+        """The rater of a link and the study they were invited to; 404 for a link that is
+        not a rater's, 403 (``consented``) before consent or after withdrawal."""
         rater = store.rater_by_token(token) if len(token) <= 100 else None
-        if rater is None or rater.study_version != study.version:
+        served = shelf.get(rater.study_version) if rater is not None else None
+        if rater is None or served is None:
             raise HTTPException(404, "unknown link")
         if consented and (rater.withdrawn or not rater.consented):
             raise HTTPException(403, "this link has no consent to the study (or was withdrawn)")
-        return rater
+        return rater, served
 
     def html_page(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status)
@@ -143,11 +157,11 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.get("/", response_class=HTMLResponse)
     def home():
-        return web.notice_page(study.manifest["title"], "Open the personal link you were sent.")
+        return web.notice_page(current.manifest["title"], "Open the personal link you were sent.")
 
     @app.get("/healthz")
     def health():
-        return {"status": "ok", "study": study.version}
+        return {"status": "ok", "study": current.version}
 
     @app.get("/static/{name}")
     def static(name: str):
@@ -160,7 +174,7 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.get("/r/{token}/")
     def entry(token: str):
-        rater = rater_of(token, consented=False)
+        rater, study = rater_of(token, consented=False)
         if rater.withdrawn or not rater.consented:
             return RedirectResponse("consent", 303)
         if rater.background is None:
@@ -169,14 +183,14 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.get("/r/{token}/consent")
     def consent_form(token: str):
-        rater = rater_of(token, consented=False)
+        rater, study = rater_of(token, consented=False)
         return html_page(
             web.consent_page(study.manifest, texts, rater.consented and not rater.withdrawn)
         )
 
     @app.post("/r/{token}/consent")
     async def consent(token: str, request: Request):
-        rater = rater_of(token, consented=False)
+        rater, study = rater_of(token, consented=False)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         if form.get("agree") != ["yes"]:
             return html_page(web.consent_page(study.manifest, texts, False), 400)
@@ -185,18 +199,18 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.post("/r/{token}/withdraw")
     def withdraw(token: str):
-        rater = rater_of(token, consented=False)
+        rater, study = rater_of(token, consented=False)
         store.withdraw(rater.id)
         return html_page(web.notice_page("You have withdrawn", texts["withdrawn_text"]))
 
     @app.get("/r/{token}/background")
     def background_form(token: str):
-        rater = rater_of(token)
+        rater, study = rater_of(token)
         return html_page(web.background_page(study.manifest, texts, rater.background))
 
     @app.post("/r/{token}/background")
     async def background(token: str, request: Request):
-        rater = rater_of(token)
+        rater, study = rater_of(token)
         form = {
             k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
         }
@@ -209,14 +223,14 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.get("/r/{token}/rate")
     def rate(token: str):
-        rater = rater_of(token)
+        rater, study = rater_of(token)
         if rater.background is None:
             return RedirectResponse("background", 303)
-        return html_page(rating_html)
+        return html_page(rating_html(study))
 
     @app.get("/r/{token}/clips/{clip_id}")
     def clip(token: str, clip_id: str):
-        rater_of(token)
+        _rater, study = rater_of(token)
         path = study.clip_file(clip_id)
         if path is None or not path.is_file():
             raise HTTPException(404, "unknown clip")
@@ -224,14 +238,14 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
 
     @app.get("/api/r/{token}/state")
     def state(token: str):
-        rater = rater_of(token)
+        rater, study = rater_of(token)
         saved = store.answers_of(rater.id)
         return {"rater": rater.label, "answers": [a.as_json() for a in saved.values()]}
 
     @app.put("/api/r/{token}/answers/{item}")
     def save(token: str, item: str, answer: Annotated[AnswerIn, Body()]):
-        rater = rater_of(token)
-        if item not in items:
+        rater, study = rater_of(token)
+        if item != WORKFLOW_ITEM and item not in study.scenario_ids:
             raise HTTPException(404, "unknown scenario")
         allowed = WORKFLOW_TEXTS if item == WORKFLOW_ITEM else SCENARIO_TEXTS
         ratings = {} if item == WORKFLOW_ITEM else {c: answer.ratings.get(c) for c in CRITERIA}
@@ -256,8 +270,8 @@ def create_app(store: StudyStore, study: BuiltStudy, texts: Mapping[str, Any]) -
         token = header[7:] if header.lower().startswith("bearer ") else ""
         if not token or not store.is_organiser(token):
             raise HTTPException(401, "an organiser token is needed (Authorization: Bearer ...)")
-        table = progress(store, study.version, len(scenarios))
+        table = progress(store, current.version, len(current.scenario_ids))
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
-        return {"study": study.version, "raters": rows}
+        return {"study": current.version, "raters": rows}
 
     return app

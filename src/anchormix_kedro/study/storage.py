@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,6 +245,16 @@ class StudyStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        # SQLite has one writer at a time; its busy handler makes a waiting writer sleep in
+        # growing steps (up to 100 ms), so under load a few saves waited for seconds. In one
+        # process, writers queue on a lock instead and each goes as soon as the last is done.
+        self._writer = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+    @contextmanager
+    def _write(self):
+        """A write transaction (one at a time on SQLite)."""
+        with self._writer, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     def open(cls, url: str, upgrade: bool = True) -> StudyStore:
@@ -258,7 +270,7 @@ class StudyStore:
 
     def register_study(self, version: str, study_id: str, n_scenarios: int) -> None:
         """Record a built study (once; later calls change nothing)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             found = conn.execute(sa.select(studies.c.version).where(studies.c.version == version))
             if found.first() is None:
                 conn.execute(studies.insert().values(version=version, study_id=study_id,
@@ -270,7 +282,7 @@ class StudyStore:
         if n < 1:
             raise ValueError(f"--n must be at least 1, got {n}")
         invited = []
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             count = conn.execute(
                 sa.select(sa.func.count()).select_from(raters)
                 .where(raters.c.study_version == version)
@@ -281,6 +293,13 @@ class StudyStore:
                              token_hash=token_hash(token), invited_at=now()))  # fmt: skip
                 invited.append((label, token))
         return invited
+
+    def versions_with_raters(self) -> list[str]:
+        """The studies raters were invited to, the most recently invited to last."""
+        latest = sa.func.max(raters.c.invited_at)
+        query = sa.select(raters.c.study_version).group_by(raters.c.study_version).order_by(latest)
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
 
     def rater_by_token(self, token: str) -> Rater | None:
         with self.engine.connect() as conn:
@@ -295,7 +314,7 @@ class StudyStore:
 
     def new_organiser_token(self) -> str:
         token = new_token()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(organiser_tokens.insert().values(token_hash=token_hash(token),
                          created_at=now()))  # fmt: skip
         return token
@@ -307,7 +326,7 @@ class StudyStore:
         return found is not None
 
     def _set_rater(self, rater_id: int, kind: str, detail: dict | None = None, **values) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(raters.update().where(raters.c.id == rater_id).values(**values))
             conn.execute(events.insert().values(rater_id=rater_id, at=now(), kind=kind,
                          detail=json.dumps(detail) if detail else None))  # fmt: skip
@@ -327,7 +346,7 @@ class StudyStore:
 
     def log_event(self, rater_id: int | None, kind: str, item: str | None = None,
                   detail: Mapping | None = None) -> None:  # fmt: skip
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(events.insert().values(rater_id=rater_id, at=now(), kind=kind[:40],
                          item=item, detail=json.dumps(dict(detail)) if detail else None))  # fmt: skip
 
@@ -366,7 +385,7 @@ class StudyStore:
         stamp = now()
         values = {**checked, "texts": json.dumps(written, ensure_ascii=False),
                   "save_id": save_id, "saved_at": stamp}  # fmt: skip
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             row = conn.execute(sa.select(answers).where(key).with_for_update()).first()
             if row is not None and row.save_id == save_id:
                 return SaveResult("replayed", _answer(row))

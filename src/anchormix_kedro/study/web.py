@@ -98,9 +98,10 @@ def background_page(study: Mapping, texts: Mapping, saved: Mapping | None) -> st
     return document(study["title"], body)
 
 
-def rating_page(study: Mapping) -> str:
+def rating_page(study: Mapping, texts: Mapping) -> str:
     """The scenarios with their players, scales and feedback; ``online.js`` loads and saves
-    the rater's answers through the API."""
+    the rater's answers through the API. The instructions are the server's own
+    (``study.instructions``): the offline page's speak of downloading a file."""
     scenarios = study["scenarios"]
     sections = "\n".join(
         scenario_section(
@@ -128,8 +129,10 @@ def rating_page(study: Mapping) -> str:
         "Loading your answers…</span></div>"
         f'<progress id="progress" max="{total}" value="0"></progress>'
         f'<div id="progress-text">0 of {total} scenarios rated</div>'
-        '<div id="status" role="status" aria-live="polite"></div></header><main>'
-        f'<p class="instructions">{e(study["instructions"])}</p>{notice}'
+        '<div id="status" role="status" aria-live="polite"></div></header>'
+        # Inert until the stored answers are loaded, so no click can race them.
+        "<main inert>"
+        f'<p class="instructions">{e(texts["instructions"])}</p>{notice}'
         f"<p>Scale: {e(scale)}. Every answer is saved on the study's server as you give it: "
         "you can close this page and come back to your link, on any device.</p>"
         f"{sections}{workflow_form()}"

@@ -71,12 +71,25 @@ def load_ratings(
     A rater's later file supersedes their earlier ones.
     """
     key = rating_study.key
-    from_server = study_answers[study_answers["study_version"] == rating_study.version]
+    known = set(key["scenario_id"].astype(str))
+    from_server = study_answers[study_answers["study_id"] == rating_study.study_id]
+    # Scenario ids stay the same from build to build while the advice does: answers given
+    # on an earlier build count; answers on advice that changed since do not.
+    elsewhere = ~from_server["scenario_id"].isin(known)
+    if elsewhere.any():
+        logger.warning("%d ratings in the study database are of scenarios not in study %s "
+                       "(their advice changed since): left out", int(elsewhere.sum()),
+                       rating_study.version)  # fmt: skip
+    from_server = from_server[~elsewhere]
+    if from_server["study_version"].nunique() > 1:  # rater-001 of each build is someone else
+        from_server = from_server.assign(
+            rater=from_server["study_version"] + "/" + from_server["rater"]
+        )
     from_server = from_server.drop(columns="study_version")
     problems: list[str] = []
     from_files = ratings.merge_ratings(
         ratings_files,
-        known_scenarios=set(key["scenario_id"].astype(str)),
+        known_scenarios=known,
         study_id=rating_study.study_id,
         problems=problems,
     )

@@ -19,7 +19,9 @@
   var failed = {};      // item -> why the server refused it (not retried)
   var retryDelay = 1000;
   var retryTimer = null;
+  var offline = false;  // the last request found no server
   var loaded = false;
+  var conflictShown = false;
   var saveState = document.getElementById("save-state");
 
   function section(item) { return document.querySelector('section.scenario[data-scenario="' + item + '"]'); }
@@ -74,7 +76,7 @@
       saveState.className = "save-state error";
     } else if (!loaded) {
       saveState.textContent = "Loading your answers…";
-    } else if (retryTimer) {
+    } else if (offline && waiting) {
       saveState.textContent = "Not saved yet (" + form.plural(waiting, "change") + "): no connection to the study server, trying again…";
       saveState.className = "save-state offline";
     } else if (waiting) {
@@ -99,6 +101,7 @@
   }
 
   function flush() {
+    if (!loaded) { return; }
     Object.keys(inFlight).forEach(function (item) { if (!inFlight[item].sending) { send(item); } });
     Object.keys(changed).forEach(send);
     showState();
@@ -123,11 +126,13 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         body.sending = false;
+        offline = false;
         if (response.status === 200) {
           delete inFlight[item];
           delete failed[item];
           revisions[item] = data.answer.revision;
           retryDelay = 1000;
+          if (conflictShown) { form.status.textContent = ""; conflictShown = false; }
         } else if (response.status === 409) {
           delete inFlight[item];
           if (same(body, data.answer)) {
@@ -138,6 +143,7 @@
             show(data.answer);
             form.update();
             form.status.textContent = "This answer was changed in another tab or on another device: the page now shows the latest saved answer. Make your change again if you still want it.";
+            conflictShown = true;
           }
         } else if (response.status >= 500 || response.status === 429) {
           scheduleRetry();
@@ -150,6 +156,7 @@
       });
     }).catch(function () {
       body.sending = false;
+      offline = true;
       scheduleRetry();
       showState();
     });
@@ -164,12 +171,14 @@
   var typing = {};
   function changedBy(event, delay) {
     var item = itemOf(event.target);
-    if (!item || !loaded) { return; }
+    if (!item) { return; }
     form.update();
     changed[item] = true;
     delete failed[item];
     clearTimeout(typing[item]);
-    if (delay) {
+    if (!loaded) {
+      showState();  // sent once the stored answers (and their revisions) are loaded
+    } else if (delay) {
       typing[item] = setTimeout(function () { send(item); showState(); }, delay);
       showState();
     } else {
@@ -184,13 +193,30 @@
       return response.json();
     }).then(function (data) {
       data.answers.forEach(function (answer) {
-        // Never replace what the rater is changing here; show newer answers from elsewhere.
-        if (changed[answer.item] || inFlight[answer.item]) { return; }
+        if (inFlight[answer.item]) { return; }
+        if (changed[answer.item]) {
+          // A change made here before the answers arrived: saved on top of the stored one.
+          if (!loaded) { revisions[answer.item] = answer.revision; }
+          return;
+        }
+        // Show newer answers from elsewhere.
         if (answer.revision !== revisions[answer.item]) { show(answer); }
       });
+      var first = !loaded;
       loaded = true;
+      document.querySelector("main").inert = false;
       form.update();
+      if (first) { flush(); }
       showState();
+    });
+  }
+
+  function firstLoad() {
+    load().catch(function (error) {
+      saveState.textContent = "Your answers could not be loaded yet (" + error.message + "): trying again…";
+      saveState.className = "save-state error";
+      setTimeout(firstLoad, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 30000);
     });
   }
 
@@ -203,7 +229,7 @@
   document.getElementById("next-unrated").addEventListener("click", form.nextUnrated);
   window.addEventListener("online", function () { retryDelay = 1000; flush(); });
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") { load().catch(function () { }); }
+    if (document.visibilityState === "visible" && loaded) { load().catch(function () { }); }
   });
   window.addEventListener("beforeunload", function (event) {
     if (unsaved()) {
@@ -212,9 +238,6 @@
       return event.returnValue;
     }
   });
-  load().catch(function (error) {
-    saveState.textContent = "Your answers could not be loaded (" + error.message + "): reload the page.";
-    saveState.className = "save-state error";
-  });
+  firstLoad();
   window.AnchorMixOnline = {unsaved: unsaved, reload: load};
 })();
