@@ -20,8 +20,6 @@ import sqlalchemy as sa
 
 from anchormix_kedro.advise.errors import CliError
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class StudyProject:
