@@ -38,6 +38,18 @@ def load_script(name: str):
     return sys.modules[name]
 
 
+#: Debian's chromium, as the browser tests launch it (Playwright never downloads a browser).
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
 SHARED_MUSDB = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
 RATE = 44100
 

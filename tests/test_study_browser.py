@@ -16,18 +16,9 @@ import pytest
 
 from anchormix_kedro.study.storage import WORKFLOW_ITEM, StudyStore
 from anchormix_kedro.vocabulary import CRITERIA
+from conftest import BROWSER_FLAGS, CHROMIUM
 from study_helpers import make_study, study_params
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 WAIT_MS = 30_000  # the machine may be busy: generous waits, which cost nothing when all is well
 SAVED = """() => window.AnchorMixOnline !== undefined && window.AnchorMixOnline.unsaved() === 0
     && document.getElementById("save-state").textContent === "All answers saved" """

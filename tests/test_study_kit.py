@@ -8,7 +8,6 @@ import io
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,21 +17,12 @@ import soundfile
 from anchormix_kedro.study import kit as study_kit
 from anchormix_kedro.study.ratings import read_ratings_csv, scenario_scores, validate_ratings
 from anchormix_kedro.vocabulary import CRITERIA
+from conftest import BROWSER_FLAGS, CHROMIUM
 
 SYSTEMS = ("advisor", "dsp_baseline", "generic_base")
 GENRES = ("Jazz", "Pop", "Rap", "Rock")
 RATE = 44100
 HOSTILE = '</blockquote><script>alert("x")</script> & "quoted" <b>bold</b>'
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 #: Each system's advice in the browser test: a move of -4 dB, none, and none that can be read.
 ADVICE = {
     "advisor": "The vocal is too loud: pull the vocal fader down by about 4 dB.",
