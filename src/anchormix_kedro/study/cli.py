@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def load_project(env: str | None = None, start: Path | None = None) -> StudyProj
     from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 
     root = find_project(start)
+    # Kedro's loader warns about OmegaConf's renamed resolver call on every load: not ours.
+    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     loader = OmegaConfigLoader(
         conf_source=str(root / "conf"),
         env=env or CONFIG_LOADER_ARGS.get("default_run_env"),

@@ -159,6 +159,10 @@ def create_app(
     def home():
         return web.notice_page(current.manifest["title"], "Open the personal link you were sent.")
 
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)  # none: browsers ask for one on every page
+
     @app.get("/healthz")
     def health():
         return {"status": "ok", "study": current.version}
