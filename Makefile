@@ -47,6 +47,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python scripts/benchmark_metrics.py
 	$(BIN)/python scripts/benchmark_judge.py
 	$(BIN)/python scripts/benchmark_advise.py
+	$(BIN)/python scripts/benchmark_study_server.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -272,6 +272,7 @@ def run_baseline(rater: Rater, client, n: int, deadline: float, think_ms: float)
     import httpx
 
     rng = random.Random(1000 + rater.index)
+    _pace(rng, think_ms)  # raters do not start in lockstep
     for _ in range(n):
         if time.monotonic() >= deadline:
             return
@@ -337,6 +338,7 @@ def run_saves(rater: Rater, client, scenarios: list[str], n: int, deadline: floa
     rng = random.Random(rater.index)
     order = list(scenarios)
     rng.shuffle(order)
+    _pace(rng, think_ms)  # raters do not start in lockstep
     made = 0
     round_ = 0
 

@@ -128,7 +128,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in (
-        "journal_mode=WAL",
         "synchronous=FULL",  # an acknowledged save is on disk, not only in the OS cache
         "busy_timeout=15000",
         "foreign_keys=ON",
@@ -146,9 +145,17 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=8)
+        # Connections are kept (none opened per request): a new one waits for SQLite's locks.
+        engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=32, max_overflow=8)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # WAL is a property of the file, set once (outside any transaction); asking on every
+        # connection takes a lock.
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()
         return engine
     return sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
