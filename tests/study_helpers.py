@@ -56,9 +56,14 @@ def load_excerpt(excerpt_id: str) -> dict:
 
 
 def make_study(root: Path, version: str = "2026-01-01T00.00.00.000Z", n_examples: int = 4,
-               source: str = "musdb", offline_page: bool = False):  # fmt: skip
-    """A built study saved under ``root`` and loaded back as the server loads it."""
+               source: str = "musdb", offline_page: bool = False, catch: int = 0):  # fmt: skip
+    """A built study saved under ``root`` and loaded back as the server loads it, with
+    ``catch`` catch scenarios."""
+    from anchormix_kedro.study.kit.catch import catch_scenarios
+
     key = kit.sample_scenarios(example_rows(), n_examples, "test-study", seed=1)
+    if catch:
+        key = pd.concat([key, catch_scenarios(key, catch, seed=1)], ignore_index=True)
     tracks = pd.DataFrame({"excerpt_id": [f"song{k}" for k in range(3)], "source": source})
     built = build_study(key, load_excerpt, tracks, kit.PageSettings(clip_seconds=1.0), version,
                         offline_page=offline_page)  # fmt: skip

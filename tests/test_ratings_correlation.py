@@ -344,6 +344,13 @@ def metric_table(n: int = 24) -> pd.DataFrame:
     )
 
 
+def no_answers() -> dict:
+    """The study database's tables before anyone answered."""
+    from anchormix_kedro.datasets.study_datasets import _no_quality_inputs
+
+    return {"ratings": ratings_for_analysis(None), **_no_quality_inputs()}
+
+
 def built(key: pd.DataFrame) -> BuiltStudy:
     """A built study holding only its key (what the correlation pipeline reads of it)."""
     return BuiltStudy("2026-01-01T00.00.00.000Z", {"study_id": "st", "scenarios": []}, key)
@@ -353,7 +360,8 @@ def test_without_ratings_only_automated_metrics_meet_the_truth_and_it_says_so(ca
     metrics = metric_table()
     with caplog.at_level(logging.WARNING):
         empty_study = built(pd.DataFrame({"scenario_id": [], "study_id": []}))
-        merged = nodes.load_ratings({}, ratings_for_analysis(None), empty_study)
+        merged, quality = nodes.load_ratings({}, no_answers(), empty_study, {})
+        assert quality.empty
         human = nodes.attach_human_scores(merged, empty_study, metrics)
         table = nodes.correlate_metrics(
             metrics, human, {"min_pairs": 5}, {"bootstrap": {"n_resamples": 100}}
@@ -406,7 +414,7 @@ def test_with_ratings_people_meet_every_metric_and_changed_advice_is_left_out(ca
             for sid, q in zip(key["scenario_id"], quality, strict=True)
         ]
         files[f"{rater}.csv"] = csv(HEADER + "".join(lines))
-    merged = nodes.load_ratings(files, ratings_for_analysis(None), built(key))
+    merged, _quality = nodes.load_ratings(files, no_answers(), built(key), {})
     with caplog.at_level(logging.WARNING):
         human = nodes.attach_human_scores(merged, built(key), metrics)
     assert len(human) == len(metrics) - 1 and "differs from the advice evaluated now" in caplog.text

@@ -15,8 +15,9 @@ from anchormix_kedro.study.answers import (
     ratings_for_analysis,
     ratings_long,
 )
+from anchormix_kedro.study.schema import answer_revisions
 from anchormix_kedro.study.server import create_app, redact
-from anchormix_kedro.study.storage import StudyStore, answer_revisions, token_hash
+from anchormix_kedro.study.storage import StudyStore, token_hash
 from study_helpers import make_server, study_params
 
 BACKGROUND = {"role": "Mixing engineer", "experience_years": "5-10 years",
@@ -189,15 +190,15 @@ def test_withdrawal_keeps_the_record_and_leaves_the_answers_out(served, tmp_path
 
 def test_export_is_tidy_with_its_header_before_any_answer_and_never_overwrites(served, tmp_path):
     client, store, study, (ann, _bob) = served
-    empty = export_tables(store, study.version, tmp_path / "out" / "ratings.csv")
+    empty = export_tables(store, study, tmp_path / "out" / "ratings.csv")
     header = empty[0].read_text().replace('"', "").splitlines()
     assert header == ["study_version,study_id,rater,scenario_id,criterion,rating,revision,saved_at"]
     with pytest.raises(FileExistsError, match="choose another --output"):
-        export_tables(store, study.version, tmp_path / "out" / "ratings.csv")
+        export_tables(store, study, tmp_path / "out" / "ratings.csv")
     enrol(client, ann)
     put(client, ann, study.scenario_ids[0], 0, FULL, {"weaknesses": "=1+1 too vague"})
     put(client, ann, study.scenario_ids[1], 0, {"musicality": 3}, save_id="s2")
-    paths = export_tables(store, study.version, tmp_path / "again.csv")
+    paths = export_tables(store, study, tmp_path / "again.csv")
     import pandas as pd
 
     long = pd.read_csv(paths[0])

@@ -4,7 +4,8 @@ study database.
 ``StudyFolderDataset`` saves a :class:`~anchormix_kedro.study.material.BuiltStudy` as
 ``<path>/<version>/`` (never over an existing folder) and loads the latest one.
 ``StudyAnswersDataset`` loads the fully rated scenarios of every study from the database
-at ``url`` (a missing SQLite file: none yet), in the columns of the page's CSV files.
+at ``url`` (a missing SQLite file: none yet), in the columns of the page's CSV files, and
+the tables the quality checks read.
 """
 
 from __future__ import annotations
@@ -54,15 +55,18 @@ class StudyAnswersDataset(AbstractDataset):
         parsed = sa.engine.make_url(self._url)
         return parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file()
 
-    def load(self) -> pd.DataFrame:
+    def load(self) -> dict[str, pd.DataFrame]:
+        """``{"ratings": ..., "raters", "assignments", "answers", "listened"}``: the fully
+        rated scenarios and what the quality checks read (``anchormix_kedro.study.quality``)."""
         from anchormix_kedro.study.answers import ratings_for_analysis
+        from anchormix_kedro.study.quality import quality_inputs
         from anchormix_kedro.study.storage import StudyStore
 
         if self._missing_sqlite_file():
-            return ratings_for_analysis(None)
+            return {"ratings": ratings_for_analysis(None), **_no_quality_inputs()}
         store = StudyStore.open(self._url)
         try:
-            return ratings_for_analysis(store)
+            return {"ratings": ratings_for_analysis(store), **quality_inputs(store)}
         finally:
             store.close()
 
@@ -71,3 +75,9 @@ class StudyAnswersDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"url": sa.engine.make_url(self._url).render_as_string(hide_password=True)}
+
+
+def _no_quality_inputs() -> dict[str, pd.DataFrame]:
+    from anchormix_kedro.study.quality import QUALITY_INPUT_COLUMNS
+
+    return {name: pd.DataFrame(columns=list(cols)) for name, cols in QUALITY_INPUT_COLUMNS.items()}

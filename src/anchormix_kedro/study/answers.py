@@ -16,16 +16,13 @@ import sqlalchemy as sa
 
 from anchormix_kedro.study.kit.page_csv import CONSENT_GIVEN, spreadsheet_safe
 from anchormix_kedro.study.ratings import RATINGS_COLUMNS, empty_ratings
+from anchormix_kedro.study.schema import answers, assignments, events, raters, studies
 from anchormix_kedro.study.storage import (
     BACKGROUND_FIELDS,
     SCENARIO_TEXTS,
     WORKFLOW_ITEM,
     WORKFLOW_TEXTS,
     StudyStore,
-    answers,
-    events,
-    raters,
-    studies,
 )
 from anchormix_kedro.vocabulary import CRITERIA
 
@@ -169,10 +166,14 @@ def ratings_for_analysis(store: StudyStore | None, version: str | None = None) -
 
 
 def progress(store: StudyStore, version: str, n_scenarios: int) -> pd.DataFrame:
-    """Per rater: state, scenarios fully and partly rated, first and last save, minutes."""
+    """Per rater: state, items fully and partly rated (of ``n_scenarios``, or of their own
+    list when the design gave them one), first and last save, minutes."""
     people = _frame(store, sa.select(raters).where(raters.c.study_version == version)
                     .order_by(raters.c.label))  # fmt: skip
     data = _answers(store, version, active_only=False)
+    listed = _frame(store, sa.select(assignments.c.rater_id, sa.func.count().label("n"))
+                    .group_by(assignments.c.rater_id))  # fmt: skip
+    list_length = dict(zip(listed["rater_id"], listed["n"], strict=True)) if len(listed) else {}
     rows = []
     for person in people.itertuples(index=False):
         mine = data[(data["rater"] == person.label) & (data["item"] != WORKFLOW_ITEM)] if len(
@@ -185,21 +186,46 @@ def progress(store: StudyStore, version: str, n_scenarios: int) -> pd.DataFrame:
         last = mine["saved_at"].max() if len(mine) else None
         minutes = (last - first).total_seconds() / 60 if first is not None else 0.0
         rows.append({"rater": person.label, "state": state, "rated": rated,
-                     "partly": len(mine) - rated, "of": n_scenarios, "first_saved": first,
+                     "partly": len(mine) - rated,
+                     "of": int(list_length.get(person.id, n_scenarios)), "first_saved": first,
                      "last_saved": last, "minutes": round(minutes, 1)})  # fmt: skip
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
-def export_tables(store: StudyStore, version: str, output: Path) -> list[Path]:
-    """Write the tidy ratings to ``output`` and the comments, raters and events beside it
-    (``<stem>_comments.csv`` ...), text quoted and safe in a spreadsheet (a cell that
-    would run as a formula starts with an apostrophe). Refuses to overwrite any of them."""
+DESIGN_COLUMNS: tuple[str, ...] = ("study_version", "rater", "position", "item", "scenario_id",
+                                   "system", "kind")  # fmt: skip
+
+
+def design_table(store: StudyStore, version: str, key: pd.DataFrame) -> pd.DataFrame:
+    """Who saw what, in which place: one row per rater x place, with the system from the
+    key (``catch`` for catch trials; a repeat names the system of the scenario it repeats)."""
+    query = (
+        sa.select(assignments, raters.c.label.label("rater"), raters.c.study_version)
+        .join(raters, raters.c.id == assignments.c.rater_id)
+        .where(raters.c.study_version == version)
+        .order_by(raters.c.label, assignments.c.position)
+    )
+    data = _frame(store, query)
+    if data.empty:
+        return pd.DataFrame(columns=list(DESIGN_COLUMNS))
+    system = dict(zip(key["scenario_id"].astype(str), key["system"].astype(str), strict=True))
+    data["system"] = data["scenario_id"].map(system)
+    return data[list(DESIGN_COLUMNS)]
+
+
+def export_tables(store: StudyStore, study, output: Path) -> list[Path]:
+    """Write the tidy ratings of ``study`` (a built study) to ``output`` and beside it the
+    comments, raters, events and design (``<stem>_comments.csv``, ``_raters``, ``_events``,
+    ``_design``), text quoted and safe in a spreadsheet (a cell that would run as a formula
+    starts with an apostrophe). Refuses to overwrite any of them."""
     output = Path(output)
+    version = study.version
     tables = {
         output: ratings_long(store, version),
         output.with_name(f"{output.stem}_comments.csv"): comments(store, version),
         output.with_name(f"{output.stem}_raters.csv"): rater_table(store, version),
         output.with_name(f"{output.stem}_events.csv"): event_table(store, version),
+        output.with_name(f"{output.stem}_design.csv"): design_table(store, version, study.key),
     }
     existing = [str(path) for path in tables if path.exists()]
     if existing:

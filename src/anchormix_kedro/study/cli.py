@@ -116,6 +116,21 @@ def _base_url(project: StudyProject, args) -> str:
     return f"http://{project.params['host']}:{project.params['port']}"
 
 
+def study_design(study, params: dict):
+    """Each new rater's list, drawn by the ``study.design`` parameters (balanced over
+    scenarios, systems and positions; catch trials)."""
+    from anchormix_kedro.study.design import assign_rater
+
+    design = dict(params.get("design") or {})
+    per_rater = design.get("per_rater")
+
+    def draw(rater_index: int, counts: dict[str, int]):
+        return assign_rater(study.key, counts, rater_index, per_rater, int(design.get("seed", 0)),
+                            catch_trials=bool(design.get("catch_trials", True)))  # fmt: skip
+
+    return draw
+
+
 def invite(args) -> int:
     if not args.organiser and not 1 <= args.n <= 10_000:
         raise CliError(f"--n must be at least 1 (and at most 10000), got {args.n}")
@@ -126,7 +141,10 @@ def invite(args) -> int:
         sys.stderr.write("An organiser token for /organiser/status: keep it; it is not shown "
                          "again.\n")  # fmt: skip
         return 0
-    invited = store.invite(study.version, args.n)
+    try:
+        invited = store.invite(study.version, args.n, study_design(study, project.params))
+    except ValueError as error:
+        raise CliError(str(error)) from None
     lines = [f"{base}/r/{token}/" for _label, token in invited]
     if args.output:
         if args.output.exists():
@@ -167,9 +185,16 @@ def serve(args) -> int:
 
 def status(args) -> int:
     from anchormix_kedro.study.answers import progress
+    from anchormix_kedro.study.quality import quality_inputs, rater_quality
 
-    _project, study, store = _open(args)
+    project, study, store = _open(args)
     table = progress(store, study.version, len(study.scenario_ids))
+    quality = rater_quality(quality_inputs(store, study.version), study.version,
+                            project.params.get("exclusion"))  # fmt: skip
+    if len(table):
+        table = table.merge(quality.rename(columns={"catch_effectiveness": "catch",
+                                                    "repeat_mean_abs_diff": "repeat_diff"}),
+                            on="rater", how="left")  # fmt: skip
     sys.stdout.write(f"Study {study.version} ({study.study_id}): {len(table)} raters invited, "
                      f"{len(study.scenario_ids)} scenarios each\n")  # fmt: skip
     if table.empty:
@@ -180,9 +205,15 @@ def status(args) -> int:
         return "" if pd.isna(stamp) else f"{stamp:%Y-%m-%d %H:%M}"
 
     shown = table.assign(
-        first_saved=table["first_saved"].map(when), last_saved=table["last_saved"].map(when)
-    )
+        first_saved=table["first_saved"].map(when),
+        last_saved=table["last_saved"].map(when),
+        catch=table["catch"].map(lambda v: "" if pd.isna(v) else f"{v:g}"),
+        repeat_diff=table["repeat_diff"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+        excluded=table["excluded"].map({True: "yes", False: ""}),
+    ).drop(columns="reason")
     sys.stdout.write(shown.to_string(index=False) + "\n")
+    for row in table[table["excluded"]].itertuples(index=False):
+        sys.stdout.write(f"{row.rater} is excluded by study.exclusion: {row.reason}\n")
     return 0
 
 
@@ -191,7 +222,7 @@ def export(args) -> int:
 
     _project, study, store = _open(args)
     try:
-        paths = export_tables(store, study.version, args.output)
+        paths = export_tables(store, study, args.output)
     except FileExistsError as error:
         raise CliError(str(error)) from None
     sys.stderr.write("Wrote " + ", ".join(str(p) for p in paths) + "\n")

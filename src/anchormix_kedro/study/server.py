@@ -159,12 +159,14 @@ def create_app(
     current = study
     app = FastAPI(title="AnchorMix listening study", docs_url=None, redoc_url=None,
                   openapi_url=None)  # fmt: skip
-    rating_pages: dict[str, str] = {}
 
-    def rating_html(served: BuiltStudy) -> str:
-        if served.version not in rating_pages:
-            rating_pages[served.version] = web.rating_page(served.manifest, texts)
-        return rating_pages[served.version]
+    def items_of(rater: Rater, served: BuiltStudy) -> list[tuple[str, str]]:
+        """The rater's ``(item, scenario_id)`` in order: their assignment, or (raters
+        invited without a design) every scenario of the study."""
+        assigned = store.assignment_of(rater.id)
+        if assigned:
+            return [(row.item, row.scenario_id) for row in assigned]
+        return [(sid, sid) for sid in served.scenario_ids]
 
     app.add_middleware(Guard)
 
@@ -187,6 +189,15 @@ def create_app(
 
     def html_page(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status)
+
+    def clips_of(rater: Rater, served: BuiltStudy) -> set[str]:
+        """The clips of the rater's own scenarios (no other audio is served to them)."""
+        clips = {s["scenario_id"]: s["clips"] for s in served.manifest["scenarios"]}
+        return {
+            clips[sid][role]
+            for _item, sid in items_of(rater, served)
+            for role in ("anchor", "target", "mix", "advised")
+        }
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
@@ -270,13 +281,13 @@ def create_app(
         rater, study = rater_of(token)
         if rater.background is None:
             return RedirectResponse("background", 303)
-        return html_page(rating_html(study))
+        return html_page(web.rating_page(study.manifest, texts, items_of(rater, study)))
 
     @app.get("/r/{token}/clips/{clip_id}")
     def clip(token: str, clip_id: str):
-        _rater, study = rater_of(token)
+        rater, study = rater_of(token)
         path = study.clip_file(clip_id)
-        if path is None or not path.is_file():
+        if path is None or not path.is_file() or clip_id not in clips_of(rater, study):
             raise HTTPException(404, "unknown clip")
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -289,7 +300,7 @@ def create_app(
     @app.put("/api/r/{token}/answers/{item}")
     def save(token: str, item: str, answer: Annotated[AnswerIn, Body()]):
         rater, study = rater_of(token)
-        if item != WORKFLOW_ITEM and item not in study.scenario_ids:
+        if item != WORKFLOW_ITEM and item not in {i for i, _ in items_of(rater, study)}:
             raise HTTPException(404, "unknown scenario")
         allowed = WORKFLOW_TEXTS if item == WORKFLOW_ITEM else SCENARIO_TEXTS
         ratings = {} if item == WORKFLOW_ITEM else {c: answer.ratings.get(c) for c in CRITERIA}

@@ -30,6 +30,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from anchormix_kedro.study.schema import (
+    answer_revisions,
+    answers,
+    assignments,
+    events,
+    organiser_tokens,
+    raters,
+    studies,
+)
 from anchormix_kedro.vocabulary import CRITERIA, LIKERT_MAX, LIKERT_MIN, MAX_TEXT_CHARS
 
 #: The item holding a rater's answers about their workflow (not a scenario id).
@@ -38,71 +47,6 @@ SCENARIO_TEXTS: tuple[str, ...] = ("strengths", "weaknesses", "suggestions")
 WORKFLOW_TEXTS: tuple[str, ...] = ("workflow_fit", "workflow_change")
 BACKGROUND_FIELDS: tuple[str, ...] = ("role", "experience_years", "listening_setup", "genres")
 TOKEN_BYTES = 24
-
-metadata = sa.MetaData()
-
-studies = sa.Table(
-    "studies",
-    metadata,
-    sa.Column("version", sa.String(64), primary_key=True),
-    sa.Column("study_id", sa.String(200), nullable=False),
-    sa.Column("n_scenarios", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-raters = sa.Table(
-    "raters",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_version", sa.String(64), sa.ForeignKey("studies.version"), nullable=False),
-    sa.Column("label", sa.String(40), nullable=False),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("invited_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("consented_at", sa.DateTime(timezone=True)),
-    sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
-    sa.Column("background", sa.Text),  # JSON: BACKGROUND_FIELDS
-    sa.Column("background_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("study_version", "label", name="uq_rater_label"),
-)
-answers = sa.Table(
-    "answers",
-    metadata,
-    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id"), primary_key=True),
-    sa.Column("item", sa.String(64), primary_key=True),
-    sa.Column("revision", sa.Integer, nullable=False),
-    *(sa.Column(c, sa.SmallInteger) for c in CRITERIA),
-    sa.Column("texts", sa.Text, nullable=False),  # JSON: SCENARIO_TEXTS or WORKFLOW_TEXTS
-    sa.Column("save_id", sa.String(64), nullable=False),
-    sa.Column("first_saved_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
-)
-answer_revisions = sa.Table(
-    "answer_revisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id"), nullable=False),
-    sa.Column("item", sa.String(64), nullable=False),
-    sa.Column("revision", sa.Integer, nullable=False),
-    sa.Column("answer", sa.Text, nullable=False),  # JSON: ratings and texts
-    sa.Column("save_id", sa.String(64), nullable=False),
-    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("rater_id", "item", "revision", name="uq_answer_revision"),
-)
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id")),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("item", sa.String(64)),
-    sa.Column("detail", sa.Text),  # JSON
-)
-organiser_tokens = sa.Table(
-    "organiser_tokens",
-    metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class AnswerError(ValueError):
@@ -283,9 +227,14 @@ class StudyStore:
                 conn.execute(studies.insert().values(version=version, study_id=study_id,
                              n_scenarios=int(n_scenarios), created_at=now()))  # fmt: skip
 
-    def invite(self, version: str, n: int) -> list[tuple[str, str]]:
+    def invite(self, version: str, n: int, design=None) -> list[tuple[str, str]]:
         """``n`` new raters of study ``version``: ``[(label, token), ...]``; only the
-        tokens' hashes are stored, so these are the only copies of the tokens."""
+        tokens' hashes are stored, so these are the only copies of the tokens.
+
+        ``design(rater_index, counts)`` draws each rater's list (``Slot`` s with
+        ``position``, ``item``, ``scenario_id``, ``kind``), ``counts`` being how often each
+        scenario was assigned before; None: every rater rates every scenario.
+        """
         if n < 1:
             raise ValueError(f"--n must be at least 1, got {n}")
         invited = []
@@ -294,12 +243,37 @@ class StudyStore:
                 sa.select(sa.func.count()).select_from(raters)
                 .where(raters.c.study_version == version)
             ).scalar_one()  # fmt: skip
+            counts = self._assigned_counts(conn, version)
             for number in range(count + 1, count + n + 1):
                 label, token = f"rater-{number:03d}", new_token()
-                conn.execute(raters.insert().values(study_version=version, label=label,
-                             token_hash=token_hash(token), invited_at=now()))  # fmt: skip
+                rater_id = conn.execute(raters.insert().values(
+                    study_version=version, label=label, token_hash=token_hash(token),
+                    invited_at=now())).inserted_primary_key[0]  # fmt: skip
+                for slot in design(number - 1, counts) if design is not None else ():
+                    conn.execute(assignments.insert().values(
+                        rater_id=rater_id, position=slot.position, item=slot.item,
+                        scenario_id=slot.scenario_id, kind=slot.kind))  # fmt: skip
+                    if slot.kind != "repeat":
+                        counts[slot.scenario_id] = counts.get(slot.scenario_id, 0) + 1
                 invited.append((label, token))
         return invited
+
+    @staticmethod
+    def _assigned_counts(conn, version: str) -> dict[str, int]:
+        rows = conn.execute(
+            sa.select(assignments.c.scenario_id, sa.func.count())
+            .join(raters, raters.c.id == assignments.c.rater_id)
+            .where(raters.c.study_version == version, assignments.c.kind != "repeat")
+            .group_by(assignments.c.scenario_id)
+        )  # fmt: skip
+        return {scenario: int(n) for scenario, n in rows}
+
+    def assignment_of(self, rater_id: int) -> list:
+        """The rater's list in order (rows with ``position``, ``item``, ``scenario_id``,
+        ``kind``); empty for a rater who rates every scenario."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(assignments).where(
+                assignments.c.rater_id == rater_id).order_by(assignments.c.position)))  # fmt: skip
 
     def versions_with_raters(self) -> list[str]:
         """The studies raters were invited to, the most recently invited to last."""

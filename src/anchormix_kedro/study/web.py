@@ -98,19 +98,24 @@ def background_page(study: Mapping, texts: Mapping, saved: Mapping | None) -> st
     return document(study["title"], body)
 
 
-def rating_page(study: Mapping, texts: Mapping) -> str:
-    """The scenarios with their players, scales and feedback; ``online.js`` loads and saves
-    the rater's answers through the API. The instructions are the server's own
+def rating_page(study: Mapping, texts: Mapping, items: Sequence[tuple[str, str]] = ()) -> str:
+    """The rater's scenarios, in their order, with players, scales and feedback;
+    ``online.js`` loads and saves the rater's answers through the API. ``items`` are the
+    rater's ``(item, scenario_id)`` pairs (a repeat shows its scenario under its own item);
+    empty: every scenario of the study. The instructions are the server's own
     (``study.instructions``): the offline page's speak of downloading a file."""
-    scenarios = study["scenarios"]
+    scenarios = {s["scenario_id"]: s for s in study["scenarios"]}
+    items = list(items) or [(sid, sid) for sid in scenarios]
+    total = len(items)
     sections = "\n".join(
         scenario_section(
-            SimpleNamespace(**{k: s[k] for k in ("scenario_id", "position", "genre", "advice")},
-                            anchor=s["anchor"], target=s["target"]),
-            len(scenarios),
-            ScenarioClips(**{k: v for k, v in s["clips"].items()}),
+            SimpleNamespace(scenario_id=item, position=place, genre=scenarios[sid]["genre"],
+                            advice=scenarios[sid]["advice"], anchor=scenarios[sid]["anchor"],
+                            target=scenarios[sid]["target"]),
+            total,
+            ScenarioClips(**scenarios[sid]["clips"]),
         )
-        for s in scenarios
+        for place, (item, sid) in enumerate(items, start=1)
     )  # fmt: skip
     config = {
         "study_id": study["study_id"],
@@ -121,7 +126,6 @@ def rating_page(study: Mapping, texts: Mapping) -> str:
     }
     scale = ", ".join(f"{value} = {word}" for value, word in LIKERT_LABELS.items())
     notice = f'<p class="notice">{e(study["audio_notice"])}</p>' if study["audio_notice"] else ""
-    total = len(scenarios)
     body = (
         f'<header><h1>{e(study["title"])}</h1><div class="controls">'
         '<button id="next-unrated" type="button">Next unrated scenario</button>'

@@ -28,7 +28,9 @@ from anchormix_kedro.evaluation.summaries import (
     summarize,
 )
 from anchormix_kedro.study import agreement, ratings
+from anchormix_kedro.study.design import CATCH_SYSTEM, REPEAT_SUFFIX
 from anchormix_kedro.study.material import BuiltStudy
+from anchormix_kedro.study.quality import rater_quality
 from anchormix_kedro.vocabulary import CRITERIA, system_order
 
 logger = logging.getLogger(__name__)
@@ -61,18 +63,33 @@ HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
 
 def load_ratings(
     ratings_files: dict[str, Callable[[], pd.DataFrame]],
-    study_answers: pd.DataFrame,
+    study_answers: dict[str, pd.DataFrame],
     rating_study: BuiltStudy,
-) -> pd.DataFrame:
+    exclusion: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The study's ratings: those in the study database and those of offline CSV files,
-    each checked against the study key (empty when there are none).
+    each checked against the study key (empty when there are none); and each database
+    rater's quality (catch trial, repeat, listening) with the exclusion rule's verdict.
 
-    A bad file is named in the log with every problem and left out; the others are used.
-    A rater's later file supersedes their earlier ones.
+    Raters the rule excludes are left out and named in the log and the quality table;
+    nothing is deleted. Catch trials and repeats are for quality only. A bad file is named
+    in the log with every problem and left out; the others are used. A rater's later file
+    supersedes their earlier ones.
     """
     key = rating_study.key
-    known = set(key["scenario_id"].astype(str))
-    from_server = study_answers[study_answers["study_id"] == rating_study.study_id]
+    systems = key["system"] if "system" in key else pd.Series("", index=key.index)
+    catch = set(key.loc[systems == CATCH_SYSTEM, "scenario_id"].astype(str))
+    known = set(key["scenario_id"].astype(str)) - catch
+    quality = rater_quality(study_answers, rating_study.version, exclusion)
+    excluded = set(quality.loc[quality["excluded"], "rater"])
+    for row in quality[quality["excluded"]].itertuples(index=False):
+        logger.warning("Rater %s is excluded by study.exclusion: %s", row.rater, row.reason)
+    answered = study_answers["ratings"]
+    answered = answered[~answered["scenario_id"].isin(catch)
+                        & ~answered["scenario_id"].str.endswith(REPEAT_SUFFIX)]  # fmt: skip
+    answered = answered[~((answered["study_version"] == rating_study.version)
+                          & answered["rater"].isin(excluded))]  # fmt: skip
+    from_server = answered[answered["study_id"] == rating_study.study_id]
     # Scenario ids stay the same from build to build while the advice does: answers given
     # on an earlier build count; answers on advice that changed since do not.
     elsewhere = ~from_server["scenario_id"].isin(known)
@@ -99,7 +116,7 @@ def load_ratings(
     merged = pd.concat(sources) if sources else ratings.empty_ratings()
     if merged.empty:
         logger.warning(NO_RATINGS_MESSAGE)
-        return ratings.empty_ratings()
+        return ratings.empty_ratings(), quality
     merged = merged.reset_index(drop=True)
     logger.info(
         "Ratings: %d from %d raters on %d scenarios (%d from the study database, %d from "
@@ -107,7 +124,7 @@ def load_ratings(
         len(merged), merged["rater"].nunique(), merged["scenario_id"].nunique(),
         len(from_server), len(from_files), len(ratings_files),
     )  # fmt: skip
-    return merged
+    return merged, quality
 
 
 def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:

@@ -18,8 +18,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 load_ratings,
-                inputs=["ratings_files", "study_answers", "rating_study"],
-                outputs="merged_ratings",
+                inputs=["ratings_files", "study_answers", "rating_study", "params:study.exclusion"],
+                outputs=["merged_ratings", "rater_quality"],
                 name="load_ratings",
             ),
             Node(

@@ -3,6 +3,7 @@ audio and key, built as one folder that ``anchormix study serve`` serves."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pandas as pd
@@ -10,20 +11,51 @@ from kedro.io.core import generate_timestamp
 
 from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.study import kit as study_kit
+from anchormix_kedro.study.design import CATCH_SYSTEM
+from anchormix_kedro.study.kit.blinding import distinctive_phrases, strip_convention
+from anchormix_kedro.study.kit.catch import catch_scenarios
 from anchormix_kedro.study.material import BuiltStudy, build_study
+
+logger = logging.getLogger(__name__)
 
 
 def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dict) -> pd.DataFrame:
-    """The study key: a blind, shuffled sample of scenarios over systems, genres and pairs,
-    with subtle offsets (at most ``max_offset_db``; null: any) and balanced examples."""
-    return study_kit.sample_scenarios(
-        as_mixed_rows(evaluation_examples),
+    """The study key: a blind sample of scenarios over systems, genres and pairs, with
+    subtle offsets (at most ``max_offset_db``; null: any) and balanced examples, at least
+    ``min_examples_per_genre`` of each genre, the convention sentence taken out of every
+    system's advice (``convention_sentences: remove``), and ``catch_scenarios`` catch
+    scenarios (advice in the wrong direction, system ``catch``)."""
+    candidates = as_mixed_rows(evaluation_examples)
+    if study_kit_params.get("convention_sentences", "remove") == "remove":
+        candidates = candidates.assign(advice=candidates["advice"].map(strip_convention))
+    seed = int(study_kit_params.get("seed", 0))
+    key = study_kit.sample_scenarios(
+        candidates,
         n_examples=int(study_kit_params["n_examples"]),
         study_id=str(study_kit_params["study_id"]),
-        seed=int(study_kit_params.get("seed", 0)),
+        seed=seed,
         systems=study_kit_params.get("systems"),
         max_offset_db=study_kit_params.get("max_offset_db", study_kit.DEFAULT_MAX_OFFSET_DB),
+        min_per_genre=int(study_kit_params.get("min_examples_per_genre") or 0),
     )
+    catches = catch_scenarios(key, int(study_kit_params.get("catch_scenarios") or 0), seed)
+    return pd.concat([key, catches], ignore_index=True) if len(catches) else key
+
+
+def check_blinding(rating_study_key: pd.DataFrame) -> pd.DataFrame:
+    """Per system, the phrases only its advice uses (empty: the study is blind); catch
+    scenarios are worded like the others and not checked."""
+    shown = rating_study_key[rating_study_key["system"] != CATCH_SYSTEM]
+    phrases = distinctive_phrases(shown)
+    if phrases.empty:
+        logger.info("Blinding check: no system uses a phrase of its own")
+    else:
+        logger.warning(
+            "Blinding check: %d phrases belong to one system (e.g. %s: %r); see "
+            "rating_study_blinding", len(phrases), phrases.iloc[0]["system"],
+            phrases.iloc[0]["phrase"],
+        )  # fmt: skip
+    return phrases
 
 
 def render_rating_study(

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import render_rating_study, sample_rating_study
+from .nodes import check_blinding, render_rating_study, sample_rating_study
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,6 +13,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["evaluation_examples", "params:study_kit"],
                 outputs="rating_study_key",
                 name="sample_rating_study",
+            ),
+            Node(
+                check_blinding,
+                inputs="rating_study_key",
+                outputs="rating_study_blinding",
+                name="check_blinding",
             ),
             Node(
                 render_rating_study,

@@ -68,6 +68,23 @@ def _round_robin(frame: pd.DataFrame, levels: Sequence[str], rng: np.random.Gene
     return merged
 
 
+def _genre_minimum(examples: pd.DataFrame, order: list, minimum: int) -> list:
+    """The first ``minimum`` examples of each genre in ``order`` (round-robin order)."""
+    if minimum <= 0:
+        return []
+    genre = examples["genre"].to_dict()
+    taken: dict[str, int] = {}
+    first = []
+    for label in order:
+        if taken.get(genre[label], 0) < minimum:
+            taken[genre[label]] = taken.get(genre[label], 0) + 1
+            first.append(label)
+    short = sorted(g for g in set(genre.values()) if taken.get(g, 0) < minimum)
+    if short:
+        logger.warning("Rating study: fewer than %d examples of %s", minimum, ", ".join(short))
+    return first
+
+
 def sample_scenarios(
     candidates: pd.DataFrame,
     n_examples: int,
@@ -76,6 +93,7 @@ def sample_scenarios(
     systems: Sequence[str] | None = None,
     strata: Sequence[str] = ("genre", "pair", "label"),
     max_offset_db: float | None = DEFAULT_MAX_OFFSET_DB,
+    min_per_genre: int = 0,
 ) -> pd.DataFrame:
     """The study key: ``n_examples`` examples, each with the advice of every system, shuffled.
 
@@ -87,6 +105,8 @@ def sample_scenarios(
     over ``strata`` (``pair`` is "anchor>target"), among examples whose offset is at most
     ``max_offset_db`` in size (``None``: any). Columns :data:`KEY_COLUMNS`; ``position`` is
     the 1-based place on the page. No advice at all gives an empty key (with a warning).
+    ``min_per_genre`` examples of every genre present are drawn first (all of a genre's
+    when it has fewer, with a warning), so the genre question has ratings in each.
     """
     if n_examples < 1:
         raise ValueError(f"n_examples must be at least 1, got {n_examples}")
@@ -102,8 +122,11 @@ def sample_scenarios(
     present = order_systems(candidates["system"])
     chosen = list(systems) if systems else present
     unknown = sorted(set(chosen) - set(present))
-    if unknown:
+    if unknown and len(unknown) == len(set(chosen)):
         raise ValueError(f"study systems {unknown} have no advice; systems present: {present}")
+    if unknown:
+        logger.warning("Rating study: %s gave no advice and are not shown", unknown)
+        chosen = [s for s in chosen if s in present]
     rows = candidates[candidates["system"].isin(chosen)].copy()
     has_text = rows["advice"].map(lambda a: isinstance(a, str) and bool(a.strip()))
     if (~has_text).any():
@@ -131,7 +154,15 @@ def sample_scenarios(
         .sort_index()
     )
     rng = np.random.default_rng(int(seed))
-    picked = _round_robin(examples, list(strata), rng)[: int(n_examples)]
+    order = _round_robin(examples, list(strata), rng)
+    first = _genre_minimum(examples, order, int(min_per_genre))
+    if len(first) > n_examples:
+        raise ValueError(
+            f"study_kit.min_examples_per_genre = {min_per_genre} over "
+            f"{examples['genre'].nunique()} genres needs {len(first)} examples, more than "
+            f"study_kit.n_examples = {n_examples}: raise n_examples or lower the minimum"
+        )
+    picked = (first + [e for e in order if e not in set(first)])[: int(n_examples)]
     if len(picked) < n_examples:
         logger.warning(
             "Rating study: only %d examples have advice from every system (%d asked)",

@@ -1,0 +1,117 @@
+"""The study's design: balanced raters per scenario, systems per rater, positions, no two
+scenarios of one example in a row, catch trials placed apart."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anchormix_kedro.study.design import CATCH_SYSTEM, assign_rater, repeat_item, system_quotas
+
+SYSTEMS = ("advisor", "dsp_baseline", "no_anchor", "generic_base")
+
+
+def study_key(n_examples: int = 12, systems=SYSTEMS, n_catch: int = 3) -> pd.DataFrame:
+    rows = [
+        {"scenario_id": f"s-{e:02d}-{s}", "example_id": f"e{e:02d}", "system": s}
+        for e in range(n_examples)
+        for s in systems
+    ]
+    rows += [{"scenario_id": f"c-{e:02d}", "example_id": f"e{e:02d}", "system": CATCH_SYSTEM}
+             for e in range(n_catch)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def draw(key: pd.DataFrame, n_raters: int, per_rater: int | None, seed: int = 7):
+    counts: Counter = Counter()
+    lists = []
+    for r in range(n_raters):
+        slots = assign_rater(key, counts, r, per_rater, seed)
+        counts.update(s.scenario_id for s in slots if s.kind != "repeat")
+        lists.append(slots)
+    return lists, counts
+
+
+@pytest.mark.parametrize("n_raters", [1, 4, 5, 13, 20, 30])
+@pytest.mark.parametrize("per_rater", [30, 17, None])
+def test_the_design_is_balanced_for_any_number_of_raters(n_raters, per_rater):
+    key = study_key()
+    lists, counts = draw(key, n_raters, per_rater)
+    system = dict(zip(key["scenario_id"], key["system"], strict=True))
+    example = dict(zip(key["scenario_id"], key["example_id"], strict=True))
+    rated = key[key["system"] != CATCH_SYSTEM]["scenario_id"]
+    # Every scenario is rated by about the same number of raters.
+    per_scenario = [counts.get(sid, 0) for sid in rated]
+    assert max(per_scenario) - min(per_scenario) <= 1, Counter(per_scenario)
+    positions: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    for slots in lists:
+        plain = [s for s in slots if s.kind == "scenario"]
+        assert len(plain) == (per_rater or len(rated))
+        assert len({s.scenario_id for s in plain}) == len(plain)  # no scenario twice
+        # Every rater meets every system about equally often.
+        met = Counter(system[s.scenario_id] for s in plain)
+        assert max(met.values()) - min(met.values()) <= 1, met
+        # Two scenarios of one example never follow each other (catch trials included).
+        examples = [example[s.scenario_id] for s in slots]
+        assert all(a != b for a, b in zip(examples, examples[1:], strict=False))
+        for place, s in enumerate(plain):
+            positions[system[s.scenario_id]].append(place / max(1, len(plain) - 1))
+        assert [s.position for s in slots] == list(range(1, len(slots) + 1))
+    # Positions are counterbalanced: no system sits early or late on average. One rater's
+    # systems each hold one place per block of 4; over 4 or more raters the blocks rotate.
+    means = {s: float(np.mean(p)) for s, p in positions.items()}
+    block = len(SYSTEMS) / (per_rater or len(rated))
+    tolerance = 0.08 if n_raters >= len(SYSTEMS) else block
+    assert max(means.values()) - min(means.values()) <= tolerance, means
+
+
+def test_catch_trials_sit_apart_in_the_second_half_and_repeat_an_earlier_scenario():
+    key = study_key()
+    lists, counts = draw(key, 6, 24)
+    for slots in lists:
+        kinds = Counter(s.kind for s in slots)
+        assert kinds == {"scenario": 24, "catch": 1, "repeat": 1}
+        catch = next(s for s in slots if s.kind == "catch")
+        assert catch.position > len(slots) // 2 - 1
+        repeat = next(s for s in slots if s.kind == "repeat")
+        original = next(s for s in slots if s.item == repeat.scenario_id)
+        assert repeat.item == repeat_item(original.item)
+        assert repeat.position - original.position >= 24 // 3
+    # The catch scenarios are used about equally too.
+    assert sorted(counts[f"c-{e:02d}"] for e in range(3)) == [2, 2, 2]
+    plain, _ = draw(key, 2, 24, seed=7)
+    without, _ = (lambda: ([assign_rater(key, Counter(), 0, 24, 7, catch_trials=False)], None))()
+    assert {s.kind for s in without[0]} == {"scenario"} and plain[0][0].kind in {"scenario"}
+
+
+def test_the_design_is_seeded_and_differs_between_raters():
+    key = study_key()
+    first = [s.item for s in assign_rater(key, Counter(), 3, 20, seed=1)]
+    assert first == [s.item for s in assign_rater(key, Counter(), 3, 20, seed=1)]
+    assert first != [s.item for s in assign_rater(key, Counter(), 3, 20, seed=2)]
+    assert first != [s.item for s in assign_rater(key, Counter(), 4, 20, seed=1)]
+
+
+def test_quotas_go_to_systems_that_have_scenarios_left():
+    assert system_quotas(["a", "b", "c"], 7, 0, {"a": 10, "b": 10, "c": 10}) == {
+        "a": 3,
+        "b": 2,
+        "c": 2,
+    }
+    assert system_quotas(["a", "b", "c"], 7, 1, {"a": 10, "b": 10, "c": 10}) == {
+        "a": 2,
+        "b": 3,
+        "c": 2,
+    }
+    assert system_quotas(["a", "b"], 6, 0, {"a": 1, "b": 10}) == {"a": 1, "b": 5}
+    with pytest.raises(ValueError, match="per_rater must be at least 1"):
+        assign_rater(study_key(), Counter(), 0, 0, 1)
+
+
+def test_an_example_with_too_few_neighbours_is_named():
+    key = study_key(n_examples=1, n_catch=0)
+    with pytest.raises(ValueError, match="cannot be kept apart"):
+        assign_rater(key, Counter(), 0, None, 1)
