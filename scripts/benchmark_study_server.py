@@ -464,7 +464,8 @@ def check_store(database: Path, raters: list[Rater]) -> dict:
     server acknowledged to each rater."""
     import sqlalchemy as sa
 
-    from anchormix_kedro.study.storage import StudyStore, answer_revisions
+    from anchormix_kedro.study.schema import answer_revisions
+    from anchormix_kedro.study.storage import StudyStore
 
     store = StudyStore.open(f"sqlite:///{database}", upgrade=False)
     mismatches: list[str] = []

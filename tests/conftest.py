@@ -182,3 +182,55 @@ def project(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("MUSDB_PATH", raising=False)
     bootstrap_project(tmp_path)
     return tmp_path
+
+
+# --------------------------------------------------------------------------- databases
+
+POSTGRES_SCRIPT = PROJECT_ROOT / "scripts" / "postgres_test_server.sh"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL server on 127.0.0.1 (``ANCHORMIX_TEST_POSTGRES_URL``, or one
+    started from Debian's package by scripts/postgres_test_server.sh). Skipped where none
+    can be had, except in CI, where that is a failure."""
+    import subprocess
+    import tempfile
+
+    url = os.environ.get("ANCHORMIX_TEST_POSTGRES_URL")
+    # Directly under /tmp: the postgres user must reach it (pytest's folders are root's).
+    folder = Path(tempfile.mkdtemp(prefix="anchormix-pg-"))
+    if not url:
+        port = str(55500 + os.getpid() % 400)
+        started = subprocess.run(["bash", str(POSTGRES_SCRIPT), "start", str(folder), port],
+                                 capture_output=True, text=True, timeout=180)  # fmt: skip
+        if started.returncode != 0:
+            message = f"no PostgreSQL server: {started.stderr.strip() or started.stdout.strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        url = started.stdout.strip().splitlines()[-1]
+    yield url
+    if not os.environ.get("ANCHORMIX_TEST_POSTGRES_URL"):
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", str(folder)], timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty study database: a SQLite file, and a new database on the PostgreSQL
+    server (the same tests run on both)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'study.db'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    server = request.getfixturevalue("postgres_server")
+    name = f"study_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    yield str(sa.engine.make_url(server).set(database=name))

@@ -71,14 +71,15 @@ def make_study(root: Path, version: str = "2026-01-01T00.00.00.000Z", n_examples
     return load_study(root, version)
 
 
-def make_server(tmp_path: Path, n_raters: int = 2):
-    """``(client, store, study, tokens)``: a TestClient over a fresh database."""
+def make_server(tmp_path: Path, n_raters: int = 2, database_url: str | None = None):
+    """``(client, store, study, tokens)``: a TestClient over a fresh database (a SQLite
+    file unless ``database_url`` names another)."""
     from fastapi.testclient import TestClient
 
     from anchormix_kedro.study.server import create_app
 
     study = make_study(tmp_path / "studies")
-    store = StudyStore.open(f"sqlite:///{tmp_path / 'study.db'}")
+    store = StudyStore.open(database_url or f"sqlite:///{tmp_path / 'study.db'}")
     app = create_app(store, study, study_params())
     tokens = [token for _label, token in store.invite(study.version, n_raters)]
     return TestClient(app), store, study, tokens

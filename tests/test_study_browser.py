@@ -4,6 +4,7 @@ restarted mid-rating with nothing lost, and one rater's link kept apart from ano
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -45,7 +46,8 @@ class LiveServer:
     """The study server for real (uvicorn in a thread) over one SQLite file; ``stop`` and
     ``start`` again serve a new application over the same file on the same port."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, listen_first_seconds: float = 0):
+        self.params = {**study_params(), "listen_first_seconds": listen_first_seconds}
         self.study = make_study(tmp_path / "studies")
         self.db_url = f"sqlite:///{tmp_path / 'study.db'}"
         self.port = free_port()
@@ -60,7 +62,7 @@ class LiveServer:
 
         if self.store is None:
             self.store = StudyStore.open(self.db_url)
-        app = create_app(self.store, self.study, study_params())
+        app = create_app(self.store, self.study, self.params)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 timeout_graceful_shutdown=5)  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -399,3 +401,48 @@ def test_the_page_takes_no_answer_before_the_stored_ones_are_loaded(browser, sit
     assert site.answers(token)[sid][0] == {**dict.fromkeys(CRITERIA), "effectiveness": 5,
                                            "musicality": 3}  # fmt: skip
     context.close()
+
+
+def test_the_scales_open_once_the_mix_has_played_and_the_listening_is_stored(browser, tmp_path):
+    site = LiveServer(tmp_path, listen_first_seconds=2)
+    site.start()
+    try:
+        token = site.ready_rater()
+        sid = site.study.scenario_ids[0]
+        page = open_page(browser, f"{site.base}/r/{token}/rate")
+        wait_saved(page)
+        scales = section(page, sid).locator("fieldset.scales")
+        assert scales.evaluate("f => f.disabled") is True
+        assert "listened to the mix" in section(page, sid).inner_text()
+        # The anchor alone does not open them; the mix does, after 2 s of playing.
+        section(page, sid).locator('audio[data-role="anchor"]').evaluate("a => a.play()")
+        page.wait_for_timeout(2500)
+        assert scales.evaluate("f => f.disabled") is True
+        section(page, sid).locator('audio[data-role="mix"]').evaluate("a => a.play()")
+        page.wait_for_function(
+            f"""() => !document.querySelector('section[data-scenario="{sid}"] fieldset.scales')
+                .disabled""",
+            timeout=WAIT_MS,
+        )
+        assert page.evaluate(f"() => window.AnchorMixOnline.listened('{sid}')") >= 2
+        rate(page, sid, choices(0))
+        wait_saved(page)
+        page.evaluate("() => window.AnchorMixOnline.reportListening()")
+        deadline = time.monotonic() + 20
+        while True:
+            with site.store.engine.connect() as conn:
+                stored = conn.exec_driver_sql(
+                    "SELECT item, detail FROM events WHERE kind = 'listened'"
+                ).fetchall()
+            if stored or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert stored and {row[0] for row in stored} == {sid}
+        assert sum(json.loads(row[1])["seconds"] for row in stored) >= 4
+        # Answered once, a scenario opens at once on another device.
+        other = open_page(browser, f"{site.base}/r/{token}/rate")
+        wait_saved(other)
+        assert section(other, sid).locator("fieldset.scales").evaluate("f => f.disabled") is False
+        assert page.errors == [] and other.errors == []
+    finally:
+        site.stop()

@@ -22,9 +22,9 @@ GOOD = {"effectiveness": 5, "musicality": 5, "actionability": 5, "helpfulness": 
 
 
 @pytest.fixture
-def designed(tmp_path):
+def designed(tmp_path, database_url):
     study = make_study(tmp_path / "studies", n_examples=6, catch=2)
-    store = StudyStore.open(f"sqlite:///{tmp_path / 'study.db'}")
+    store = StudyStore.open(database_url)
     params = {**study_params(), "design": {"per_rater": 6, "catch_trials": True, "seed": 3}}
     client = TestClient(create_app(store, study, params))
     tokens = [t for _label, t in store.invite(study.version, 3, study_design(study, params))]

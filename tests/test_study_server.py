@@ -37,8 +37,9 @@ def put(client, token, item, revision, ratings=None, texts=None, save_id="s1"):
 
 
 @pytest.fixture
-def served(tmp_path):
-    client, store, study, tokens = make_server(tmp_path)
+def served(tmp_path, database_url):
+    """The server over a fresh database, SQLite and PostgreSQL in turn."""
+    client, store, study, tokens = make_server(tmp_path, database_url=database_url)
     yield client, store, study, tokens
     store.close()
 
@@ -289,3 +290,23 @@ def test_a_link_keeps_its_study_after_a_newer_one_is_built(tmp_path):
     assert put(client, token, sorted(only_newer)[0], 0, FULL, save_id="n").status_code == 404
     assert store.versions_with_raters() == [older.version]
     store.close()
+
+
+def test_listening_reports_are_stored_for_the_raters_own_items_only(served):
+    client, store, study, (token, _other) = served
+    enrol(client, token)
+    sid = study.scenario_ids[0]
+    url = f"/api/r/{token}/events"
+    ok = client.post(url, json={"events": [{"kind": "listened", "item": sid, "seconds": 4.5}]})
+    assert ok.status_code == 200 and ok.json() == {"stored": 1}
+    for body, status in (
+        ({"events": [{"kind": "listened", "item": "s-nope", "seconds": 1}]}, 422),
+        ({"events": [{"kind": "listened", "item": sid, "seconds": -1}]}, 422),
+        ({"events": [{"kind": "rated", "item": sid, "seconds": 1}]}, 422),
+        ({"events": [{"kind": "listened", "item": sid, "seconds": 1}] * 101}, 422),
+    ):
+        assert client.post(url, json=body).status_code == status
+    from anchormix_kedro.study.quality import quality_inputs
+
+    listened = quality_inputs(store, study.version)["listened"]
+    assert listened["seconds"].tolist() == [4.5]

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Body, FastAPI, HTTPException, Request
@@ -78,6 +78,20 @@ class AnswerIn(BaseModel):
     ratings: dict[str, Rating | None] = {}
     texts: dict[str, Text] = {}
     save_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class EventIn(BaseModel):
+    """Seconds of audio the page played for one item since its last report."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["listened"]
+    item: Annotated[str, Field(max_length=80)]
+    seconds: Annotated[float, Field(ge=0, le=3600)]
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: Annotated[list[EventIn], Field(max_length=100)]
 
 
 def _static(name: str) -> Response:
@@ -318,6 +332,16 @@ def create_app(
             return JSONResponse({"detail": str(error)}, 422)
         body = {"status": result.status, "answer": result.answer.as_json()}
         return JSONResponse(body, 409 if result.status == "conflict" else 200)
+
+    @app.post("/api/r/{token}/events")
+    def report(token: str, body: Annotated[EventsIn, Body()]):
+        rater, study = rater_of(token)
+        mine = {item for item, _sid in items_of(rater, study)}
+        unknown = sorted({event.item for event in body.events} - mine)
+        if unknown:
+            return JSONResponse({"detail": f"unknown items {unknown[:3]}"}, 422)
+        store.log_events(rater.id, [(e.kind, e.item, {"seconds": e.seconds}) for e in body.events])
+        return {"stored": len(body.events)}
 
     @app.get("/organiser/status")
     def organiser_status(request: Request):

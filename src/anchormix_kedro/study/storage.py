@@ -331,6 +331,14 @@ class StudyStore:
             conn.execute(events.insert().values(rater_id=rater_id, at=now(), kind=kind[:40],
                          item=item, detail=json.dumps(dict(detail)) if detail else None))  # fmt: skip
 
+    def log_events(self, rater_id: int, rows: list[tuple[str, str | None, Mapping]]) -> None:
+        """Several ``(kind, item, detail)`` events of one rater, in one transaction."""
+        stamp = now()
+        with self._write() as conn:
+            for kind, item, detail in rows:
+                conn.execute(events.insert().values(rater_id=rater_id, at=stamp, kind=kind[:40],
+                             item=item, detail=json.dumps(dict(detail))))  # fmt: skip
+
     # ------------------------------------------------------------------------- answers
 
     def answers_of(self, rater_id: int) -> dict[str, Answer]:

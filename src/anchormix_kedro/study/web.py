@@ -114,6 +114,7 @@ def rating_page(study: Mapping, texts: Mapping, items: Sequence[tuple[str, str]]
                             target=scenarios[sid]["target"]),
             total,
             ScenarioClips(**scenarios[sid]["clips"]),
+            listen_first=float(texts.get("listen_first_seconds") or 0),
         )
         for place, (item, sid) in enumerate(items, start=1)
     )  # fmt: skip

@@ -197,11 +197,19 @@ def _players(sid: str, anchor: str, target: str, clip: ScenarioClips) -> str:
     )
 
 
-def scenario_section(row, total: int, clip: ScenarioClips) -> str:
+def scenario_section(row, total: int, clip: ScenarioClips, listen_first: float = 0.0) -> str:
+    """One scenario; with ``listen_first`` seconds, its scales stay closed until the mix
+    (or the advised mix) has played that long (the study server's page opens them)."""
     e = html.escape
     sid = str(row.scenario_id)
     anchor, target = stem_noun(row.anchor), stem_noun(row.target)
     criteria = "".join(_likert(sid, criterion) for criterion in CRITERIA)
+    if listen_first > 0:
+        criteria = (
+            f'<fieldset class="scales" disabled data-listen-first="{listen_first:g}">'
+            f'<p class="listen-first">The scales open once you have listened to the mix (A or '
+            f"B) for {listen_first:g} seconds.</p>{criteria}</fieldset>"
+        )
     feedback = "".join(
         f'<label>{e(question)} (optional)<textarea name="{e(sid)}:{column}" rows="2" '
         f'maxlength="{MAX_TEXT_CHARS}" data-feedback="{column}"></textarea></label>'

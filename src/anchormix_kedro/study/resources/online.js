@@ -54,6 +54,9 @@
     }
     var target = section(item);
     if (!target) { return; }
+    if (Object.keys(answer.ratings).some(function (c) { return answer.ratings[c] !== null; })) {
+      openScales(target);  // answered before (here or on another device)
+    }
     config.criteria.forEach(function (c) {
       target.querySelectorAll('input[data-criterion="' + c + '"]').forEach(function (input) {
         input.checked = answer.ratings[c] !== null && input.value === String(answer.ratings[c]);
@@ -162,6 +165,59 @@
     });
   }
 
+
+  // ---------------------------------------------------------------- listening
+  // Seconds played per item are reported to the server (time on task); a scenario's scales
+  // open once its mix or advised mix has played for the study's listen-first seconds.
+  var listened = {};   // item -> seconds of the mix or the advised mix played on this page
+  var unsent = {};     // item -> seconds of any player not yet reported
+
+  function openScales(section) {
+    var scales = section && section.querySelector("fieldset.scales");
+    if (scales) { scales.disabled = false; }
+  }
+
+  document.querySelectorAll("audio[data-clip]").forEach(function (audio) {
+    var last = null;
+    function stop() { last = null; }
+    audio.addEventListener("timeupdate", function () {
+      if (audio.paused) { last = null; return; }
+      var now = audio.currentTime;
+      var section = audio.closest("section.scenario");
+      var item = section.getAttribute("data-scenario");
+      if (last !== null && now > last && now - last < 1.5) {
+        unsent[item] = (unsent[item] || 0) + (now - last);
+        var role = audio.getAttribute("data-role");
+        if (role === "mix" || role === "advised") {
+          listened[item] = (listened[item] || 0) + (now - last);
+          var scales = section.querySelector("fieldset.scales");
+          if (scales && scales.disabled &&
+              listened[item] >= parseFloat(scales.getAttribute("data-listen-first"))) {
+            openScales(section);
+          }
+        }
+      }
+      last = now;
+    });
+    audio.addEventListener("seeking", stop);
+    audio.addEventListener("pause", stop);
+  });
+
+  function reportListening() {
+    var events = Object.keys(unsent).filter(function (item) { return unsent[item] >= 0.5; })
+      .map(function (item) { return {kind: "listened", item: item, seconds: Math.round(unsent[item] * 10) / 10}; });
+    if (!events.length) { return; }
+    events.forEach(function (event) { delete unsent[event.item]; });
+    fetch(api + "events", {method: "POST", headers: {"Content-Type": "application/json"},
+                           credentials: "same-origin", keepalive: true,
+                           body: JSON.stringify({events: events.slice(0, 100)})})
+      .then(function (response) { if (!response.ok) { throw new Error(String(response.status)); } })
+      .catch(function () {
+        events.forEach(function (event) { unsent[event.item] = (unsent[event.item] || 0) + event.seconds; });
+      });
+  }
+  setInterval(reportListening, 10000);
+
   function itemOf(element) {
     if (element.closest && element.closest("#workflow")) { return WORKFLOW; }
     var owner = element.closest && element.closest("section.scenario");
@@ -230,6 +286,7 @@
   window.addEventListener("online", function () { retryDelay = 1000; flush(); });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible" && loaded) { load().catch(function () { }); }
+    if (document.visibilityState === "hidden") { reportListening(); }
   });
   window.addEventListener("beforeunload", function (event) {
     if (unsaved()) {
@@ -239,5 +296,6 @@
     }
   });
   firstLoad();
-  window.AnchorMixOnline = {unsaved: unsaved, reload: load};
+  window.AnchorMixOnline = {unsaved: unsaved, reload: load, reportListening: reportListening,
+                            listened: function (item) { return listened[item] || 0; }};
 })();
