@@ -29,7 +29,13 @@ FAST_EVALUATION = {
     "evaluation_common": {"bootstrap": {"n_resamples": 200}},
     # WordNet takes seconds to load; METEOR with synonyms is checked in test_text_metrics.
     "automated_eval": {"text_metrics": {"use_wordnet": False}},
-    "study_kit": {"n_examples": 3, "clip_seconds": 2.0, "systems": None, "catch_scenarios": 1},
+    "study_kit": {
+        "n_examples": 3,
+        "clip_seconds": 2.0,
+        "systems": None,
+        "catch_scenarios": 1,
+        "min_examples_per_genre": 0,
+    },
     "correlation": {"min_pairs": 3},
 }
 
