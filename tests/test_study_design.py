@@ -115,3 +115,55 @@ def test_an_example_with_too_few_neighbours_is_named():
     key = study_key(n_examples=1, n_catch=0)
     with pytest.raises(ValueError, match="cannot be kept apart"):
         assign_rater(key, Counter(), 0, None, 1)
+
+
+def test_the_sample_takes_a_minimum_of_every_genre_first():
+    from anchormix_kedro.study import kit
+
+    rows = []
+    for genre, n in (("Pop", 12), ("Jazz", 2), ("Rap", 1)):
+        for k in range(n):
+            for system in ("advisor", "dsp_baseline"):
+                rows.append({"example_id": f"{genre}{k}", "system": system, "excerpt_id": f"{genre}{k}",
+                             "genre": genre, "anchor": "drums", "target": "vocals",
+                             "label": "too_loud", "gain_db": 3.0, "advice": "Pull it down 3 dB."})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    key = kit.sample_scenarios(frame, 5, "s", seed=1, min_per_genre=2)
+    per_genre = key.drop_duplicates("example_id")["genre"].value_counts().to_dict()
+    assert per_genre["Jazz"] == 2 and per_genre["Rap"] == 1 and sum(per_genre.values()) == 5
+    with pytest.raises(ValueError, match="min_examples_per_genre = 3 over 3 genres needs 6"):
+        kit.sample_scenarios(frame, 5, "s", seed=1, min_per_genre=3)
+
+
+def test_catch_advice_plants_the_wrong_direction_and_the_blinding_check_finds_a_giveaway():
+    from anchormix_kedro.evaluation.parsing import parse_advice
+    from anchormix_kedro.study import kit
+    from anchormix_kedro.study.kit.blinding import distinctive_phrases, strip_convention
+    from anchormix_kedro.study.kit.catch import catch_scenarios
+    from study_helpers import example_rows
+
+    key = kit.sample_scenarios(example_rows(), 6, "s", seed=1)
+    catches = catch_scenarios(key, 2, seed=4)
+    assert len(catches) == 2 and set(catches["system"]) == {CATCH_SYSTEM}
+    for row in catches.itertuples(index=False):
+        true_move = -float(row.gain_db)  # the fader move that undoes the imbalance
+        assert np.sign(parse_advice(row.advice).fader_move_db) == -np.sign(true_move)
+        assert row.scenario_id not in set(key["scenario_id"])
+    convention = "Across genres, the vocal usually sits about 2 dB above the drums."
+    assert strip_convention(f"Pull the vocal down by 3 dB. {convention}") == (
+        "Pull the vocal down by 3 dB."
+    )
+    marked = key.assign(advice=[a + (f" {convention}" if s == "dsp_baseline" else "")
+                                for a, s in zip(key["advice"], key["system"], strict=True)])  # fmt: skip
+
+    # Here every system writes one fixed sentence, so each has phrases of its own; the
+    # convention sentence adds the DSP rule's, and taking it out removes them again.
+    def giveaways(frame):
+        found = distinctive_phrases(frame)
+        return set(found.loc[found["system"] == "dsp_baseline", "phrase"])
+
+    assert "usually sits about" in " ".join(giveaways(marked))
+    stripped = marked.assign(advice=marked["advice"].map(strip_convention))
+    assert giveaways(stripped) == giveaways(key) and "usually" not in " ".join(giveaways(key))
+    same = key.assign(advice="Pull the vocal fader down by about 4 dB.")
+    assert distinctive_phrases(same).empty
