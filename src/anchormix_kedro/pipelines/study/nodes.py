@@ -12,7 +12,11 @@ from kedro.io.core import generate_timestamp
 from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.study import kit as study_kit
 from anchormix_kedro.study.design import CATCH_SYSTEM
-from anchormix_kedro.study.kit.blinding import distinctive_phrases, strip_convention
+from anchormix_kedro.study.kit.blinding import (
+    common_wording,
+    distinctive_phrases,
+    strip_convention,
+)
 from anchormix_kedro.study.kit.catch import catch_scenarios
 from anchormix_kedro.study.material import BuiltStudy, build_study
 
@@ -23,12 +27,19 @@ def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dic
     """The study key: a blind sample of scenarios over systems, genres and pairs, with
     subtle offsets (at most ``max_offset_db``; null: any) and balanced examples, at least
     ``min_examples_per_genre`` of each genre, the convention sentence taken out of every
-    system's advice (``convention_sentences: remove``), and ``catch_scenarios`` catch
-    scenarios (advice in the wrong direction, system ``catch``)."""
+    system's advice (``convention_sentences: remove``), every judgement in common words
+    (``wording: common``; ``as_written`` shows each system's own), and ``catch_scenarios``
+    catch scenarios (advice in the wrong direction, system ``catch``)."""
     candidates = as_mixed_rows(evaluation_examples)
+    seed = int(study_kit_params.get("seed", 0))
     if study_kit_params.get("convention_sentences", "remove") == "remove":
         candidates = candidates.assign(advice=candidates["advice"].map(strip_convention))
-    seed = int(study_kit_params.get("seed", 0))
+    wording = study_kit_params.get("wording", "common")
+    if wording not in ("common", "as_written"):
+        raise ValueError(f"study_kit.wording must be common or as_written, got {wording!r}")
+    if wording == "common":
+        has_text = candidates["advice"].map(lambda a: isinstance(a, str) and bool(a.strip()))
+        candidates = pd.concat([common_wording(candidates[has_text], seed), candidates[~has_text]])
     key = study_kit.sample_scenarios(
         candidates,
         n_examples=int(study_kit_params["n_examples"]),

@@ -10,10 +10,15 @@ system, the phrases that only it uses, so a study can be checked before it is se
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 
 import pandas as pd
+
+from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.instruction_data.advice import advice_text
+from anchormix_kedro.vocabulary import BALANCED
 
 _CONVENTION = re.compile(
     r"\s*(?:In [^.]+? mixes,|Across genres,)[^.]*?\busually sits?\b[^.]*\.", re.IGNORECASE
@@ -25,6 +30,28 @@ BLINDING_COLUMNS: tuple[str, ...] = ("system", "phrase", "share", "advice")
 def strip_convention(advice: str) -> str:
     """The advice without the genre-convention sentence (every system alike)."""
     return _CONVENTION.sub("", advice).strip() if isinstance(advice, str) else advice
+
+
+def common_wording(candidates: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``candidates`` (one row per example and system, with ``anchor``, ``target`` and
+    ``advice``) with each advice said in the common words of its judgement: the direction
+    and amount read from it, worded by the reference templates (anchor and target named),
+    one phrasing drawn per example and system. Advice whose judgement cannot be read (no
+    direction, no amount, or cues that contradict each other) keeps its own words."""
+
+    def reword(row) -> str:
+        parsed = parse_advice(row.advice)
+        readable = (
+            parsed.direction is not None
+            and not parsed.contradictory
+            and (parsed.direction == BALANCED or parsed.amount_db is not None)
+        )
+        if not readable:
+            return row.advice
+        rng = random.Random(f"{seed}:{row.example_id}:{row.system}")
+        return advice_text(parsed.direction, row.target, row.anchor, parsed.amount_db or 0.0, rng)
+
+    return candidates.assign(advice=[reword(row) for row in candidates.itertuples(index=False)])
 
 
 def _ngrams(text: str, n: int) -> set[str]:
