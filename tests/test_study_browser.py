@@ -100,6 +100,7 @@ class LiveServer:
         rater = self.rater(token)
         self.store.consent(rater.id)
         self.store.set_background(rater.id, BACKGROUND)
+        self.store.log_event(rater.id, "headphone_check", detail={"correct": 3, "of": 3})
         return token
 
     def answers(self, token: str) -> dict:
@@ -184,6 +185,21 @@ def test_a_rater_consents_rates_and_finds_the_answers_on_another_device(browser,
         page.select_option(f'select[name="{name}"]', BACKGROUND[name])
     page.fill('input[name="genres"]', "Jazz, Pop")
     page.get_by_role("button", name="Save and go on").click()
+    # The level and headphone check: a study clip and three sets of tones, then the scenarios.
+    page.wait_for_url(f"**/r/{token}/check")
+    level = page.locator('audio[src^="clips/"]')
+    level.evaluate("a => a.play()")
+    page.wait_for_function("a => a.currentTime > 0.1 && !a.error", arg=level.element_handle())
+    tone = page.locator('audio[src="check/tone/1/1"]')
+    tone.evaluate("a => a.play()")
+    page.wait_for_function("a => a.currentTime > 0.1 && !a.error", arg=tone.element_handle())
+    from anchormix_kedro.study.checks import trial_order
+
+    rater_id = site.rater(token).id
+    for trial in (1, 2, 3):
+        quiet = trial_order(rater_id, trial).index("quiet") + 1
+        page.check(f'input[name="trial{trial}"][value="{quiet}"]')
+    page.get_by_role("button", name="Save and start").click()
     page.wait_for_url(f"**/r/{token}/rate")
     wait_saved(page)
     rater = site.rater(token)

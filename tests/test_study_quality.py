@@ -32,6 +32,7 @@ def designed(tmp_path, database_url):
         client.post(f"/r/{token}/consent", data={"agree": "yes"})
         client.post(f"/r/{token}/background", data={"role": "Producer",
                     "experience_years": "1-3 years", "listening_setup": "Headphones"})  # fmt: skip
+        client.post(f"/r/{token}/check", data={"trial1": "1", "trial2": "1", "trial3": "1"})
     yield client, store, study, tokens
     store.close()
 

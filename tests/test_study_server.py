@@ -28,6 +28,8 @@ FULL = {"effectiveness": 5, "musicality": 6, "actionability": 4, "helpfulness": 
 def enrol(client, token: str) -> None:
     assert client.post(f"/r/{token}/consent", data={"agree": "yes"}).status_code == 200
     assert client.post(f"/r/{token}/background", data=BACKGROUND).status_code == 200
+    picked = {"trial1": "1", "trial2": "2", "trial3": "3"}
+    assert client.post(f"/r/{token}/check", data=picked).url.path.endswith("/rate")
 
 
 def put(client, token, item, revision, ratings=None, texts=None, save_id="s1"):
@@ -57,13 +59,29 @@ def test_a_link_leads_through_consent_and_background_to_the_rating_page(served):
     assert after.url.path.endswith("/background") and "Years of mixing experience" in after.text
     refused = client.post(f"/r/{token}/background", data={**BACKGROUND, "role": "Astronaut"})
     assert refused.status_code == 400
-    rate = client.post(f"/r/{token}/background", data=BACKGROUND)
+    check = client.post(f"/r/{token}/background", data=BACKGROUND)
+    assert check.url.path.endswith("/check") and "which one is the quietest" in check.text
+    assert client.get(f"/r/{token}/rate", follow_redirects=False).headers["location"] == "check"
+    tone = client.get(f"/r/{token}/check/tone/2/3")
+    assert tone.status_code == 200 and tone.headers["content-type"] == "audio/wav"
+    assert client.get(f"/r/{token}/check/tone/4/1").status_code == 404
+    # Every set needs an answer; then the rater goes on to the scenarios.
+    assert client.post(f"/r/{token}/check", data={"trial1": "1"}).url.path.endswith("/check")
+    from anchormix_kedro.study.checks import trial_order
+
+    rater_id = store.rater_by_token(token).id
+    right = {f"trial{t}": str(trial_order(rater_id, t).index("quiet") + 1) for t in (1, 2, 3)}
+    rate = client.post(f"/r/{token}/check", data=right)
     assert rate.url.path.endswith("/rate") and rate.status_code == 200
     for sid in study.scenario_ids:
         assert f'data-scenario="{sid}"' in rate.text
     assert "advisor" not in rate.text and "dsp_baseline" not in rate.text
     rater = store.rater_by_token(token)
     assert rater.consented and rater.background["listening_setup"] == "Headphones"
+    from anchormix_kedro.study.quality import quality_inputs, rater_quality
+
+    quality = rater_quality(quality_inputs(store, study.version), study.version)
+    assert quality.set_index("rater").loc["rater-001", "headphone_correct"] == 3
     # The link goes straight to the rating page from now on, on any device.
     assert client.get(f"/r/{token}/", follow_redirects=False).headers["location"] == "rate"
 

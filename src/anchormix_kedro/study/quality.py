@@ -25,15 +25,17 @@ from anchormix_kedro.study.storage import StudyStore
 from anchormix_kedro.vocabulary import CRITERIA
 
 QUALITY_COLUMNS: tuple[str, ...] = ("rater", "catch_effectiveness", "repeat_mean_abs_diff",
-                                    "listened_seconds", "excluded", "reason")  # fmt: skip
+                                    "listened_seconds", "headphone_correct", "excluded",
+                                    "reason")  # fmt: skip
 QUALITY_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {
     "raters": ("rater", "study_version"),
     "assignments": ("item", "scenario_id", "kind", "rater", "study_version"),
     "answers": ("item", *CRITERIA, "rater", "study_version"),
     "listened": ("study_version", "rater", "seconds"),
+    "checks": ("study_version", "rater", "correct"),
 }
 DEFAULT_RULES = {"catch_max_effectiveness": 3, "repeat_max_mean_abs_diff": 2.0,
-                 "min_listened_seconds": None}  # fmt: skip
+                 "min_listened_seconds": None, "min_headphone_correct": None}  # fmt: skip
 
 
 def _frame(store: StudyStore, query) -> pd.DataFrame:
@@ -53,13 +55,18 @@ def quality_inputs(store: StudyStore, version: str | None = None) -> dict[str, p
                    .where(*where))  # fmt: skip
     given = _frame(store, sa.select(answers.c.item, *(answers.c[c] for c in CRITERIA), *rater)
                    .join(raters, raters.c.id == answers.c.rater_id).where(*where))  # fmt: skip
-    played = _frame(store, sa.select(events.c.detail, *rater)
+    logged = _frame(store, sa.select(events.c.kind, events.c.detail, *rater)
                     .join(raters, raters.c.id == events.c.rater_id)
-                    .where(events.c.kind == "listened", *where))  # fmt: skip
-    played["seconds"] = [float(json.loads(d or "{}").get("seconds", 0.0)) for d in played["detail"]]
-    listened = played.groupby(["study_version", "rater"], as_index=False)["seconds"].sum()
+                    .where(events.c.kind.in_(["listened", "headphone_check"]), *where))  # fmt: skip
+    detail = [json.loads(d or "{}") for d in logged["detail"]]
+    logged["seconds"] = [float(d.get("seconds", 0.0)) for d in detail]
+    logged["correct"] = [d.get("correct") for d in detail]
+    keys = ["study_version", "rater"]
+    listened = logged[logged["kind"] == "listened"].groupby(keys, as_index=False)["seconds"].sum()
+    checked = logged[logged["kind"] == "headphone_check"].groupby(keys, as_index=False)["correct"]
     people = _frame(store, sa.select(*rater).where(*where))
-    return {"raters": people, "assignments": slots, "answers": given, "listened": listened}
+    return {"raters": people, "assignments": slots, "answers": given, "listened": listened,
+            "checks": checked.last()[[*keys, "correct"]]}  # fmt: skip
 
 
 def rater_quality(inputs: Mapping[str, pd.DataFrame], version: str,
@@ -74,6 +81,8 @@ def rater_quality(inputs: Mapping[str, pd.DataFrame], version: str,
 
     slots, given, played = of_study("assignments"), of_study("answers"), of_study("listened")
     listened = played.set_index("rater")["seconds"].to_dict() if len(played) else {}
+    checked = of_study("checks") if "checks" in inputs else pd.DataFrame()
+    headphones = checked.set_index("rater")["correct"].to_dict() if len(checked) else {}
     people = sorted(of_study("raters")["rater"]) if len(inputs["raters"]) else []
     ratings = (given.set_index(["rater", "item"])[list(CRITERIA)] if len(given)
                else pd.DataFrame(columns=list(CRITERIA)))  # fmt: skip
@@ -97,8 +106,13 @@ def rater_quality(inputs: Mapping[str, pd.DataFrame], version: str,
         minimum = rules.get("min_listened_seconds")
         if minimum is not None and len(mine) and seconds < float(minimum):
             reasons.append(f"played {seconds:.0f} s of audio (at least {minimum})")
+        correct = headphones.get(rater)
+        least = rules.get("min_headphone_correct")
+        if None not in (correct, least) and correct < least:
+            reasons.append(f"answered {correct} of 3 headphone trials right (at least {least})")
         rows.append({"rater": rater, "catch_effectiveness": catch,
                      "repeat_mean_abs_diff": repeat, "listened_seconds": round(seconds, 1),
+                     "headphone_correct": correct,
                      "excluded": bool(reasons), "reason": "; ".join(reasons)})  # fmt: skip
     return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS))
 

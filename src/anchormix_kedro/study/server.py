@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from anchormix_kedro.study import web
+from anchormix_kedro.study import checks, web
 from anchormix_kedro.study.answers import progress
 from anchormix_kedro.study.material import BuiltStudy, StudyShelf
 from anchormix_kedro.study.storage import (
@@ -248,7 +248,7 @@ def create_app(
             return RedirectResponse("consent", 303)
         if rater.background is None:
             return RedirectResponse("background", 303)
-        return RedirectResponse("rate", 303)
+        return RedirectResponse("check" if needs_check(rater) else "rate", 303)
 
     @app.get("/r/{token}/consent")
     def consent_form(token: str):
@@ -290,11 +290,50 @@ def create_app(
         store.set_background(rater.id, {**form, "genres": form.get("genres", "")[:300]})
         return RedirectResponse("rate", 303)
 
+    def needs_check(rater: Rater) -> bool:
+        return bool(texts.get("headphone_check", True)) and not store.has_event(
+            rater.id, "headphone_check"
+        )
+
+    @app.get("/r/{token}/check")
+    def check_form(token: str):
+        rater, study = rater_of(token)
+        first = items_of(rater, study)[0][1]
+        clip = next(s["clips"]["mix"] for s in study.manifest["scenarios"]
+                    if s["scenario_id"] == first)  # fmt: skip
+        return html_page(web.check_page(study.manifest, clip, checks.TRIALS, checks.TONES))
+
+    @app.get("/r/{token}/check/tone/{trial}/{tone}")
+    def check_tone(token: str, trial: int, tone: int):
+        rater, _study = rater_of(token)
+        if not (1 <= trial <= checks.TRIALS and 1 <= tone <= checks.TONES):
+            raise HTTPException(404, "unknown tone")
+        kind = checks.trial_order(rater.id, trial)[tone - 1]
+        return Response(checks.tone_wav(kind), media_type="audio/wav",
+                        headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
+
+    @app.post("/r/{token}/check")
+    async def check(token: str, request: Request):
+        rater, study = rater_of(token)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        picked = {}
+        for trial in range(1, checks.TRIALS + 1):
+            value = (form.get(f"trial{trial}") or [""])[0]
+            if value not in {str(k) for k in range(1, checks.TONES + 1)}:
+                return RedirectResponse("check", 303)  # every set needs an answer
+            picked[trial] = int(value)
+        correct = checks.score(rater.id, picked)
+        store.log_event(rater.id, "headphone_check", detail={"correct": correct,
+                        "of": checks.TRIALS, "picked": picked})  # fmt: skip
+        return RedirectResponse("rate", 303)
+
     @app.get("/r/{token}/rate")
     def rate(token: str):
         rater, study = rater_of(token)
         if rater.background is None:
             return RedirectResponse("background", 303)
+        if needs_check(rater):
+            return RedirectResponse("check", 303)
         return html_page(web.rating_page(study.manifest, texts, items_of(rater, study)))
 
     @app.get("/r/{token}/clips/{clip_id}")

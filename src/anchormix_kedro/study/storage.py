@@ -331,6 +331,12 @@ class StudyStore:
             conn.execute(events.insert().values(rater_id=rater_id, at=now(), kind=kind[:40],
                          item=item, detail=json.dumps(dict(detail)) if detail else None))  # fmt: skip
 
+    def has_event(self, rater_id: int, kind: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(events.c.id).where(
+                events.c.rater_id == rater_id, events.c.kind == kind).limit(1)).first()  # fmt: skip
+        return found is not None
+
     def log_events(self, rater_id: int, rows: list[tuple[str, str | None, Mapping]]) -> None:
         """Several ``(kind, item, detail)`` events of one rater, in one transaction."""
         stamp = now()

@@ -146,3 +146,28 @@ def rating_page(study: Mapping, texts: Mapping, items: Sequence[tuple[str, str]]
         f'<script type="application/json" id="study-config">{script_json(config)}</script>'
     )
     return document(study["title"], body, scripts=("study.js", "online.js"))
+
+
+def check_page(study: Mapping, level_clip: str, trials: int, tones: int) -> str:
+    """The level and headphone check before the first scenario (no script needed)."""
+    sets = "".join(
+        f'<fieldset class="trial"><legend>Set {trial}</legend>'
+        + "".join(
+            f'<label class="tone"><audio controls preload="none" '
+            f'src="check/tone/{trial}/{k}"></audio><input type="radio" name="trial{trial}" '
+            f'value="{k}" required> Tone {k}</label>'
+            for k in range(1, tones + 1)
+        )
+        + "</fieldset>"
+        for trial in range(1, trials + 1)
+    )
+    body = (
+        f"<main><h1>{e(study['title'])}</h1><h2>Before you start: your level and your "
+        "headphones</h2><section><h3>1. Your level</h3><p>Play this excerpt and set your "
+        "volume to a comfortable level, the level you would mix at. Leave it there for the "
+        f'whole study.</p><audio controls src="clips/{e(level_clip)}"></audio></section>'
+        '<form method="post" action="check"><section><h3>2. Headphones</h3><p>Please wear '
+        "headphones. Each set has three tones: which one is the quietest?</p>"
+        f'{sets}</section><p><button type="submit">Save and start</button></p></form></main>'
+    )
+    return document(study["title"], body)
