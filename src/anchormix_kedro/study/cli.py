@@ -195,8 +195,11 @@ def status(args) -> int:
         table = table.merge(quality.rename(columns={"catch_effectiveness": "catch",
                                                     "repeat_mean_abs_diff": "repeat_diff"}),
                             on="rater", how="left")  # fmt: skip
-    sys.stdout.write(f"Study {study.version} ({study.study_id}): {len(table)} raters invited, "
-                     f"{len(study.scenario_ids)} scenarios each\n")  # fmt: skip
+    lists = sorted(set(table["of"])) if len(table) else []
+    each = (f"{lists[0]} items each" if len(lists) == 1 else
+            f"{lists[0]} to {lists[-1]} items each" if lists else "")  # fmt: skip
+    sys.stdout.write(f"Study {study.version} ({study.study_id}): {len(study.scenario_ids)} "
+                     f"scenarios; {len(table)} raters invited{', ' + each if each else ''}\n")  # fmt: skip
     if table.empty:
         sys.stdout.write("No rater is invited yet: anchormix study invite --n 20\n")
         return 0
@@ -210,6 +213,9 @@ def status(args) -> int:
         catch=table["catch"].map(lambda v: "" if pd.isna(v) else f"{v:g}"),
         repeat_diff=table["repeat_diff"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
         excluded=table["excluded"].map({True: "yes", False: ""}),
+        headphone_correct=table["headphone_correct"].map(
+            lambda v: "" if pd.isna(v) else f"{int(v)} of 3"
+        ),
     ).drop(columns="reason")
     sys.stdout.write(shown.to_string(index=False) + "\n")
     for row in table[table["excluded"]].itertuples(index=False):
