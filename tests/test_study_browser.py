@@ -46,9 +46,9 @@ class LiveServer:
     """The study server for real (uvicorn in a thread) over one SQLite file; ``stop`` and
     ``start`` again serve a new application over the same file on the same port."""
 
-    def __init__(self, tmp_path: Path, listen_first_seconds: float = 0):
+    def __init__(self, tmp_path: Path, listen_first_seconds: float = 0, catch: int = 0):
         self.params = {**study_params(), "listen_first_seconds": listen_first_seconds}
-        self.study = make_study(tmp_path / "studies")
+        self.study = make_study(tmp_path / "studies", catch=catch)
         self.db_url = f"sqlite:///{tmp_path / 'study.db'}"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -94,9 +94,10 @@ class LiveServer:
     def rater(self, token: str):
         return self.store.rater_by_token(token)
 
-    def ready_rater(self) -> str:
-        """A new rater who consented and answered the background questions: the token."""
-        ((_label, token),) = self.store.invite(self.study.version, 1)
+    def ready_rater(self, design=None) -> str:
+        """A new rater who consented, answered the background questions and took the
+        headphone check: the token (``design``: their list drawn by it)."""
+        ((_label, token),) = self.store.invite(self.study.version, 1, design)
         rater = self.rater(token)
         self.store.consent(rater.id)
         self.store.set_background(rater.id, BACKGROUND)
@@ -460,5 +461,35 @@ def test_the_scales_open_once_the_mix_has_played_and_the_listening_is_stored(bro
         wait_saved(other)
         assert section(other, sid).locator("fieldset.scales").evaluate("f => f.disabled") is False
         assert page.errors == [] and other.errors == []
+    finally:
+        site.stop()
+
+
+def test_a_catch_trial_rated_in_the_browser_is_stored_and_scored(browser, tmp_path):
+    from anchormix_kedro.study.cli import study_design
+    from anchormix_kedro.study.quality import quality_inputs, rater_quality
+
+    site = LiveServer(tmp_path, catch=2)
+    site.start()
+    try:
+        params = {"design": {"per_rater": 6, "catch_trials": True, "seed": 5}}
+        token = site.ready_rater(study_design(site.study, params))
+        slots = site.store.assignment_of(site.rater(token).id)
+        catch = next(s for s in slots if s.kind == "catch")
+        page = open_page(browser, f"{site.base}/r/{token}/rate")
+        wait_saved(page)
+        assert page.locator("section.scenario").count() == len(slots) == 8
+        advice = section(page, catch.item).locator("blockquote.advice").inner_text()
+        # The examples are too loud: the catch says the opposite.
+        assert any(w in advice.lower() for w in ("too soft", "too low", "too quiet", "buried"))
+        rate(page, catch.item, {"effectiveness": 6, "musicality": 5, "actionability": 6,
+                                "helpfulness": 5})  # fmt: skip
+        wait_saved(page)
+        quality = rater_quality(quality_inputs(site.store, site.study.version),
+                                site.study.version, {"catch_max_effectiveness": 3})  # fmt: skip
+        row = quality.set_index("rater").iloc[0]
+        assert row["catch_effectiveness"] == 6 and row["excluded"]
+        assert "wrong-direction catch 6" in row["reason"]
+        assert page.errors == []
     finally:
         site.stop()

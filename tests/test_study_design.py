@@ -167,3 +167,26 @@ def test_catch_advice_plants_the_wrong_direction_and_the_blinding_check_finds_a_
     assert giveaways(stripped) == giveaways(key) and "usually" not in " ".join(giveaways(key))
     same = key.assign(advice="Pull the vocal fader down by about 4 dB.")
     assert distinctive_phrases(same).empty
+
+
+def test_reworded_advice_keeps_the_systems_own_words_for_the_analysis():
+    from anchormix_kedro.pipelines.study.nodes import sample_rating_study
+
+    rows = []
+    for k in range(4):
+        for system, text in (("advisor", "Relative to the drums, the vocal is about 4 dB too "
+                              "loud: pull the vocal fader down."),
+                             ("dsp_baseline", "The vocal is 4 dB too loud. Across genres, the "
+                              "vocal usually sits about 2 dB above the drums.")):  # fmt: skip
+            rows.append({"example_id": f"e{k}", "system": system, "excerpt_id": f"x{k}",
+                         "genre": "Pop", "anchor": "drums", "target": "vocals",
+                         "label": "too_loud", "gain_db": 4.0, "advice": text,
+                         "condition": "as_mixed"})  # fmt: skip
+    params = {"n_examples": 4, "study_id": "s", "seed": 2, "systems": None,
+              "catch_scenarios": 1, "min_examples_per_genre": 0}  # fmt: skip
+    key = sample_rating_study(pd.DataFrame(rows), params)
+    shown = key[key["system"] != CATCH_SYSTEM]
+    assert not shown["advice"].str.contains("usually sits").any()
+    assert shown["advice_evaluated"].isin({r["advice"] for r in rows}).all()
+    assert (shown["advice"] != shown["advice_evaluated"]).any()
+    assert (key["system"] == CATCH_SYSTEM).sum() == 1

@@ -176,8 +176,11 @@ def load_study(root: Path, version: str | None = None) -> BuiltStudy:
     folder = root / version
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     key = pd.read_csv(folder / KEY_FILE, dtype={c: str for c in (
-        "study_id", "scenario_id", "example_id", "system", "advice", "excerpt_id")},
+        "study_id", "scenario_id", "example_id", "system", "advice", "excerpt_id",
+        "advice_evaluated")},
         keep_default_na=False, na_values=[""])  # fmt: skip
+    if "advice_evaluated" not in key.columns:  # built before blinding could reword advice
+        key["advice_evaluated"] = key["advice"]
     missing = [c for c in KEY_COLUMNS if c not in key.columns]
     if missing:
         raise ValueError(f"{folder / KEY_FILE} lacks columns {missing}: build the study again")

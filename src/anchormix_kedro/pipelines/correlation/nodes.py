@@ -145,7 +145,10 @@ def attach_human_scores(
     scores = ratings.scenario_scores(merged_ratings)
     if scores.empty:
         return pd.DataFrame(columns=list(HUMAN_SCORE_TABLE_COLUMNS))
-    key = rating_study.key[["scenario_id", "example_id", "system", "advice"]].astype(
+    shown = rating_study.key
+    if "advice_evaluated" in shown:  # the system's own words, before blinding reworded them
+        shown = shown.assign(advice=shown["advice_evaluated"].fillna(shown["advice"]))
+    key = shown[["scenario_id", "example_id", "system", "advice"]].astype(
         {"scenario_id": str, "example_id": str, "system": str}
     )
     rated = scores.merge(key, on="scenario_id", how="left")

@@ -31,6 +31,7 @@ def sample_rating_study(evaluation_examples: pd.DataFrame, study_kit_params: dic
     (``wording: common``; ``as_written`` shows each system's own), and ``catch_scenarios``
     catch scenarios (advice in the wrong direction, system ``catch``)."""
     candidates = as_mixed_rows(evaluation_examples)
+    candidates = candidates.assign(advice_evaluated=candidates["advice"])
     seed = int(study_kit_params.get("seed", 0))
     if study_kit_params.get("convention_sentences", "remove") == "remove":
         candidates = candidates.assign(advice=candidates["advice"].map(strip_convention))

@@ -44,6 +44,7 @@ def catch_scenarios(key: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
             OPPOSITE[row.label], row.target, row.anchor, abs(float(row.gain_db)), rng
         )
         rows.append({**row._asdict(), "system": CATCH_SYSTEM, "advice": wrong,
+                     "advice_evaluated": wrong,
                      "scenario_id": scenario_id(row.study_id, row.example_id, CATCH_SYSTEM, wrong),
                      "advised_move_db": parse_advice(wrong).fader_move_db,
                      "position": int(key["position"].max()) + number})  # fmt: skip

@@ -34,8 +34,9 @@ KEY_COLUMNS: tuple[str, ...] = (
     "target",
     "label",
     "gain_db",
-    "advice",
+    "advice",  # as shown to raters
     "advised_move_db",  # the fader move read from the advice (empty: none can be read)
+    "advice_evaluated",  # as the system wrote it (the metrics'); differs when blinding reworded it
 )
 #: The largest offset shown to engineers by default (the proposal's "subtle imbalance").
 DEFAULT_MAX_OFFSET_DB = 6.0
@@ -128,6 +129,8 @@ def sample_scenarios(
         logger.warning("Rating study: %s gave no advice and are not shown", unknown)
         chosen = [s for s in chosen if s in present]
     rows = candidates[candidates["system"].isin(chosen)].copy()
+    if "advice_evaluated" not in rows:
+        rows["advice_evaluated"] = rows["advice"]
     has_text = rows["advice"].map(lambda a: isinstance(a, str) and bool(a.strip()))
     if (~has_text).any():
         logger.info(
