@@ -50,6 +50,21 @@ BROWSER_FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
+
+def playwright_and_chromium():
+    """``(sync_playwright(), chromium's path)`` for Playwright driving Debian's chromium, or
+    a skip that says what is missing."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)"
+    )
+    executable = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
+    if not executable:
+        pytest.skip(
+            "no chromium: apt-get install -y --no-install-recommends chromium chromium-driver"
+        )
+    return sync_api.sync_playwright(), str(executable)
+
+
 SHARED_MUSDB = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
 RATE = 44100
 

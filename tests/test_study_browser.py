@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from anchormix_kedro.study.storage import WORKFLOW_ITEM, StudyStore
 from anchormix_kedro.vocabulary import CRITERIA
-from conftest import BROWSER_FLAGS, CHROMIUM
+from conftest import BROWSER_FLAGS, playwright_and_chromium
 from study_helpers import make_study, study_params
 
 WAIT_MS = 30_000  # the machine may be busy: generous waits, which cost nothing when all is well
@@ -111,16 +110,9 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)"
-    )
-    executable = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
-    if not executable:
-        pytest.skip(
-            "no chromium: apt-get install -y --no-install-recommends chromium chromium-driver"
-        )
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(executable), args=BROWSER_FLAGS)
+    manager, executable = playwright_and_chromium()
+    with manager as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=BROWSER_FLAGS)
         yield launched
         launched.close()
 

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ import soundfile
 from anchormix_kedro.study import kit as study_kit
 from anchormix_kedro.study.ratings import read_ratings_csv, scenario_scores, validate_ratings
 from anchormix_kedro.vocabulary import CRITERIA
-from conftest import BROWSER_FLAGS, CHROMIUM
+from conftest import BROWSER_FLAGS, playwright_and_chromium
 
 SYSTEMS = ("advisor", "dsp_baseline", "generic_base")
 GENRES = ("Jazz", "Pop", "Rap", "Rock")
@@ -298,15 +297,7 @@ def test_the_default_page_names_musdb18s_licence_and_keeps_its_size_bounded():
 
 def _launch_browser():
     """Playwright driving Debian's chromium, or a skip that says what is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)"
-    )
-    executable = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
-    if not executable:
-        pytest.skip(
-            "no chromium: apt-get install -y --no-install-recommends chromium chromium-driver"
-        )
-    return sync_api.sync_playwright(), str(executable)
+    return playwright_and_chromium()
 
 
 def page_clips(page_html: str) -> dict[str, str]:
