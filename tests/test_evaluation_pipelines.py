@@ -158,6 +158,11 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     pd.DataFrame(rows).to_csv(ratings_folder / "ben.csv", index=False)
     catalog = run(project, ["correlation"], params)
     merged = catalog.load("merged_ratings")
+    effects = pd.read_csv(reporting / "study_effects.csv")
+    assert set(effects["system"]) == {"dsp_baseline", "generic_base"}
+    assert set(effects["criterion"]) == {"effectiveness", "musicality", "actionability",
+                                         "helpfulness"}  # fmt: skip
+    assert (reporting / "study_effects_robustness.csv").is_file()
     assert merged.groupby("rater")["source"].first().to_dict() == {
         "rater-001": "study database", "ben": "data/01_raw/ratings/ben.csv"}  # fmt: skip
 

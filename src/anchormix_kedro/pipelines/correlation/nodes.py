@@ -27,7 +27,7 @@ from anchormix_kedro.evaluation.summaries import (
     order_systems,
     summarize,
 )
-from anchormix_kedro.study import agreement, ratings
+from anchormix_kedro.study import agreement, effects, ratings
 from anchormix_kedro.study.design import CATCH_SYSTEM, REPEAT_SUFFIX
 from anchormix_kedro.study.material import BuiltStudy
 from anchormix_kedro.study.quality import rater_quality
@@ -125,6 +125,21 @@ def load_ratings(
         len(from_server), len(from_files), len(ratings_files),
     )  # fmt: skip
     return merged, quality
+
+
+def estimate_study_effects(
+    merged_ratings: pd.DataFrame, rating_study: BuiltStudy
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The advisor against every other system on each criterion (after the exclusion rule):
+    the crossed-effects linear mixed model's contrasts with intervals and Holm-adjusted
+    p-values, and the robustness checks (ordinal logit, Wilcoxon, Friedman)."""
+    long = effects.long_ratings(merged_ratings, rating_study.key)
+    table, checks = effects.mixed_contrasts(long), effects.robustness(long)
+    for row in table.itertuples(index=False):
+        logger.info("Study effect, %s: advisor minus %s = %+.2f [%+.2f, %+.2f], Holm p = %.3g",
+                    row.criterion, row.system, row.estimate, row.ci_low, row.ci_high,
+                    row.p_adjusted)  # fmt: skip
+    return table, checks
 
 
 def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:

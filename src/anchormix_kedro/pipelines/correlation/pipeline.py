@@ -6,6 +6,7 @@ from .nodes import (
     attach_human_scores,
     build_ablation_table,
     correlate_metrics,
+    estimate_study_effects,
     load_ratings,
     measure_rater_agreement,
     plot_correlation_heatmap,
@@ -21,6 +22,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["ratings_files", "study_answers", "rating_study", "params:study.exclusion"],
                 outputs=["merged_ratings", "rater_quality"],
                 name="load_ratings",
+            ),
+            Node(
+                estimate_study_effects,
+                inputs=["merged_ratings", "rating_study"],
+                outputs=["study_effects", "study_effects_robustness"],
+                name="estimate_study_effects",
             ),
             Node(
                 measure_rater_agreement,
