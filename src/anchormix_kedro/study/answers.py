@@ -41,7 +41,8 @@ def _json(value) -> dict:
     return json.loads(value) if isinstance(value, str) and value else {}
 
 
-def _frame(store: StudyStore, query) -> pd.DataFrame:
+def query_frame(store: StudyStore, query) -> pd.DataFrame:
+    """The rows of a query as a frame."""
     with store.engine.connect() as conn:
         result = conn.execute(query)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -64,7 +65,7 @@ def _answers(store: StudyStore, version: str | None, active_only: bool) -> pd.Da
         query = query.where(raters.c.study_version == version)
     if active_only:
         query = query.where(raters.c.withdrawn_at.is_(None), raters.c.consented_at.isnot(None))
-    return _frame(store, query)
+    return query_frame(store, query)
 
 
 def ratings_long(store: StudyStore, version: str | None = None) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def rater_table(store: StudyStore, version: str | None = None) -> pd.DataFrame:
     query = sa.select(raters).order_by(raters.c.label)
     if version is not None:
         query = query.where(raters.c.study_version == version)
-    data = _frame(store, query)
+    data = query_frame(store, query)
     rows = []
     for row in data.itertuples(index=False):
         background = _json(row.background)
@@ -125,7 +126,7 @@ def event_table(store: StudyStore, version: str | None = None) -> pd.DataFrame:
     )
     if version is not None:
         query = query.where(raters.c.study_version == version)
-    data = _frame(store, query)
+    data = query_frame(store, query)
     if data.empty:
         return pd.DataFrame(columns=list(EVENT_COLUMNS))
     return data[list(EVENT_COLUMNS)]
@@ -168,10 +169,10 @@ def ratings_for_analysis(store: StudyStore | None, version: str | None = None) -
 def progress(store: StudyStore, version: str, n_scenarios: int) -> pd.DataFrame:
     """Per rater: state, items fully and partly rated (of ``n_scenarios``, or of their own
     list when the design gave them one), first and last save, minutes."""
-    people = _frame(store, sa.select(raters).where(raters.c.study_version == version)
+    people = query_frame(store, sa.select(raters).where(raters.c.study_version == version)
                     .order_by(raters.c.label))  # fmt: skip
     data = _answers(store, version, active_only=False)
-    listed = _frame(store, sa.select(assignments.c.rater_id, sa.func.count().label("n"))
+    listed = query_frame(store, sa.select(assignments.c.rater_id, sa.func.count().label("n"))
                     .group_by(assignments.c.rater_id))  # fmt: skip
     list_length = dict(zip(listed["rater_id"], listed["n"], strict=True)) if len(listed) else {}
     rows = []
@@ -205,7 +206,7 @@ def design_table(store: StudyStore, version: str, key: pd.DataFrame) -> pd.DataF
         .where(raters.c.study_version == version)
         .order_by(raters.c.label, assignments.c.position)
     )
-    data = _frame(store, query)
+    data = query_frame(store, query)
     if data.empty:
         return pd.DataFrame(columns=list(DESIGN_COLUMNS))
     system = dict(zip(key["scenario_id"].astype(str), key["system"].astype(str), strict=True))

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import pandas as pd
 import sqlalchemy as sa
 
+from anchormix_kedro.study.answers import query_frame
 from anchormix_kedro.study.design import REPEAT_SUFFIX
 from anchormix_kedro.study.schema import answers, assignments, events, raters
 from anchormix_kedro.study.storage import StudyStore
@@ -38,24 +39,18 @@ DEFAULT_RULES = {"catch_max_effectiveness": 3, "repeat_max_mean_abs_diff": 2.0,
                  "min_listened_seconds": None, "min_headphone_correct": None}  # fmt: skip
 
 
-def _frame(store: StudyStore, query) -> pd.DataFrame:
-    with store.engine.connect() as conn:
-        result = conn.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
 def quality_inputs(store: StudyStore, version: str | None = None) -> dict[str, pd.DataFrame]:
     """What the quality checks read, as tables (``version`` None: every study): ``raters``
     (study_version, rater), ``assignments`` (+ item, scenario_id, kind), ``answers``
     (+ item, the criteria) and ``listened`` (+ seconds of audio played)."""
     where = [raters.c.study_version == version] if version is not None else []
     rater = [raters.c.label.label("rater"), raters.c.study_version]
-    slots = _frame(store, sa.select(assignments.c.item, assignments.c.scenario_id,
+    slots = query_frame(store, sa.select(assignments.c.item, assignments.c.scenario_id,
                    assignments.c.kind, *rater).join(raters, raters.c.id == assignments.c.rater_id)
                    .where(*where))  # fmt: skip
-    given = _frame(store, sa.select(answers.c.item, *(answers.c[c] for c in CRITERIA), *rater)
+    given = query_frame(store, sa.select(answers.c.item, *(answers.c[c] for c in CRITERIA), *rater)
                    .join(raters, raters.c.id == answers.c.rater_id).where(*where))  # fmt: skip
-    logged = _frame(store, sa.select(events.c.kind, events.c.detail, *rater)
+    logged = query_frame(store, sa.select(events.c.kind, events.c.detail, *rater)
                     .join(raters, raters.c.id == events.c.rater_id)
                     .where(events.c.kind.in_(["listened", "headphone_check"]), *where))  # fmt: skip
     detail = [json.loads(d or "{}") for d in logged["detail"]]
@@ -64,7 +59,7 @@ def quality_inputs(store: StudyStore, version: str | None = None) -> dict[str, p
     keys = ["study_version", "rater"]
     listened = logged[logged["kind"] == "listened"].groupby(keys, as_index=False)["seconds"].sum()
     checked = logged[logged["kind"] == "headphone_check"].groupby(keys, as_index=False)["correct"]
-    people = _frame(store, sa.select(*rater).where(*where))
+    people = query_frame(store, sa.select(*rater).where(*where))
     return {"raters": people, "assignments": slots, "answers": given, "listened": listened,
             "checks": checked.last()[[*keys, "correct"]]}  # fmt: skip
 
