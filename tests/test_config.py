@@ -32,7 +32,9 @@ def test_base_configuration_builds_every_pipeline_input(monkeypatch):
     params = config["parameters"]
     pipelines = register_pipelines()
     free_inputs = {i for i in pipelines["__default__"].inputs() if not i.startswith("params:")}
-    assert free_inputs == {"musdb_corpus", "ratings_files", "study_answers", "judge_credentials"}
+    assert free_inputs == {"musdb_corpus", "ratings_files", "study_answers",
+                           "study_answers_simulated", "study_codes", "study_codes_simulated",
+                           "judge_credentials"}  # fmt: skip
     persisted = {
         "excerpts": "StagedPartitionedDataset",
         "log_mel_features": "PartitionedDataset",

@@ -238,3 +238,40 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     catalog = run(project, ["correlation"], params)
     assert re.search(r"(?s)carol\.csv.*row 1.*unknown scenario id.*= '9'", caplog.text)
     assert set(catalog.load("merged_ratings")["rater"]) == {"rater-001", "ben"}
+
+    # A rehearsal on simulated raters: a database of their own (the real one untouched),
+    # the same analysis, every report marked as simulated.
+    from anchormix_kedro.advise.cli import main as anchormix
+
+    assert anchormix(["study", "simulate", "--raters", "10", "--effect", "advisor=2"]) == 0
+    assert anchormix(["study", "simulate", "--raters", "10"]) == 2  # never over earlier ones
+    simulated = {**params, "study": {"ratings": "simulated"}}
+    catalog = run(project, ["correlation"], simulated)
+    store = StudyStore.open(f"sqlite:///{project / 'data' / '01_raw' / 'study.db'}")
+    assert store.versions_with_raters() == [study.version]
+    assert len(store.answers_of(ann.id)) == len(key)  # the real rater's answers, unchanged
+    store.close()
+    quality = catalog.load("rater_quality")
+    assert len(quality) == 10 and quality["excluded"].sum() == 1  # the careless one
+    merged = catalog.load("merged_ratings")
+    assert "ben" not in set(merged["rater"]) and merged["rater"].nunique() == 9
+    effects = pd.read_csv(reporting / "study_effects.csv")
+    assert effects["estimate"].mean() > 1.0 and (effects["estimate"] > 0.5).all()  # 2 planted
+    before = pd.read_csv(reporting / "study" / "study_effects_all_raters.csv")
+    assert (before["n_raters"] == 10).all() and (effects["n_raters"] == 9).all()
+    report = (reporting / "study" / "study_report.md").read_text()
+    assert report.startswith("# SIMULATED: ") and "rater-" in report
+    genres = pd.read_csv(reporting / "study" / "genres.csv")
+    assert set(genres["system"]) == set(key["system"]) and genres["mean"].between(1, 7).all()
+    frequencies = pd.read_csv(reporting / "study" / "themes" / "frequencies.csv")
+    assert frequencies["n_with_code"].sum() > 0  # the simulated coders' files were read
+    comments = pd.read_csv(reporting / "study" / "themes" / "comments_to_code.csv")
+    assert not {"system", "rater"} & set(comments.columns)
+    validity = pd.read_csv(reporting / "study" / "metric_validity.csv")
+    assert {"within", "within_pooled", "pooled"} <= set(validity["scope"])
+    assert (reporting / "study" / "rating_bars.png").stat().st_size > 5000
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    last = max(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
+    logged = {a.path for a in client.list_artifacts(last.info.run_id, "study")}
+    assert {"study/study_report.md", "study/rating_bars.png"} <= logged
+    assert last.data.metrics["study.simulated.raters_excluded"] == 1

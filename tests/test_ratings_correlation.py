@@ -360,7 +360,9 @@ def test_without_ratings_only_automated_metrics_meet_the_truth_and_it_says_so(ca
     metrics = metric_table()
     with caplog.at_level(logging.WARNING):
         empty_study = built(pd.DataFrame({"scenario_id": [], "study_id": []}))
-        merged, quality = nodes.load_ratings({}, no_answers(), empty_study, {})
+        merged, quality, _everyone = nodes.load_ratings(
+            {}, no_answers(), no_answers(), empty_study, {}
+        )
         assert quality.empty
         human = nodes.attach_human_scores(merged, empty_study, metrics)
         table = nodes.correlate_metrics(
@@ -414,7 +416,9 @@ def test_with_ratings_people_meet_every_metric_and_changed_advice_is_left_out(ca
             for sid, q in zip(key["scenario_id"], quality, strict=True)
         ]
         files[f"{rater}.csv"] = csv(HEADER + "".join(lines))
-    merged, _quality = nodes.load_ratings(files, no_answers(), built(key), {})
+    merged, _quality, _everyone = nodes.load_ratings(
+        files, no_answers(), no_answers(), built(key), {}
+    )
     with caplog.at_level(logging.WARNING):
         human = nodes.attach_human_scores(merged, built(key), metrics)
     assert len(human) == len(metrics) - 1 and "differs from the advice evaluated now" in caplog.text

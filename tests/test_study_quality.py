@@ -99,8 +99,9 @@ def test_catch_and_repeat_results_exclude_raters_from_the_analysis_without_delet
     assert not rater_quality(inputs, study.version, {"catch_max_effectiveness": None,
                              "repeat_max_mean_abs_diff": None})["excluded"].any()  # fmt: skip
     answers = {"ratings": ratings_for_analysis(store), **quality_inputs(store)}
-    merged, table = load_ratings({}, answers, study, RULES)
+    merged, table, everyone = load_ratings({}, answers, answers, study, {"exclusion": RULES})
     assert set(merged["rater"]) == {"rater-001"}
+    assert set(everyone["rater"]) == {"rater-001", "rater-002", "rater-003"}  # before exclusion
     assert len(merged) == 6  # its six scenarios; the catch trial and the repeat are not ratings
     assert not merged["scenario_id"].str.endswith(REPEAT_SUFFIX).any()
     assert table["excluded"].sum() == 2

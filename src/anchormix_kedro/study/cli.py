@@ -1,4 +1,5 @@
-"""``anchormix study``: invite raters, serve the study, follow its progress, export answers.
+"""``anchormix study``: invite raters, serve the study, follow its progress, export answers,
+rehearse the analysis on simulated raters.
 
 Run from the project (or any folder below it) with no other arguments, each command acts
 on the study raters were last invited to, or before any invitation on the latest study the
@@ -30,6 +31,9 @@ class StudyProject:
     studies: Path
     database_url: str
     params: dict
+    simulated_database_url: str = ""
+    simulated_codes: Path | None = None
+    codebook: tuple[str, ...] = ()
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -71,24 +75,33 @@ def load_project(env: str | None = None, start: Path | None = None) -> StudyProj
         **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
     )
     catalog = loader["catalog"]
-    studies = Path(str(catalog["rating_study"]["path"]))
+
+    def inside(path: str) -> Path:
+        return Path(path) if Path(path).is_absolute() else root / path
+
     return StudyProject(
         root=root,
-        studies=studies if studies.is_absolute() else root / studies,
+        studies=inside(str(catalog["rating_study"]["path"])),
         database_url=_absolute_sqlite(str(loader["globals"]["study_database"]), root),
         params=dict(loader["parameters"]["study"]),
-    )
+        simulated_database_url=_absolute_sqlite(
+            str(loader["globals"]["study_simulated_database"]), root),
+        simulated_codes=inside(str(catalog["study_codes_simulated"]["path"])),
+        codebook=tuple(e["code"] for e in loader["parameters"].get("study_codebook") or []),
+    )  # fmt: skip
 
 
-def _open(args):
+def _open(args, simulated: bool = False):
     """``(project, study, store)``: the study named by ``--study``, else the one raters
-    were last invited to, else the latest built; and the project's study database."""
+    were last invited to, else the latest built; and the project's study database (or,
+    ``simulated``, the simulated one)."""
     from anchormix_kedro.study.material import StudyNotFoundError, load_study, study_versions
     from anchormix_kedro.study.storage import StudyStore
 
     project = load_project(args.env)
     try:
-        store = StudyStore.open(project.database_url)
+        store = StudyStore.open(project.simulated_database_url if simulated
+                                else project.database_url)  # fmt: skip
     except sa.exc.SQLAlchemyError as error:
         raise CliError(f"the study database cannot be opened: {error.__class__.__name__}: "
                        f"{str(error).splitlines()[0]}") from None  # fmt: skip
@@ -223,6 +236,90 @@ def status(args) -> int:
     return 0
 
 
+def _reset_database(url: str) -> None:
+    """Empty the simulated database: a SQLite file is removed, a server's tables dropped."""
+    from anchormix_kedro.study.schema import metadata
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{parsed.database}{suffix}").unlink(missing_ok=True)
+        return
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+def simulate(args) -> int:
+    """Fill the simulated study database with simulated raters (docs/study.md)."""
+    from anchormix_kedro.study.material import StudyNotFoundError, load_study
+    from anchormix_kedro.study.simulation import RaterModel, parse_effects, write_simulated_study
+    from anchormix_kedro.study.storage import StudyStore
+
+    project = load_project(args.env)
+    if project.simulated_database_url == project.database_url:
+        raise CliError("the simulated study database is the real one: give "
+                       "ANCHORMIX_SIMULATED_STUDY_DATABASE another URL")  # fmt: skip
+    if not 2 <= args.raters <= 10_000:
+        raise CliError(f"--raters must be at least 2 (and at most 10000), got {args.raters}")
+    try:
+        study = load_study(project.studies, args.study)
+        key = study.key[study.key["system"] != "catch"]
+        effects = parse_effects(args.effect or [], sorted(key["system"].unique()),
+                                sorted(key["genre"].dropna().unique()) if "genre" in key else [])  # fmt: skip
+        model = RaterModel.from_params(project.params.get("simulation"))
+    except (StudyNotFoundError, ValueError) as error:
+        raise CliError(str(error)) from None
+    store = StudyStore.open(project.simulated_database_url)
+    if store.versions_with_raters():
+        if not args.replace:
+            store.close()
+            raise CliError(f"the simulated study database ({_shown(project.simulated_database_url)}) "
+                           "holds simulated raters already: --replace draws new ones")  # fmt: skip
+        store.close()
+        _reset_database(project.simulated_database_url)
+        store = StudyStore.open(project.simulated_database_url)
+    store.register_study(study.version, study.study_id, len(study.scenario_ids))
+    codebook = list(project.codebook) or None
+    simulated = write_simulated_study(store, study, study_design(study, project.params),
+                                      args.raters, model, effects, args.seed, codebook)  # fmt: skip
+    store.close()
+    written = _write_simulated_codes(project, study, simulated)
+    careless = int(simulated.raters["careless"].sum())
+    planted = ", ".join(f"{s}{'@' + g if g else ''} {p:+g}" for (s, g), p in effects.items())
+    sys.stderr.write(
+        f"Simulated {args.raters} raters ({careless} careless) on study {study.version} into "
+        f"{_shown(project.simulated_database_url)}; planted: {planted or 'nothing'}; "
+        f"{len(written)} simulated coders' files in {project.simulated_codes}. The real "
+        "study database is untouched. Analyse it with:\n"
+        "  kedro run --pipeline=correlation --params study.ratings=simulated\n"
+    )
+    return 0
+
+
+def _shown(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _write_simulated_codes(project: StudyProject, study, simulated) -> list[Path]:
+    """Two simulated coders' files of the simulated comments: the planted codes, the
+    second coder differing on about one comment in ten."""
+    from anchormix_kedro.study.simulation import coder_files_from_planted
+
+    folder = project.simulated_codes
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.csv"):
+        old.unlink()
+    paths = []
+    for coder, frame in coder_files_from_planted(simulated.answers, study.key).items():
+        path = folder / f"{coder}.csv"
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
 def export(args) -> int:
     from anchormix_kedro.study.answers import export_tables
 
@@ -237,7 +334,8 @@ def export(args) -> int:
 
 def add_commands(commands) -> None:
     """The ``study`` command and its subcommands, on the ``anchormix`` parser."""
-    study = commands.add_parser("study", help="the listening study: invite, serve, status, export",
+    study = commands.add_parser("study", help="the listening study: invite, serve, status, "
+                                "export, simulate",
                                 description=__doc__.split("\n\n")[0])  # fmt: skip
     actions = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
@@ -260,6 +358,17 @@ def add_commands(commands) -> None:
     exporting = actions.add_parser("export", parents=[common], help="the answers as tidy CSV files")
     exporting.add_argument("--output", type=Path, required=True, help="the ratings' CSV file")
     exporting.set_defaults(study_handler=export)
+    simulating = actions.add_parser(
+        "simulate", parents=[common],
+        help="simulated raters in a database of their own, to rehearse the analysis")  # fmt: skip
+    simulating.add_argument("--raters", type=int, required=True, help="how many raters")
+    simulating.add_argument("--effect", action="append", metavar="SYSTEM[@GENRE]=POINTS",
+                            help="add POINTS to SYSTEM's ratings (in GENRE only); repeatable "
+                                 "(default: no system differs)")  # fmt: skip
+    simulating.add_argument("--seed", type=int, default=0)
+    simulating.add_argument("--replace", action="store_true",
+                            help="draw new simulated raters over the simulated ones")  # fmt: skip
+    simulating.set_defaults(study_handler=simulate)
 
 
 def run(args) -> int:

@@ -2,9 +2,11 @@
 
 The field's standard for Likert ratings is a cumulative-link mixed model (R's
 ``ordinal::clmm``); Python has no maintained equivalent with crossed random effects, so the
-primary model is a linear mixed model with crossed variance components for rater and
-example (statsmodels ``MixedLM``, one group holding both as variance components), fitted by
-REML per criterion. The advisor is the reference: each other system's contrast is the
+primary model is a linear mixed model with crossed variance components for the rater, the
+example and the scenario (one system's advice on one example: advice quality varies from
+example to example, and leaving that out makes the tests too eager), in statsmodels
+``MixedLM`` with one group holding them all as variance components, fitted by REML per
+criterion (:func:`mixed_model`, which also gives the fitted standard deviations). The advisor is the reference: each other system's contrast is the
 advisor minus that system, in scale points, with a Wald interval and a Holm-adjusted
 p-value over every (system, criterion) contrast. Robustness checks beside it
 (:func:`robustness`): an ordinal logit without random effects (statsmodels
@@ -29,15 +31,22 @@ EFFECT_COLUMNS: tuple[str, ...] = ("system", "criterion", "estimate", "ci_low", 
                                    "n_examples", "model", "note")  # fmt: skip
 ROBUSTNESS_COLUMNS: tuple[str, ...] = ("system", "criterion", "test", "statistic", "p_value",
                                        "p_adjusted", "n")  # fmt: skip
+COMPONENT_COLUMNS: tuple[str, ...] = ("criterion", "component", "variance", "sd")
+#: The random effects, each fitted where its grouping has at least two levels and fewer
+#: levels than ratings (a scenario rated once is inseparable from the noise).
+COMPONENTS: dict[str, str] = {"rater": "rater", "example": "example_id", "scenario": "scenario_id"}
+MODEL_NAME = "mixedlm (REML; crossed rater, example and scenario variance components)"
 
 
 def long_ratings(ratings: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
-    """One row per rater x scenario x criterion, with the scenario's example and system."""
-    columns = ["rater", "scenario_id", "example_id", "system", "criterion", "rating"]
+    """One row per rater x scenario x criterion, with the scenario's example, system and
+    genre (empty where the key has none)."""
+    columns = ["rater", "scenario_id", "example_id", "system", "genre", "criterion", "rating"]
     if ratings.empty:
         return pd.DataFrame(columns=columns)
-    wide = ratings.merge(key[["scenario_id", "example_id", "system"]], on="scenario_id")
-    long = wide.melt(id_vars=["rater", "scenario_id", "example_id", "system"],
+    key = key if "genre" in key else key.assign(genre="")
+    wide = ratings.merge(key[["scenario_id", "example_id", "system", "genre"]], on="scenario_id")
+    long = wide.melt(id_vars=["rater", "scenario_id", "example_id", "system", "genre"],
                      value_vars=list(CRITERIA), var_name="criterion", value_name="rating")  # fmt: skip
     long = long.dropna(subset=["rating"])
     long["rating"] = long["rating"].astype(float)
@@ -59,9 +68,10 @@ def _mixed_fit(data: pd.DataFrame, reference: str):
     import statsmodels.formula.api as smf
 
     data = data.assign(group=1)
+    components = {name: f"0 + C({column})" for name, column in COMPONENTS.items()
+                  if 2 <= data[column].nunique() < len(data)}  # fmt: skip
     formula = f"rating ~ C(system, Treatment({reference!r}))"
-    model = smf.mixedlm(formula, data, groups="group", re_formula="0",
-                        vc_formula={"rater": "0 + C(rater)", "example": "0 + C(example_id)"})  # fmt: skip
+    model = smf.mixedlm(formula, data, groups="group", re_formula="0", vc_formula=components)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; a failed fit is reported below
         return model.fit(reml=True, method=["lbfgs", "powell"])
@@ -70,7 +80,16 @@ def _mixed_fit(data: pd.DataFrame, reference: str):
 def mixed_contrasts(long: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
     """Per criterion and other system: the advisor minus that system (columns
     :data:`EFFECT_COLUMNS`), from the crossed-effects linear mixed model."""
-    rows = []
+    return mixed_model(long, reference)[0]
+
+
+def mixed_model(
+    long: pd.DataFrame, reference: str = REFERENCE
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The contrasts of :func:`mixed_contrasts` and, per criterion, the fitted variance of
+    each random effect and of the residual (columns :data:`COMPONENT_COLUMNS`): what a
+    power analysis of the next study should assume."""
+    rows, parts = [], []
     for criterion, data in long.groupby("criterion", sort=False):
         systems = sorted(set(data["system"]) - {reference})
         counts = {"n_ratings": len(data), "n_raters": data["rater"].nunique(),
@@ -81,7 +100,7 @@ def mixed_contrasts(long: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFr
             fit = _mixed_fit(data, reference)
             intervals = fit.conf_int()
         except Exception as error:  # noqa: BLE001  (a degenerate design is reported, not fatal)
-            rows += [{"system": s, "criterion": criterion, **counts, "model": "mixedlm",
+            rows += [{"system": s, "criterion": criterion, **counts, "model": MODEL_NAME,
                       "note": f"the model could not be fitted: {error}"} for s in systems]  # fmt: skip
             continue
         for system in systems:
@@ -91,11 +110,15 @@ def mixed_contrasts(long: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFr
             rows.append({"system": system, "criterion": criterion, "estimate": -coef,
                          "ci_low": -float(high), "ci_high": -float(low),
                          "p_value": float(fit.pvalues.get(name, math.nan)), **counts,
-                         "model": "mixedlm (REML; crossed rater and example variance components)",
+                         "model": MODEL_NAME,
                          "note": "" if fit.converged else "did not converge"})  # fmt: skip
+        variances = dict(zip(fit.model.exog_vc.names, np.asarray(fit.vcomp, float), strict=True))
+        variances["residual"] = float(fit.scale)
+        parts += [{"criterion": criterion, "component": name, "variance": value,
+                   "sd": math.sqrt(max(value, 0.0))} for name, value in variances.items()]  # fmt: skip
     table = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
     table["p_adjusted"] = _holm(table["p_value"]) if len(table) else []
-    return table
+    return table, pd.DataFrame(parts, columns=list(COMPONENT_COLUMNS))
 
 
 def robustness(long: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:

@@ -113,7 +113,7 @@ def compute_text_metrics(
     return scores, variants
 
 
-def _configured_judge(judge: dict, judge_credentials: dict) -> LLMJudge | None:
+def configured_judge(judge: dict, judge_credentials: dict) -> LLMJudge | None:
     """The judge the parameters describe, its API key from the named credentials entry."""
     config = dict(judge or {})
     entry = config.pop("credentials", None)
@@ -141,7 +141,7 @@ def judge_advice(
     ``judge["max_in_flight"]`` calls run at once. With ``backend: none`` every score stays
     missing and the log says no judge is configured.
     """
-    llm_judge = _configured_judge(judge, judge_credentials)
+    llm_judge = configured_judge(judge, judge_credentials)
     scores = judge_columns(evaluation_examples, llm_judge, progress=True)
     scored = int(scores["judge_ok"].fillna(False).sum())
     status = {
@@ -173,7 +173,7 @@ def rank_advice_listwise(
     if not settings.get("enabled", True):
         logger.info("Listwise judge switched off (automated_eval.listwise.enabled: false)")
         return empty_ranks(), listwise_status(empty_ranks(), None, enabled=False)
-    llm_judge = _configured_judge(judge, judge_credentials)
+    llm_judge = configured_judge(judge, judge_credentials)
     ranks = rank_advice(
         evaluation_examples,
         llm_judge,

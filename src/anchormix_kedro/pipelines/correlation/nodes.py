@@ -61,34 +61,43 @@ HUMAN_SCORE_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
+SIMULATED = "simulated"
+
+
 def load_ratings(
     ratings_files: dict[str, Callable[[], pd.DataFrame]],
     study_answers: dict[str, pd.DataFrame],
+    simulated_study_answers: dict[str, pd.DataFrame],
     rating_study: BuiltStudy,
-    exclusion: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The study's ratings: those in the study database and those of offline CSV files,
-    each checked against the study key (empty when there are none); and each database
-    rater's quality (catch trial, repeat, listening) with the exclusion rule's verdict.
+    study: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The study's ratings after the exclusion rule, each database rater's quality (catch
+    trial, repeat, listening) with the rule's verdict, and the ratings before exclusion.
 
-    Raters the rule excludes are left out and named in the log and the quality table;
-    nothing is deleted. Catch trials and repeats are for quality only. A bad file is named
-    in the log with every problem and left out; the others are used. A rater's later file
-    supersedes their earlier ones.
+    ``study["ratings"]`` says which: ``real`` (the study database and the offline CSV
+    files, each checked against the study key) or ``simulated`` (the database of
+    ``anchormix study simulate``, and no file). Raters the rule (``study["exclusion"]``)
+    excludes are named in the log and the quality table; nothing is deleted. Catch trials
+    and repeats are for quality only. A bad file is named in the log with every problem
+    and left out; the others are used. A rater's later file supersedes their earlier ones.
     """
+    source = ratings_source(study)
+    if source == SIMULATED:
+        logger.warning("Analysing the SIMULATED study (study.ratings: simulated): no real "
+                       "rating is used")  # fmt: skip
+        study_answers, ratings_files = simulated_study_answers, {}
     key = rating_study.key
     systems = key["system"] if "system" in key else pd.Series("", index=key.index)
     catch = set(key.loc[systems == CATCH_SYSTEM, "scenario_id"].astype(str))
     known = set(key["scenario_id"].astype(str)) - catch
-    quality = rater_quality(study_answers, rating_study.version, exclusion)
+    quality = rater_quality(study_answers, rating_study.version, study.get("exclusion"))
     excluded = set(quality.loc[quality["excluded"], "rater"])
     for row in quality[quality["excluded"]].itertuples(index=False):
         logger.warning("Rater %s is excluded by study.exclusion: %s", row.rater, row.reason)
     answered = study_answers["ratings"]
     answered = answered[~answered["scenario_id"].isin(catch)
                         & ~answered["scenario_id"].str.endswith(REPEAT_SUFFIX)]  # fmt: skip
-    answered = answered[~((answered["study_version"] == rating_study.version)
-                          & answered["rater"].isin(excluded))]  # fmt: skip
+    dropped = (answered["study_version"] == rating_study.version) & answered["rater"].isin(excluded)
     from_server = answered[answered["study_id"] == rating_study.study_id]
     # Scenario ids stay the same from build to build while the advice does: answers given
     # on an earlier build count; answers on advice that changed since do not.
@@ -98,6 +107,7 @@ def load_ratings(
                        "(their advice changed since): left out", int(elsewhere.sum()),
                        rating_study.version)  # fmt: skip
     from_server = from_server[~elsewhere]
+    excluded_rows = dropped.reindex(from_server.index, fill_value=False)
     if from_server["study_version"].nunique() > 1:  # rater-001 of each build is someone else
         from_server = from_server.assign(
             rater=from_server["study_version"] + "/" + from_server["rater"]
@@ -112,34 +122,53 @@ def load_ratings(
     )
     for problem in problems:
         logger.warning("Ratings left out: %s", problem)
-    sources = [frame for frame in (from_server, from_files) if not frame.empty]
-    merged = pd.concat(sources) if sources else ratings.empty_ratings()
+    everyone = _concat_ratings(from_server, from_files)
+    merged = _concat_ratings(from_server[~excluded_rows], from_files)
     if merged.empty:
         logger.warning(NO_RATINGS_MESSAGE)
-        return ratings.empty_ratings(), quality
-    merged = merged.reset_index(drop=True)
+        return merged, quality, everyone
     logger.info(
         "Ratings: %d from %d raters on %d scenarios (%d from the study database, %d from "
-        "%d files)",
+        "%d files); %d raters excluded",
         len(merged), merged["rater"].nunique(), merged["scenario_id"].nunique(),
-        len(from_server), len(from_files), len(ratings_files),
+        int((~excluded_rows).sum()), len(from_files), len(ratings_files), len(excluded),
     )  # fmt: skip
-    return merged, quality
+    return merged, quality, everyone
+
+
+def ratings_source(study: dict) -> str:
+    """``real`` or ``simulated`` (``study.ratings``), or a ValueError naming the value."""
+    source = str(study.get("ratings") or "real")
+    if source not in ("real", SIMULATED):
+        raise ValueError(f"study.ratings is {source!r}: expected real or simulated "
+                         "(e.g. kedro run --pipeline=correlation --params study.ratings=simulated)")  # fmt: skip
+    return source
+
+
+def _concat_ratings(*frames: pd.DataFrame) -> pd.DataFrame:
+    present = [frame for frame in frames if not frame.empty]
+    if not present:
+        return ratings.empty_ratings()
+    return pd.concat(present).reset_index(drop=True)
 
 
 def estimate_study_effects(
-    merged_ratings: pd.DataFrame, rating_study: BuiltStudy
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The advisor against every other system on each criterion (after the exclusion rule):
-    the crossed-effects linear mixed model's contrasts with intervals and Holm-adjusted
-    p-values, and the robustness checks (ordinal logit, Wilcoxon, Friedman)."""
+    merged_ratings: pd.DataFrame, ratings_before_exclusion: pd.DataFrame, rating_study: BuiltStudy
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The advisor against every other system on each criterion: the crossed-effects
+    linear mixed model's contrasts with intervals and Holm-adjusted p-values after the
+    exclusion rule and, for comparison, with every rater; the robustness checks (ordinal
+    logit, Wilcoxon, Friedman) after exclusion; the fitted variance components."""
     long = effects.long_ratings(merged_ratings, rating_study.key)
-    table, checks = effects.mixed_contrasts(long), effects.robustness(long)
+    table, components = effects.mixed_model(long)
+    everyone = (table if len(ratings_before_exclusion) == len(merged_ratings)
+                else effects.mixed_contrasts(effects.long_ratings(ratings_before_exclusion,
+                                                                  rating_study.key)))  # fmt: skip
     for row in table.itertuples(index=False):
         logger.info("Study effect, %s: advisor minus %s = %+.2f [%+.2f, %+.2f], Holm p = %.3g",
                     row.criterion, row.system, row.estimate, row.ci_low, row.ci_high,
                     row.p_adjusted)  # fmt: skip
-    return table, checks
+    return table, everyone, effects.robustness(long), components
 
 
 def measure_rater_agreement(merged_ratings: pd.DataFrame) -> pd.DataFrame:
