@@ -143,7 +143,7 @@ def robustness_lines(checks: pd.DataFrame) -> list[str]:
 
 def quality_lines(quality: pd.DataFrame) -> list[str]:
     if quality.empty:
-        return ["No rater of the study database (ratings from files only, or none)."]
+        return ["No rater of the study database (ratings from files only, or none).", ""]
     excluded = quality[quality["excluded"]]
     lines = [f"{len(quality)} raters in the study database; the exclusion rule (`study.exclusion`)"
              f" leaves out {len(excluded)}:"]  # fmt: skip
@@ -183,10 +183,12 @@ def study_report(*, merged: pd.DataFrame, quality: pd.DataFrame, after: pd.DataF
         lines += [SIMULATED_BANNER, ""]
     if merged.empty:
         lines += ["No ratings yet: invite raters (`anchormix study invite`), or rehearse the "
-                  "analysis on simulated ones (`anchormix study simulate --raters 24`).", ""]  # fmt: skip
-    else:
-        lines += [f"{len(merged)} rated scenarios by {merged['rater'].nunique()} raters after "
-                  f"exclusion, on {merged['scenario_id'].nunique()} scenarios.", ""]  # fmt: skip
+                  "analysis on simulated ones (`anchormix study simulate --raters 24`, then "
+                  "`kedro run --pipeline=correlation --params study.ratings=simulated`).", "",
+                  *quality_lines(quality)]  # fmt: skip
+        return "\n".join(lines).rstrip() + "\n"
+    lines += [f"{len(merged)} rated scenarios by {merged['rater'].nunique()} raters after "
+              f"exclusion, on {merged['scenario_id'].nunique()} scenarios.", ""]  # fmt: skip
     lines += quality_lines(quality)
     lines += ["## Is the advisor's advice better? (5.1, 5.4)", "",
               "Advisor minus each other system, in points of the 7-point scale, from a linear "
