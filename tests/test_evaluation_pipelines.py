@@ -273,5 +273,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     last = max(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
     logged = {a.path for a in client.list_artifacts(last.info.run_id, "study")}
-    assert {"study/study_report.md", "study/rating_bars.png"} <= logged
+    assert {"study/study_report.md", "study/rating_bars.png", "study/themes"} <= logged
     assert last.data.metrics["study.simulated.raters_excluded"] == 1
+    assert last.info.run_name.endswith("simulated ratings)")
+    assert last.data.tags["anchormix.ratings"] == "simulated"

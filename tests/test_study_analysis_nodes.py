@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 
+import test_judge
 from anchormix_kedro.pipelines.correlation import study_nodes
 from anchormix_kedro.study import themes
 from conftest import PROJECT_ROOT
-from test_judge import ScriptedServer
+
+server = test_judge.server  # the scripted OpenAI-compatible server
 
 CODEBOOK = yaml.safe_load(
     (PROJECT_ROOT / "conf" / "base" / "parameters" / "study_codebook.yml").read_text()
@@ -39,15 +41,6 @@ def rated_study(n_examples: int = 6):
                          "strengths": "", "suggestions": "", "comment": "",
                          "weaknesses": "Too general to act on." if vague else "Wrong way round."})  # fmt: skip
     return pd.DataFrame(rows), Study(key)
-
-
-@pytest.fixture
-def server():
-    scripted = ScriptedServer()
-    scripted.thread.start()
-    yield scripted
-    scripted.httpd.shutdown()
-    scripted.httpd.server_close()
 
 
 def judge_config(url: str) -> dict:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import test_judge
 from anchormix_kedro.evaluation.judge import Answer, LLMJudge, OpenAICompatibleBackend
 from anchormix_kedro.study.themes import (
     AGREEMENT_COLUMNS,
@@ -31,7 +32,8 @@ from anchormix_kedro.study.themes import (
     themes_markdown,
 )
 from conftest import PROJECT_ROOT
-from test_judge import ScriptedServer
+
+server = test_judge.server  # the scripted OpenAI-compatible server
 
 SYSTEMS = ("advisor", "dsp_baseline", "generic_base")
 CODES = ("vague", "wrong_amount", "wrong_direction")
@@ -336,15 +338,6 @@ def test_propose_codes_keeps_known_codes_and_never_guesses():
     assert "vague: the comment is about vague" in system["content"]
     assert '{"codes": ' in system["content"]
     assert "Pull the bass down 3 dB." in user["content"] and "Comment 3" in user["content"]
-
-
-@pytest.fixture
-def server():
-    scripted = ScriptedServer()
-    scripted.thread.start()
-    yield scripted
-    scripted.httpd.shutdown()
-    scripted.httpd.server_close()
 
 
 def test_propose_codes_through_an_openai_compatible_server(server):

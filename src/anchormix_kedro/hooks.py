@@ -114,12 +114,15 @@ class TrackingHooks:
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
         pipeline_name = "+".join(n for n in names if n) or "__default__"
         client = mlflow.MlflowClient()
-        client.update_run(self._parent_id, name=f"{pipeline_name} ({self._env})")
+        ratings = str((self._params.get("study") or {}).get("ratings") or "real")
+        simulated = ", simulated ratings" if ratings == "simulated" else ""  # say so everywhere
+        client.update_run(self._parent_id, name=f"{pipeline_name} ({self._env}{simulated})")
         variants = (self._params.get("systems") or {}).get("variants") or {}
         training = self._params.get("training") or {}
         tags = {
             tracking.TAG_PIPELINE: pipeline_name,
             tracking.TAG_ENV: self._env,
+            tracking.TAG_RATINGS: ratings,
             tracking.TAG_VARIANT: ", ".join(variants),
             tracking.TAG_FORMULATION: ", ".join(
                 (block or {}).get("formulation", training.get("formulation", "?"))

@@ -36,6 +36,7 @@ TAG_BASE_MODEL = "anchormix.base_model"
 TAG_DATASET_VERSION = "anchormix.dataset_version"
 TAG_PIPELINE = "anchormix.pipeline"
 TAG_ENV = "anchormix.env"
+TAG_RATINGS = "anchormix.ratings"  # real or simulated: what the study's analysis read
 TAG_GIT_COMMIT = MLFLOW_GIT_COMMIT
 TAG_RESUMED = "anchormix.resumed"  # how many times the run was continued after a stop
 TAG_TRAINING_RUN = "anchormix.training_run_id"  # an evaluation's child: the run that trained it

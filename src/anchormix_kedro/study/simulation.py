@@ -75,6 +75,13 @@ class RaterModel:
         if unknown:
             raise ValueError(f"study.simulation: unknown settings {unknown}; known: "
                              f"{', '.join(sorted(known))}")  # fmt: skip
+        for name, value in params.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if not math.isfinite(number):
+                raise ValueError(f"study.simulation.{name} must be a number, got {value!r}")
         model = cls(**{k: float(v) for k, v in params.items()})
         for name in known - {"mean"}:
             if getattr(model, name) < 0:
@@ -100,7 +107,7 @@ def parse_effects(texts: Sequence[str], systems: Sequence[str], genres: Sequence
             value = float(points)
         except ValueError:
             value = math.nan
-        if not sep or not system or not math.isfinite(value):
+        if not sep or not system or (_at and not genre) or not math.isfinite(value):
             raise ValueError(f"--effect {text!r}: expected SYSTEM=POINTS or SYSTEM@GENRE=POINTS, "
                              "e.g. advisor=0.5")  # fmt: skip
         if system not in systems:
@@ -161,6 +168,8 @@ def simulate(key: pd.DataFrame, lists: Sequence[Sequence[Slot]], model: RaterMod
     for index, slots in enumerate(lists):
         rater = f"rater-{index + 1:03d}"
         rng = seeded_rng(seed, "rater", str(index))
+        # Comments draw from a stream of their own: the ratings do not depend on the codebook.
+        talk = seeded_rng(seed, "comments", str(index))
         shift = rng.normal(0, model.rater_sd)
         for slot in slots:
             row = {"rater": rater, "item": slot.item, "scenario_id": slot.scenario_id,
@@ -180,8 +189,8 @@ def simulate(key: pd.DataFrame, lists: Sequence[Sequence[Slot]], model: RaterMod
                 values = centre + rng.normal(0, model.noise_sd, len(CRITERIA))
                 row.update({c: int(np.clip(np.rint(v), LIKERT_MIN, LIKERT_MAX))
                             for c, v in zip(CRITERIA, values, strict=True)})  # fmt: skip
-                if slot.kind == "scenario" and codes and rng.random() < model.comment_share:
-                    row.update(_comment(np.mean(values), codes, rng))
+                if slot.kind == "scenario" and codes and talk.random() < model.comment_share:
+                    row.update(_comment(np.mean(values), codes, talk))
             answers.append(row)
         people.append({"rater": rater, "careless": index in careless,
                        "listened_seconds": (float(rng.uniform(0, 5)) if index in careless
