@@ -365,7 +365,9 @@ def add_commands(commands) -> None:
     simulating.add_argument("--effect", action="append", metavar="SYSTEM[@GENRE]=POINTS",
                             help="add POINTS to SYSTEM's ratings (in GENRE only); repeatable "
                                  "(default: no system differs)")  # fmt: skip
-    simulating.add_argument("--seed", type=int, default=0)
+    simulating.add_argument(
+        "--seed", type=int, default=0, help="the simulation's seed (default: 0)"
+    )
     simulating.add_argument("--replace", action="store_true",
                             help="draw new simulated raters over the simulated ones")  # fmt: skip
     simulating.set_defaults(study_handler=simulate)
