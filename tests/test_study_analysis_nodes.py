@@ -112,3 +112,16 @@ def test_before_any_rating_the_report_says_what_to_do_and_invents_nothing():
     assert report.startswith("# The listening study") and "No ratings yet" in report
     assert "anchormix study invite" in report and "SIMULATED" not in report
     assert metrics["raters_kept"]["value"] == 0
+
+
+def test_codes_of_comments_no_longer_analysed_are_left_out_with_a_warning(caplog):
+    ratings, study = rated_study()
+    comments, _codebook = study_nodes.export_comments_for_coding(ratings, study, CODEBOOK)
+    coded = comments[["comment_id"]].assign(codes="vague")
+    kept = ratings[ratings["rater"] == "r1"]  # r2 excluded since the export
+    _agreement, frequencies, _llm = study_nodes.analyse_themes(
+        kept, study, {"ann": lambda: coded}, {}, pd.DataFrame(columns=["comment_id", "codes"]),
+        CODEBOOK, {"ratings": "real"}, {},
+    )  # fmt: skip
+    assert frequencies["n_comments"].sum() // len(CODEBOOK) == len(comments) // 2
+    assert "Coder file ann: 12 coded comments are no longer analysed" in caplog.text

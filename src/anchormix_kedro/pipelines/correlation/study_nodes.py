@@ -114,7 +114,9 @@ def analyse_themes(merged_ratings: pd.DataFrame, rating_study: BuiltStudy,
              pd.DataFrame(columns=list(themes.LLM_AGREEMENT_COLUMNS)))  # fmt: skip
     if not files or comments.empty:
         return empty
-    coded, coverage = themes.read_coder_files(files, table, comments["comment_id"])
+    coded, coverage = themes.read_coder_files(
+        _current_comments(files, set(comments["comment_id"])), table, comments["comment_id"]
+    )
     bootstrap = bootstrap_settings(evaluation_common)
     agreement = themes.code_agreement(coded, coverage, table, **bootstrap)
     frequencies = themes.theme_frequencies(
@@ -126,6 +128,24 @@ def analyse_themes(merged_ratings: pd.DataFrame, rating_study: BuiltStudy,
                                                           comments["comment_id"])  # fmt: skip
         llm = themes.llm_agreement(coded, coverage, llm_coded, llm_coverage, table)
     return agreement, frequencies, llm
+
+
+def _current_comments(files: dict, known: set[str]) -> dict[str, pd.DataFrame]:
+    """Each coder's file without the comments no longer analysed (a rater excluded or
+    withdrawn since the export, or advice that changed), each left out with a warning."""
+    current = {}
+    for coder, load in files.items():
+        frame = load() if callable(load) else load
+        if "comment_id" in frame:
+            ids = frame["comment_id"].astype(str).str.strip()
+            gone = (ids != "") & ~ids.isin(known)
+            if gone.any():
+                logger.warning("Coder file %s: %d coded comments are no longer analysed (their "
+                               "rater was excluded or withdrew, or their advice changed): left "
+                               "out", coder, int(gone.sum()))  # fmt: skip
+            frame = frame[~gone]
+        current[coder] = frame
+    return current
 
 
 def plot_study_ratings(merged_ratings: pd.DataFrame, rating_study: BuiltStudy,
