@@ -255,21 +255,23 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert len(quality) == 10 and quality["excluded"].sum() == 1  # the careless one
     merged = catalog.load("merged_ratings")
     assert "ben" not in set(merged["rater"]) and merged["rater"].nunique() == 9
-    effects = pd.read_csv(reporting / "study_effects.csv")
+    rehearsal = reporting / "simulated"  # never over the real analysis
+    assert pd.read_csv(reporting / "study_effects.csv")["n_raters"].max() == 2  # the real one
+    effects = pd.read_csv(rehearsal / "study_effects.csv")
     assert effects["estimate"].mean() > 1.0 and (effects["estimate"] > 0.5).all()  # 2 planted
-    before = pd.read_csv(reporting / "study" / "study_effects_all_raters.csv")
+    before = pd.read_csv(rehearsal / "study" / "study_effects_all_raters.csv")
     assert (before["n_raters"] == 10).all() and (effects["n_raters"] == 9).all()
-    report = (reporting / "study" / "study_report.md").read_text()
+    report = (rehearsal / "study" / "study_report.md").read_text()
     assert report.startswith("# SIMULATED: ") and "rater-" in report
-    genres = pd.read_csv(reporting / "study" / "genres.csv")
+    genres = pd.read_csv(rehearsal / "study" / "genres.csv")
     assert set(genres["system"]) == set(key["system"]) and genres["mean"].between(1, 7).all()
-    frequencies = pd.read_csv(reporting / "study" / "themes" / "frequencies.csv")
+    frequencies = pd.read_csv(rehearsal / "study" / "themes" / "frequencies.csv")
     assert frequencies["n_with_code"].sum() > 0  # the simulated coders' files were read
-    comments = pd.read_csv(reporting / "study" / "themes" / "comments_to_code.csv")
+    comments = pd.read_csv(rehearsal / "study" / "themes" / "comments_to_code.csv")
     assert not {"system", "rater"} & set(comments.columns)
-    validity = pd.read_csv(reporting / "study" / "metric_validity.csv")
+    validity = pd.read_csv(rehearsal / "study" / "metric_validity.csv")
     assert {"within", "within_pooled", "pooled"} <= set(validity["scope"])
-    assert (reporting / "study" / "rating_bars.png").stat().st_size > 5000
+    assert (rehearsal / "study" / "rating_bars.png").stat().st_size > 5000
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     last = max(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
     logged = {a.path for a in client.list_artifacts(last.info.run_id, "study")}

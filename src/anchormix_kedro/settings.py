@@ -22,7 +22,12 @@ CONFIG_LOADER_ARGS = {
     # Environments (e.g. ``--env=pace``) override single keys, not whole top-level blocks.
     "merge_strategy": {"parameters": "soft", "mlflow": "soft", "catalog": "soft"},
     # ``${oc.env:VAR,default}`` in parameters and catalog (scratch paths on clusters).
-    "custom_resolvers": {"oc.env": oc.env},
+    # ``${study_outputs:<study.ratings>}``: an analysis of simulated ratings writes under
+    # ``simulated/``, never over the real analysis (docs/study.md).
+    "custom_resolvers": {
+        "oc.env": oc.env,
+        "study_outputs": lambda ratings: "simulated/" if str(ratings) == "simulated" else "",
+    },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },

@@ -10,6 +10,7 @@ the tables the quality checks read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,14 @@ class StudyAnswersDataset(AbstractDataset):
         parsed = sa.engine.make_url(self._url)
         return parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file()
 
-    def load(self) -> dict[str, pd.DataFrame]:
-        """``{"ratings": ..., "raters", "assignments", "answers", "listened"}``: the fully
-        rated scenarios and what the quality checks read (``anchormix_kedro.study.quality``)."""
+    def load(self) -> Callable[[], dict[str, pd.DataFrame]]:
+        """A loader (called only by the analysis that reads this database, so a rehearsal on
+        simulated raters never opens the real one) of ``{"ratings": ..., "raters",
+        "assignments", "answers", "listened", "checks"}``: the fully rated scenarios and what
+        the quality checks read (``anchormix_kedro.study.quality``)."""
+        return self._read
+
+    def _read(self) -> dict[str, pd.DataFrame]:
         from anchormix_kedro.study.answers import ratings_for_analysis
         from anchormix_kedro.study.quality import quality_inputs
         from anchormix_kedro.study.storage import StudyStore

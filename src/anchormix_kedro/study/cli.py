@@ -259,7 +259,7 @@ def simulate(args) -> int:
     from anchormix_kedro.study.storage import StudyStore
 
     project = load_project(args.env)
-    if project.simulated_database_url == project.database_url:
+    if _same_database(project.simulated_database_url, project.database_url):
         raise CliError("the simulated study database is the real one: give "
                        "ANCHORMIX_SIMULATED_STUDY_DATABASE another URL")  # fmt: skip
     if not 2 <= args.raters <= 10_000:
@@ -297,6 +297,13 @@ def simulate(args) -> int:
         "  kedro run --pipeline=correlation --params study.ratings=simulated\n"
     )
     return 0
+
+
+def _same_database(first: str, second: str) -> bool:
+    """Whether two URLs name one database (however the URLs are written)."""
+    a, b = sa.engine.make_url(first), sa.engine.make_url(second)
+    return (a.get_backend_name(), a.host or "", a.port, a.database) == (
+        b.get_backend_name(), b.host or "", b.port, b.database)  # fmt: skip
 
 
 def _shown(url: str) -> str:

@@ -110,7 +110,8 @@ def plot_genre_panels(genres: pd.DataFrame, heading: str, criterion: str = "mean
 def _effect_cell(row) -> str:
     if pd.isna(row.estimate):
         return "n/a"
-    return f"{row.estimate:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}], p = {row.p_adjusted:.3g}"
+    p = "n/a" if pd.isna(row.p_adjusted) else f"{row.p_adjusted:.3g}"
+    return f"{row.estimate:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}], p = {p}"
 
 
 def effects_lines(after: pd.DataFrame, before: pd.DataFrame) -> list[str]:

@@ -66,8 +66,8 @@ SIMULATED = "simulated"
 
 def load_ratings(
     ratings_files: dict[str, Callable[[], pd.DataFrame]],
-    study_answers: dict[str, pd.DataFrame],
-    simulated_study_answers: dict[str, pd.DataFrame],
+    study_answers: dict[str, pd.DataFrame] | Callable[[], dict[str, pd.DataFrame]],
+    simulated_study_answers: dict[str, pd.DataFrame] | Callable[[], dict[str, pd.DataFrame]],
     rating_study: BuiltStudy,
     study: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -86,6 +86,8 @@ def load_ratings(
         logger.warning("Analysing the SIMULATED study (study.ratings: simulated): no real "
                        "rating is used")  # fmt: skip
         study_answers, ratings_files = simulated_study_answers, {}
+    if callable(study_answers):  # the dataset's loader: only the database analysed is opened
+        study_answers = study_answers()
     key = rating_study.key
     systems = key["system"] if "system" in key else pd.Series("", index=key.index)
     catch = set(key.loc[systems == CATCH_SYSTEM, "scenario_id"].astype(str))
