@@ -389,8 +389,9 @@ def validity_markdown(validity: pd.DataFrame, ceiling: pd.DataFrame, judge: pd.D
     lines += ["### The human ceiling", "",
               "One engineer against the others' mean (leave-one-rater-out Spearman) is the "
               "ceiling for an automatic judge. Split-half (Spearman-Brown corrected) is the item "
-              "means' reliability; its range is a spread over splits, not a confidence interval.",
-              "", "| criterion | one engineer vs the others, rho [CI] | split-half [2.5-97.5% "
+              "means' reliability; its range is a spread over splits, not a confidence interval. "
+              "The first interval resamples raters only: raters share items, so it is narrow.",
+              "", "| criterion | one engineer vs the others, rho [raters resampled] | split-half [2.5-97.5% "
               "of splits] | raters | items | note |", "|---|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {r.criterion} | {_ci(r.loro_spearman, r.loro_ci_low, r.loro_ci_high)} | "
               f"{_ci(r.split_half, r.split_half_ci_low, r.split_half_ci_high)} | {r.n_raters} "
