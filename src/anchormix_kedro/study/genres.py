@@ -17,24 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.statistics import seeded_rng
+from anchormix_kedro.evaluation.statistics import seeded_rng, song_bootstrap_mean
 
 GENRE_COLUMNS: tuple[str, ...] = ("genre", "system", "criterion", "mean", "ci_low", "ci_high",
                                   "n_ratings", "n_raters", "n_examples", "share_within_range",
                                   "n_with_move", "distance_after_db")  # fmt: skip
 RANGE_COLUMNS = ("within_convention_iqr_after", "convention_distance_after_db")
 MEAN_OF_CRITERIA = "mean of criteria"
-
-
-def _example_bootstrap(sums: np.ndarray, counts: np.ndarray, n_resamples: int,
-                       confidence: float, rng: np.random.Generator) -> tuple[float, float]:  # fmt: skip
-    if len(sums) < 2:
-        return np.nan, np.nan
-    draws = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
-    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def genre_table(long: pd.DataFrame, metrics: pd.DataFrame | None = None, n_resamples: int = 1000,
@@ -54,15 +43,16 @@ def genre_table(long: pd.DataFrame, metrics: pd.DataFrame | None = None, n_resam
     for (genre, system), cell in per_rating.groupby(["genre", "system"], sort=True):
         for criterion in [*criteria, MEAN_OF_CRITERIA]:
             values = cell[["example_id", criterion]].dropna()
-            by_example = values.groupby("example_id")[criterion].agg(["sum", "count"])
             rng = seeded_rng(seed, genre, system, criterion)
-            low, high = _example_bootstrap(by_example["sum"].to_numpy(float),
-                                           by_example["count"].to_numpy(float), n_resamples,
-                                           confidence, rng)  # fmt: skip
+            _mean, low, high, n_examples = song_bootstrap_mean(
+                values[criterion], values["example_id"], n_resamples, confidence, rng
+            )
+            if n_examples < 2:  # one example: no interval over examples
+                low = high = np.nan
             rows.append({"genre": genre, "system": system, "criterion": criterion,
                          "mean": float(values[criterion].mean()), "ci_low": low, "ci_high": high,
                          "n_ratings": len(values), "n_raters": cell["rater"].nunique(),
-                         "n_examples": len(by_example), **ranges.get((genre, system), {})})  # fmt: skip
+                         "n_examples": n_examples, **ranges.get((genre, system), {})})  # fmt: skip
     return pd.DataFrame(rows, columns=list(GENRE_COLUMNS))
 
 
