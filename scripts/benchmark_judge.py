@@ -51,7 +51,7 @@ TARGETS = ("vocals", "bass", "other")
 
 def make_items(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` items, each with its own scenario and advice (no two prompts alike)."""
-    from anchormix_kedro.instruction_data.advice import advice_text
+    from anchormix_kedro.advice_language.wording import advice_text
 
     rng = random.Random(seed)
     rows = []

@@ -69,7 +69,7 @@ def peak_memory_mb() -> float:
 
 def make_pairs(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` examples with a reference advice and a candidate of varied quality."""
-    from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
+    from anchormix_kedro.advice_language.wording import advice_text, convention_sentence
 
     rng = random.Random(seed)
     rows = []

@@ -25,7 +25,7 @@ from pathlib import Path
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from anchormix_kedro.instruction_data.advice import parse_audio_uri
+from anchormix_kedro.advice_language.wording import parse_audio_uri
 from anchormix_kedro.instruction_data.audio import apply_gain_db
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset, FeatureStore
 from anchormix_kedro.model.features import log_mel_record

@@ -26,7 +26,7 @@ from transformers import (
     Qwen2AudioForConditionalGeneration,
 )
 
-from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+from anchormix_kedro.advice_language.wording import audio_uri, conversation
 from anchormix_kedro.model.adapter import lora_model
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, load_base

@@ -7,7 +7,7 @@ import random
 import pandas as pd
 import pytest
 
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     advice_text,
     audio_uri,
     convention_sentence,

@@ -7,13 +7,13 @@ import math
 import pandas as pd
 import pytest
 
-from anchormix_kedro.evaluation.parsing import ParsedAdvice, parse_advice
+from anchormix_kedro.advice_language.parsing import ParsedAdvice, parse_advice
 from anchormix_kedro.evaluation.truth import (
     summarize_truth_metrics,
     truth_metrics,
     truth_metrics_frame,
 )
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     ADVICE_TEMPLATES,
     STEM_WORDS,
     TARGET_ONLY_ADVICE_TEMPLATES,

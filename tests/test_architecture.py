@@ -36,7 +36,7 @@ def imported_after(module: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["anchormix_kedro.vocabulary", "anchormix_kedro.evaluation.parsing"],
+    ["anchormix_kedro.vocabulary", "anchormix_kedro.advice_language.parsing"],
 )
 def test_leaf_modules_import_no_audio_torch_or_http(module):
     loaded = imported_after(module)

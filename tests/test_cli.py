@@ -575,7 +575,7 @@ def test_a_missing_model_or_advisor_module_is_named(capsys, song_folder, monkeyp
 
 
 def test_an_mlflow_uri_without_a_tracking_store_says_what_to_pass(tmp_path, monkeypatch):
-    from anchormix_kedro.advise.errors import CliError
+    from anchormix_kedro.errors import CliError
     from anchormix_kedro.advise.model_advice import load_model_advisor, tracking_store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -14,7 +14,7 @@ from anchormix_kedro.evaluation.conditions import (
     as_mixed_rows,
     condition_examples,
 )
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     ClipPart,
     audio_uri,
     clip_parts,

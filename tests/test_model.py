@@ -13,7 +13,7 @@ import torch
 from peft import PeftModel
 from transformers import TrainerCallback, WhisperFeatureExtractor
 
-from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+from anchormix_kedro.advice_language.wording import audio_uri, conversation
 from anchormix_kedro.model.adapter import lora_model
 from anchormix_kedro.model.data import (
     GAP_FRAMES,

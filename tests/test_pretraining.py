@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from anchormix_kedro.instruction_data.advice import clip_parts
+from anchormix_kedro.advice_language.wording import clip_parts
 from anchormix_kedro.model.pretraining import (
     compare_clips,
     comparison_conversations,

@@ -136,7 +136,7 @@ def test_the_sample_takes_a_minimum_of_every_genre_first():
 
 
 def test_catch_advice_plants_the_wrong_direction_and_the_blinding_check_finds_a_giveaway():
-    from anchormix_kedro.evaluation.parsing import parse_advice
+    from anchormix_kedro.advice_language.parsing import parse_advice
     from anchormix_kedro.study import kit
     from anchormix_kedro.study.kit.blinding import distinctive_phrases, strip_convention
     from anchormix_kedro.study.kit.catch import catch_scenarios

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from transformers import WhisperFeatureExtractor
 
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     ClipPart,
     Equalisation,
     audio_uri,

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from anchormix_kedro.instruction_data.advice import clip_parts
+from anchormix_kedro.advice_language.wording import clip_parts
 from anchormix_kedro.instruction_data.building import TemplatingSettings, build_instruction_dataset
 from anchormix_kedro.model.variant import repeated_by_label
 from anchormix_kedro.model.workflow import TrainingSettings

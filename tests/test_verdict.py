@@ -221,7 +221,7 @@ def _tiny_package(root: Path) -> str:
     """A tiny Qwen2-Audio package trained for a few steps (about 15 s on a laptop CPU)."""
     from transformers import WhisperFeatureExtractor
 
-    from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+    from anchormix_kedro.advice_language.wording import audio_uri, conversation
     from anchormix_kedro.model.data import FeatureStore
     from anchormix_kedro.model.factory import ModelSettings
     from anchormix_kedro.model.features import log_mel_record

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import WhisperFeatureExtractor
 
-from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.instruction_data.advice import audio_uri, conversation
+from anchormix_kedro.advice_language.parsing import parse_advice
+from anchormix_kedro.advice_language.wording import audio_uri, conversation
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.factory import ModelSettings, build_tiny_base
 from anchormix_kedro.model.features import log_mel_record

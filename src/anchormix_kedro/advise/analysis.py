@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.model_advice import apply_model_answers
 from anchormix_kedro.advise.songs import Song
 from anchormix_kedro.advise.verdict import compare_with_model, graded_advice
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
 from anchormix_kedro.evaluation.professional_range import (
     Bands,

@@ -1,4 +1,4 @@
-"""The ``anchormix`` command: gain advice for your own stems.
+"""`anchormix advise`: gain advice for your own stems.
 
     anchormix advise SONG [--anchor drums] [--genre GENRE] [--stem GROUP=FILE ...]
                           [--model ADAPTER_OR_MLFLOW_URI] [--decoding {median,greedy}]
@@ -21,38 +21,26 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-from anchormix_kedro import __version__
 from anchormix_kedro.advise.analysis import (
-    NOT_TOGETHER,
-    ModelAnswer,
-    TargetReport,
     analyse,
-    best_window,
-    choose_windows,
     match_genre,
-    plan_windows,
 )
-from anchormix_kedro.advise.errors import CliError
-from anchormix_kedro.advise.model_advice import MLFLOW_URI_SCHEMES, load_model_advisor
+from anchormix_kedro.advise.model_advice import load_model_advisor
 from anchormix_kedro.advise.quiet import library_output
-from anchormix_kedro.advise.render import format_fader_move, render_text
+from anchormix_kedro.advise.render import render_text
 from anchormix_kedro.advise.session import (
     DEFAULT_STEM_WORDS,
     parse_stem_override,
     read_stem_words,
 )
 from anchormix_kedro.advise.songs import (
-    AUDIO_EXTENSIONS,
-    LENGTH_TOLERANCE_S,
-    NOT_STEMS,
-    Song,
     load_song,
 )
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
 from anchormix_kedro.evaluation.professional_range import (
     RANGE_MIN_SONGS,
@@ -62,40 +50,9 @@ from anchormix_kedro.evaluation.professional_range import (
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES
 from anchormix_kedro.instruction_data.excerpts import ExcerptSettings
 from anchormix_kedro.instruction_data.musdb import UNKNOWN_GENRE, genre_of, shipped_genres
-from anchormix_kedro.study import cli as study_cli
 from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB
 
-# The command's pieces live in songs, analysis, model_advice and render; they stay importable
-# from here, where scripts and tests have always found them.
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "EXIT_ERROR",
-    "LENGTH_TOLERANCE_S",
-    "MLFLOW_URI_SCHEMES",
-    "MEASUREMENT",
-    "ModelAnswer",
-    "NOT_STEMS",
-    "NOT_TOGETHER",
-    "PROG",
-    "CliError",
-    "Song",
-    "TargetReport",
-    "advise",
-    "analyse",
-    "best_window",
-    "build_parser",
-    "choose_windows",
-    "format_fader_move",
-    "load_model_advisor",
-    "load_song",
-    "main",
-    "match_genre",
-    "plan_windows",
-    "render_text",
-]
-
 PROG = "anchormix"
-EXIT_ERROR = 2
 #: What the command's own verdict is called in the output (``model`` without ``--model``).
 MEASUREMENT = "professional_range"
 
@@ -146,14 +103,9 @@ def known_genres() -> list[str]:
     return sorted(set(shipped_conventions()["genre"]) - {ALL_GENRES})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="AnchorMix: anchor-conditioned gain-balancing advice."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    study_cli.add_commands(commands)
-    advise = commands.add_parser(
+def add_commands(commands) -> None:
+    """The ``advise`` command, on the ``anchormix`` parser."""
+    command = commands.add_parser(
         "advise",
         help="gain advice for the stems of one song",
         description=(
@@ -163,20 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
             "which fader move brings it back."
         ),
     )
-    advise.add_argument(
+    command.add_argument(
         "song",
         metavar="SONG",
         type=Path,
         help="a folder of stems or session tracks (wav, flac, mp3, ogg, m4a; e.g. vocals.wav "
         "or 'Lead Vox.wav', 'Kick.wav') or an NI .stem.mp4",
     )
-    advise.add_argument("--anchor", default="drums", help="the anchor stem (default: drums)")
-    advise.add_argument(
+    command.add_argument("--anchor", default="drums", help="the anchor stem (default: drums)")
+    command.add_argument(
         "--genre",
         help=f"the song's genre, one of: {', '.join(known_genres())} (case does not matter; "
         "default: from MUSDB18's track list when the song is in it, else all genres)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--stem",
         metavar="GROUP=FILE",
         action="append",
@@ -185,39 +137,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="put FILE of the song folder in stem GROUP (drums, bass, other, vocals), e.g. "
         '--stem vocals="Lead Vox.wav"; repeatable',
     )
-    advise.add_argument(
+    command.add_argument(
         "--stem-words",
         metavar="YAML",
         type=Path,
         help="extra words naming each stem group in file names ({vocals: [leadvox], ...})",
     )
-    advise.add_argument(
+    command.add_argument(
         "--usual-percentiles",
         type=_percentiles,
         default=(25.0, 75.0),
         metavar="LOW,HIGH",
         help="the usual range of professional mixes (default: 25,75)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--outer-percentiles",
         type=_percentiles,
         default=(10.0, 90.0),
         metavar="LOW,HIGH",
         help="beyond these a stem is too loud or too soft (default: 10,90)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--genre-ranges",
         action="store_true",
         help=f"use the genre's own mixes for a pair when it has at least {RANGE_MIN_SONGS} "
         "songs (default: the mixes of every genre; see docs/cli.md)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--model",
         metavar="ADAPTER_OR_MLFLOW_URI",
         help="also ask a fine-tuned adapter: a local directory or runs:/..., models:/..., "
         "mlflow-artifacts:/... (its advice is shown beside the measurement)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--decoding",
         choices=("median", "greedy"),
         default="median",
@@ -225,39 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
         "belief over every sentence it was taught, greedy its likeliest word at each step "
         "(default: median; see docs/model_recipe.md)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI for --model URIs (default: MLFLOW_TRACKING_URI or MLflow's)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--json", action="store_true", help="print one machine-readable JSON object"
     )
-    advise.add_argument(
+    command.add_argument(
         "--verbose",
         action="store_true",
         help="show the machine-learning libraries' own warnings and progress (with --model)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--window-seconds",
         type=_window_seconds,
         default=None,
         help="length of each analysed window (default: what the --model hears, e.g. 5 s for "
         "the tiny model and 30 s for Qwen2-Audio; 10 without --model)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--windows",
         type=_positive_int,
         default=3,
         help="how many windows across the song (default: 3)",
     )
-    advise.add_argument(
+    command.add_argument(
         "--tolerance-db",
         type=_tolerance,
         default=BALANCED_TOLERANCE_DB,
         help="with --model: a model's move within ±this is balanced when it states no verdict "
         f"(default: {BALANCED_TOLERANCE_DB})",
     )
-    return parser
+    command.set_defaults(handler=advise)
 
 
 def choose_genre(asked: str | None, song_name: str) -> tuple[str, str, str | None]:
@@ -365,25 +317,3 @@ def advise(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(result))
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``anchormix`` console script; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and on usage errors
-        return int(exc.code or 0)
-    try:
-        if args.command == "advise":
-            return advise(args)
-        if args.command == "study":
-            return study_cli.run(args)
-    except CliError as exc:
-        one_line = " ".join(str(exc).split())  # FFmpeg messages can span lines
-        sys.stderr.write(f"{PROG}: error: {one_line}\n")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
-    return EXIT_ERROR  # argparse accepts only known commands

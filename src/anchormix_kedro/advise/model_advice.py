@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.model.package import newest_version
 from anchormix_kedro.vocabulary import label_for_gain
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.vocabulary import STEM_NAMES
 
 #: Words naming each group, checked in this order (a "bass drum" is a drum).

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from anchormix_kedro.advise.errors import CliError
 from anchormix_kedro.advise.session import DEFAULT_STEM_WORDS, assign_files, is_mix_name
 from anchormix_kedro.advise.streaming import (
     AudioSource,
@@ -32,6 +31,7 @@ from anchormix_kedro.advise.streaming import (
     seek_ranges,
     stem_blocks,
 )
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.instruction_data.audio import AudioError, stem_width, trimmed_length
 from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SUFFIX
 from anchormix_kedro.vocabulary import STEM_NAMES

@@ -8,13 +8,13 @@ marks where a fine-tuned model's advice disagrees with the measurement.
 
 from __future__ import annotations
 
+from anchormix_kedro.advice_language.wording import STEM_WORDS
 from anchormix_kedro.evaluation.professional_range import (
     LOUD_SIDE,
     QUIET_SIDE,
     WITHIN_USUAL_RANGE,
     Placement,
 )
-from anchormix_kedro.instruction_data.advice import STEM_WORDS
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES
 from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 

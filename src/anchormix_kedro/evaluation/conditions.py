@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import audio_items, example_rng, formulation_clips
+from anchormix_kedro.advice_language.wording import audio_items, example_rng, formulation_clips
 from anchormix_kedro.vocabulary import FORMULATIONS, messages_column
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from importlib import resources
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import advice_text, convention_sentence
+from anchormix_kedro.advice_language.wording import advice_text, convention_sentence
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES, CONVENTION_COLUMNS
 from anchormix_kedro.vocabulary import BALANCED, BALANCED_TOLERANCE_DB, label_for_gain
 

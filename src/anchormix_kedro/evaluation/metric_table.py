@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from anchormix_kedro.advice_language.parsing import ParsedAdvice
 from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
 from anchormix_kedro.evaluation.judge import LLMJudge, judge_all
-from anchormix_kedro.evaluation.parsing import ParsedAdvice
 from anchormix_kedro.evaluation.summaries import order_systems
 from anchormix_kedro.evaluation.truth import truth_metrics_frame
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
@@ -158,7 +158,7 @@ def join_advice(
 def truth_columns(examples: pd.DataFrame) -> pd.DataFrame:
     """Direction, amount and their errors against the applied perturbation, per row.
 
-    Columns of :class:`anchormix_kedro.evaluation.parsing.TruthMetrics` plus ``advised_move_db``:
+    Columns of :class:`anchormix_kedro.advice_language.parsing.TruthMetrics` plus ``advised_move_db``:
     the fader move the advice asks for (down negative, 0 for "leave it", missing when the
     advice names no direction or, outside "balanced", no amount).
     """

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import DIRECTIONS, ParsedAdvice, parse_advice
+from anchormix_kedro.advice_language.parsing import DIRECTIONS, ParsedAdvice, parse_advice
 from anchormix_kedro.vocabulary import BALANCED
 
 

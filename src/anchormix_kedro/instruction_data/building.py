@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     advice_text,
     convention_sentence,
     conversation,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperFeatureExtractor
 
-from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.parsing import parse_advice
+from anchormix_kedro.advice_language.wording import (
     DEFAULT_SYSTEM_PROMPT,
     conversation,
     formulation_clips,

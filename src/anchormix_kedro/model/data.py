@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.instruction_data.advice import ClipPart, audio_items, clip_parts
+from anchormix_kedro.advice_language.wording import ClipPart, audio_items, clip_parts
 from anchormix_kedro.model.features import (
     audio_token_count,
     concatenate_raw,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     STEM_WORDS,
     ClipPart,
     audio_uri,

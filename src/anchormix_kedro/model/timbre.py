@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from anchormix_kedro.instruction_data.advice import (
+from anchormix_kedro.advice_language.wording import (
     Equalisation,
     audio_items,
     audio_uri,

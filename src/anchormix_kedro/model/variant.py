@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.advice_language.parsing import parse_advice
 from anchormix_kedro.instruction_data.card import CORPORA, corpus_source
 from anchormix_kedro.model import tracking
 from anchormix_kedro.model.data import EqualisationLoudness, FeatureStore

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from anchormix_kedro.instruction_data.advice import advice_phrasings
+from anchormix_kedro.advice_language.wording import advice_phrasings
 from anchormix_kedro.model.data import AudioChatCollator, FeatureStore, encode_conversation
 from anchormix_kedro.model.front_end import AnchorLevel
 from anchormix_kedro.vocabulary import BALANCED, TARGET_ONLY, TOO_LOUD, TOO_SOFT

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from anchormix_kedro.advise.errors import CliError
+from anchormix_kedro.errors import CliError
 
 
 @dataclass(frozen=True)
@@ -344,6 +344,7 @@ def add_commands(commands) -> None:
     study = commands.add_parser("study", help="the listening study: invite, serve, status, "
                                 "export, simulate",
                                 description=__doc__.split("\n\n")[0])  # fmt: skip
+    study.set_defaults(handler=run)
     actions = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--study", metavar="VERSION", help="a built study (default: the latest)")

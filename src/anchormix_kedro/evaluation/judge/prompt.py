@@ -83,7 +83,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _stem_noun(stem: str) -> str:
-    from anchormix_kedro.instruction_data.advice import STEM_WORDS
+    from anchormix_kedro.advice_language.wording import STEM_WORDS
 
     return STEM_WORDS[stem].noun if stem in STEM_WORDS else stem
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.advice_language.parsing import parse_advice
 
 #: Container, subtype and MIME type of each ``study_kit.audio_format``.
 AUDIO_FORMATS = {"ogg": ("OGG", "VORBIS", "audio/ogg"), "wav": ("WAV", "PCM_16", "audio/wav")}

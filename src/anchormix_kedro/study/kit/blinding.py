@@ -16,8 +16,8 @@ from collections import Counter
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.instruction_data.advice import advice_text
+from anchormix_kedro.advice_language.parsing import parse_advice
+from anchormix_kedro.advice_language.wording import advice_text
 from anchormix_kedro.vocabulary import BALANCED
 
 _CONVENTION = re.compile(

@@ -12,8 +12,8 @@ import random
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import parse_advice
-from anchormix_kedro.instruction_data.advice import advice_text
+from anchormix_kedro.advice_language.parsing import parse_advice
+from anchormix_kedro.advice_language.wording import advice_text
 from anchormix_kedro.study.design import CATCH_SYSTEM
 from anchormix_kedro.study.kit.sampling import KEY_COLUMNS, scenario_id
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from anchormix_kedro.instruction_data.advice import STEM_WORDS
+from anchormix_kedro.advice_language.wording import STEM_WORDS
 from anchormix_kedro.study.kit.audio import (
     ADVISED_UNCHANGED,
     ADVISED_UNREADABLE,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from anchormix_kedro.evaluation.parsing import parse_advice
+from anchormix_kedro.advice_language.parsing import parse_advice
 from anchormix_kedro.evaluation.summaries import order_systems
 
 # The package's logger, as before the kit was split into modules.

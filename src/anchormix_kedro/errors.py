@@ -1,4 +1,4 @@
-"""The error of ``anchormix advise``: a problem with the user's input, shown as one line."""
+"""The error every ``anchormix`` command raises for a problem with the user's input."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read a judgement back out of gain advice text.
 
-:func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.instruction_data.advice`'s
+:func:`parse_advice` turns advice, whether worded by :mod:`anchormix_kedro.advice_language.wording`'s
 templates or freely by another model ("turn the vocals down 3dB", "sits well"), into a
 direction (``too_loud`` / ``too_soft`` / ``balanced``, or ``None`` when the text does not
 say) and an amount in dB (``None`` when no amount is given). :func:`truth_metrics` compares
