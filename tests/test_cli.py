@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from anchormix_kedro.advise import cli
+from anchormix_kedro import commands as cli
+from anchormix_kedro.advise.analysis import choose_windows
 from anchormix_kedro.evaluation.dsp_baseline import (
     dsp_advice,
     fader_move_db,
@@ -201,7 +202,9 @@ def test_json_output_is_one_object_with_every_field(capsys, song_folder):
     result, _ = advise_json(capsys, str(song_folder), "--genre", "pop/rock")
     assert {"song", "anchor", "genre", "model", "targets", "warnings", "stem_files"} <= set(result)
     assert (result["song"], result["anchor"], result["genre"]) == ("My Song", "drums", "Pop/Rock")
-    assert result["genre_source"] == "--genre" and result["verdict_by"] == "professional_range"
+    assert result["genre_source"] == "--genre" and result["model"] is None
+    # Every target's verdict is the measurement's; a model's stands apart, under "model".
+    assert "verdict_by" not in result and all(t["model"] is None for t in result["targets"])
     assert result["model"] is None and result["warnings"] == []
     assert (result["usual_percentiles"], result["outer_percentiles"]) == (
         [25.0, 75.0],
@@ -490,10 +493,10 @@ def test_choose_windows_skips_regions_where_the_stems_do_not_play_together():
     target_ = np.zeros(frames, dtype=bool)
     target_[120:170] = True
     target_[250:290] = True
-    windows = cli.choose_windows(anchor, target_, 20, 3, 5, 0.25)
+    windows = choose_windows(anchor, target_, 20, 3, 5, 0.25)
     assert windows == [(120, 140), (250, 270)]
-    assert cli.choose_windows(anchor, anchor, 50, 3, 5, 0.25) == [(0, 50), (100, 150), (200, 250)]
-    assert cli.choose_windows(anchor[:40], anchor[:40], 50, 3, 5, 0.25) == [(0, 40)]
+    assert choose_windows(anchor, anchor, 50, 3, 5, 0.25) == [(0, 50), (100, 150), (200, 250)]
+    assert choose_windows(anchor[:40], anchor[:40], 50, 3, 5, 0.25) == [(0, 40)]
 
 
 def test_progress_bar_on_a_terminal(capsys, song_folder, monkeypatch):
@@ -575,8 +578,8 @@ def test_a_missing_model_or_advisor_module_is_named(capsys, song_folder, monkeyp
 
 
 def test_an_mlflow_uri_without_a_tracking_store_says_what_to_pass(tmp_path, monkeypatch):
-    from anchormix_kedro.errors import CliError
     from anchormix_kedro.advise.model_advice import load_model_advisor, tracking_store
+    from anchormix_kedro.errors import CliError
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

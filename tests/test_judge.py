@@ -24,14 +24,14 @@ from anchormix_kedro.evaluation.judge import (
     LLMJudge,
     OpenAICompatibleBackend,
     TransformersBackend,
-    _retry_after_seconds,
     judge_all,
     judge_messages,
     make_judge,
     parse_judge_output,
 )
+from anchormix_kedro.evaluation.judge import fake_server as fake
+from anchormix_kedro.evaluation.judge.backends import _retry_after_seconds
 from anchormix_kedro.vocabulary import CRITERIA
-from conftest import load_script
 
 API_KEY = "sk-test-0123456789-SECRET"
 GOOD_ANSWER = {
@@ -432,9 +432,6 @@ def test_local_transformers_judge_records_invalid_output_as_missing(tiny_causal_
 
 
 # --------------------------------------------------------------------------- concurrency
-
-
-fake = load_script("fake_judge_server")
 
 
 def many_items(n: int) -> list[JudgeItem]:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from anchormix_kedro.evaluation.judge import LLMJudge, OpenAICompatibleBackend
+from anchormix_kedro.evaluation.judge import fake_server as fake
 from anchormix_kedro.evaluation.judge.listwise import (
     ListwiseItem,
     blind_order,
@@ -26,9 +27,7 @@ from anchormix_kedro.evaluation.listwise_summary import (
     win_rates,
 )
 from anchormix_kedro.pipelines.correlation.nodes import correlate_metrics, with_listwise_ranks
-from conftest import load_script
 
-fake = load_script("fake_judge_server")
 SYSTEMS = ("advisor", "no_anchor", "generic_base", "dsp_baseline")
 # Advice whose quality the test server can read: higher q is better.
 QUALITY = {"advisor": 4, "dsp_baseline": 3, "no_anchor": 2, "generic_base": 1}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from anchormix_kedro.advise import cli
+from anchormix_kedro import commands as cli
 from anchormix_kedro.advise.songs import load_song
 from anchormix_kedro.advise.streaming import (
     BLOCK_FRAMES,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from anchormix_kedro.advise.cli import main
+from anchormix_kedro.commands import main
 from anchormix_kedro.study.storage import StudyStore
 from conftest import PROJECT_ROOT
 from study_helpers import make_study

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from anchormix_kedro.advise.cli import main
+from anchormix_kedro.commands import main
 from anchormix_kedro.study import effects, genres, power, quality, simulation, themes
 from anchormix_kedro.study.design import REPEAT_SUFFIX
 from anchormix_kedro.study.kit.page_csv import FEEDBACK_COLUMNS

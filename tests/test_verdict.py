@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile
 
-from anchormix_kedro.advise import cli
+from anchormix_kedro import commands as cli
 from anchormix_kedro.advise.render import render_text
 from anchormix_kedro.advise.verdict import (
     compare_with_model,

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from anchormix_kedro.advise.model_advice import apply_model_answers
+from anchormix_kedro.advise.report import ModelAnswer, TargetReport, combine_model_answers
 from anchormix_kedro.advise.songs import Song
 from anchormix_kedro.advise.verdict import compare_with_model, graded_advice
 from anchormix_kedro.errors import CliError
 from anchormix_kedro.evaluation.dsp_baseline import shipped_conventions
 from anchormix_kedro.evaluation.professional_range import (
     Bands,
-    Placement,
     ProfessionalLevels,
     place_level,
 )
@@ -92,69 +91,6 @@ def best_window(together: np.ndarray, window_frames: int, hop_frames: int) -> tu
 
 
 # --------------------------------------------------------------------------- analysis
-
-
-@dataclass
-class ModelAnswer:
-    """The model's combined answer for one target (filled by ``apply_model_answers``)."""
-
-    verdict: str | None = None
-    fader_move_db: float | None = None
-    advice: str | None = None
-    agrees: bool = True
-    disagreement: str | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "verdict": self.verdict,
-            "fader_move_db": _rounded(self.fader_move_db, 1),
-            "advice": self.advice,
-            "agrees_with_measurement": self.agrees,
-            "disagreement": self.disagreement,
-        }
-
-
-@dataclass
-class TargetReport:
-    """What the command says about one target stem."""
-
-    stem: str
-    status: str  # "active", "silent" or "not_together"
-    relative_db: float | None = None
-    convention_db: float | None = None
-    convention_genre: str | None = None
-    placement: Placement | None = None
-    verdict: str | None = None
-    fader_move_db: float | None = None
-    windows: list[tuple[float, float]] = field(default_factory=list)
-    advice: str | None = None
-    model: ModelAnswer | None = None
-
-    def as_dict(self) -> dict:
-        placed = self.placement.as_dict() if self.placement else {}
-        return {
-            "stem": self.stem,
-            "status": self.status,
-            "relative_db": _rounded(self.relative_db, 2),
-            "convention_db": _rounded(self.convention_db, 2),
-            "convention_genre": self.convention_genre,
-            "percentile": placed.get("percentile"),
-            "usual_range_db": placed.get("usual_range_db"),
-            "outer_range_db": placed.get("outer_range_db"),
-            "range_genre": placed.get("range_genre"),
-            "range_songs": placed.get("range_songs"),
-            "grade": placed.get("grade"),
-            "verdict": self.verdict,
-            "fader_move_db": _rounded(self.fader_move_db, 1),
-            "windows": [[round(a, 2), round(b, 2)] for a, b in self.windows],
-            "advice": self.advice,
-            "model": self.model.as_dict() if self.model else None,
-        }
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    # "+ 0.0" turns a negative zero into a plain zero in the output.
-    return None if value is None else round(value, digits) + 0.0
 
 
 def _ordered_targets(stems: Sequence[str], anchor: str) -> list[str]:
@@ -355,7 +291,7 @@ def analyse(
             _judge(report, anchor, levels, bands, genre, warn, song.files[target])
             if advisor is not None:
                 report.model = ModelAnswer()
-                apply_model_answers(report.model, measured.model_answers, tolerance_db)
+                combine_model_answers(report.model, measured.model_answers, tolerance_db)
                 if report.placement is not None:
                     report.model.agrees, report.model.disagreement = compare_with_model(
                         report.placement, report.model.verdict

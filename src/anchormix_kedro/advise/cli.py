@@ -53,8 +53,6 @@ from anchormix_kedro.instruction_data.musdb import UNKNOWN_GENRE, genre_of, ship
 from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB
 
 PROG = "anchormix"
-#: What the command's own verdict is called in the output (``model`` without ``--model``).
-MEASUREMENT = "professional_range"
 
 
 # --------------------------------------------------------------------------- command
@@ -299,7 +297,6 @@ def advise(args: argparse.Namespace) -> int:
         "genre": genre,
         "genre_source": genre_source,
         "model": args.model,
-        "verdict_by": MEASUREMENT,
         "usual_percentiles": list(bands.usual),
         "outer_percentiles": list(bands.outer),
         "sample_rate": song.sample_rate,

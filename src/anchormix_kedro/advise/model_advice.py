@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections import Counter
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
 
 from anchormix_kedro.errors import CliError
 from anchormix_kedro.model.package import newest_version
-from anchormix_kedro.vocabulary import label_for_gain
-
-if TYPE_CHECKING:  # analysis imports this module; the report is only annotated here
-    from anchormix_kedro.advise.analysis import TargetReport
 
 MLFLOW_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
@@ -101,25 +92,3 @@ def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
         return package_in(downloaded)
     except ValueError as exc:
         raise CliError(f"{model}: {exc}") from None
-
-
-def apply_model_answers(
-    report: TargetReport, answers: Sequence[Mapping], tolerance_db: float
-) -> None:
-    """Combine the model's per-window answers: median fader move, majority verdict."""
-    moves = [float(a["fader_move_db"]) for a in answers if a.get("fader_move_db") is not None]
-    verdicts = [a["verdict"] for a in answers if a.get("verdict")]
-    if moves:
-        report.fader_move_db = float(np.median(moves))
-    if verdicts:
-        report.verdict = Counter(verdicts).most_common(1)[0][0]
-    elif moves:
-        report.verdict = label_for_gain(-report.fader_move_db, tolerance_db)
-    # The advice of the window whose move is nearest the combined one speaks for the song.
-    spoken = [a for a in answers if a.get("advice")]
-    if spoken:
-        chosen = min(
-            spoken,
-            key=lambda a: abs(float(a.get("fader_move_db") or 0.0) - (report.fader_move_db or 0.0)),
-        )
-        report.advice = str(chosen["advice"])

@@ -17,6 +17,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from anchormix_kedro.evaluation.judge.client import ask_all
 from anchormix_kedro.evaluation.judge.output import JudgeOutputError, parse_ranking
 from anchormix_kedro.evaluation.judge.prompt import criteria_text, scenario_text
 
@@ -137,8 +138,6 @@ def rank_all(
 
     Items with fewer than two answers are not sent (:data:`TOO_FEW_ANSWERS`).
     """
-    from anchormix_kedro.evaluation.judge import ask_all
-
     orders = [blind_order(item, seed) for item in items]
     prompts = [
         listwise_messages(item, order) if len(order) >= 2 else None
