@@ -34,14 +34,16 @@ from anchormix_kedro.model.features import (
 from anchormix_kedro.model.front_end import QWEN2_AUDIO_FRONT_END
 from anchormix_kedro.model.generation import generate, load_package
 from anchormix_kedro.model.package import member_adapters, read_manifest
+from anchormix_kedro.model.spec import TrainingSettings
 from anchormix_kedro.model.stages import run_stage
+from anchormix_kedro.model.training_data import FineTuneData
 from anchormix_kedro.model.verdict_decoding import (
     DecodingSettings,
     MedianDecoder,
     adapter_names,
     advice_grammar,
 )
-from anchormix_kedro.model.workflow import FineTuneData, TrainingSettings, fine_tune
+from anchormix_kedro.model.workflow import fine_tune
 from conftest import TINY_ARCHITECTURE
 
 RATE = 16000
@@ -316,7 +318,7 @@ def test_single_clip_formulation_joins_anchor_gap_and_target(tiny, store):
 def test_the_advise_command_uses_a_trained_package(tmp_path, store, capsys):
     import soundfile
 
-    from anchormix_kedro.advise import cli as command_line
+    from anchormix_kedro import commands as command_line
 
     settings = ModelSettings.from_params(TINY)
     report = fine_tune(

@@ -9,8 +9,8 @@ import pytest
 
 from anchormix_kedro.advice_language.wording import clip_parts
 from anchormix_kedro.instruction_data.building import TemplatingSettings, build_instruction_dataset
-from anchormix_kedro.model.variant import repeated_by_label
-from anchormix_kedro.model.workflow import TrainingSettings
+from anchormix_kedro.model.spec import TrainingSettings
+from anchormix_kedro.model.training_data import repeated_by_label
 
 PARAMS = {
     "seed": 13,

@@ -1,13 +1,15 @@
-"""One Trainer stage, resumable: the tiny base's pre-training or a LoRA fine-tuning.
+"""The Trainer set-up: one stage, resumable (the tiny base's pre-training or a LoRA
+fine-tuning), from its collator and Trainer to ``Trainer.train``.
 
 A stage writes checkpoints into its folder; started again, it continues from the last one
 saved completely (:func:`run_stage`), logging its losses into the variant's MLflow run.
+It reads a :class:`~anchormix_kedro.model.spec.StageSettings` and imports nothing above it
+(:mod:`~anchormix_kedro.model.base` and :mod:`~anchormix_kedro.model.workflow` call it).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,16 +24,9 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from anchormix_kedro.model.callbacks import MlflowStepLogger
 from anchormix_kedro.model.data import AudioChatCollator, ConversationDataset
+from anchormix_kedro.model.spec import StageSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StageSettings:
-    """One Trainer stage: ``args`` go to ``TrainingArguments`` as they are."""
-
-    args: dict = field(default_factory=dict)
-    early_stopping_patience: int | None = None
 
 
 def training_arguments(

@@ -7,12 +7,11 @@ from collections.abc import Callable
 import pandas as pd
 
 from anchormix_kedro.model.data import FeatureStore
-from anchormix_kedro.model.factory import ModelSettings
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.front_end import FrontEnd
 from anchormix_kedro.model.mlflow_model import register_package
+from anchormix_kedro.model.spec import variant_spec
 from anchormix_kedro.model.variant import train_variant
-from anchormix_kedro.model.workflow import TrainingSettings
 
 
 def compute_log_mel_features(
@@ -46,15 +45,12 @@ def train_advice_model(
     """Fine-tune one variant (LoRA or QLoRA); ``variant`` overrides the shared ``training``
     settings (e.g. the formulation of the no-anchor ablation). Returns the package folder
     (the catalog saves it and logs it to MLflow) and the training report. ``tracks`` tells
-    the model card where the songs came from."""
-    return train_variant(
-        instruction_dataset,
-        FeatureStore(log_mel_features),
-        ModelSettings.from_params(model),
-        TrainingSettings.from_params({**training, **variant}),
-        variant=variant_name,
-        tracks=tracks,
-    )
+    the model card where the songs came from.
+
+    The parameters are resolved here, once, into the variant's spec; everything below reads
+    the spec (:mod:`anchormix_kedro.model.spec`)."""
+    spec = variant_spec(model, training, variant, variant_name)
+    return train_variant(instruction_dataset, FeatureStore(log_mel_features), spec, tracks)
 
 
 def register_model(model_package: str, registry: dict, *, variant_name: str) -> dict:
