@@ -27,8 +27,8 @@ run: $(BIN)/.installed
 	$(BIN)/kedro run $(ARGS)
 
 test: $(BIN)/.installed
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest $(ARGS)
 
 viz: $(BIN)/.installed
@@ -42,12 +42,12 @@ mlflow-ui: $(BIN)/.installed
 
 # Each writes its figures under data/08_reporting/ (training-input reads the data pipeline's outputs).
 benchmark: $(BIN)/.installed
-	$(BIN)/python scripts/benchmark_data.py
-	$(BIN)/python scripts/benchmark_training_input.py
-	$(BIN)/python scripts/benchmark_metrics.py
-	$(BIN)/python scripts/benchmark_judge.py
-	$(BIN)/python scripts/benchmark_advise.py
-	$(BIN)/python scripts/benchmark_study_server.py
+	$(BIN)/python benchmarks/benchmark_data.py
+	$(BIN)/python benchmarks/benchmark_training_input.py
+	$(BIN)/python benchmarks/benchmark_metrics.py
+	$(BIN)/python benchmarks/benchmark_judge.py
+	$(BIN)/python benchmarks/benchmark_advise.py
+	$(BIN)/python benchmarks/benchmark_study_server.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -25,19 +25,6 @@ for _name, _value in {
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    """A module of scripts/ (e.g. the local judge test server, beside its benchmark)."""
-    import importlib.util
-    import sys
-
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 #: Debian's chromium, as the browser tests launch it (Playwright never downloads a browser).
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_FLAGS = [
@@ -201,13 +188,13 @@ def project(tmp_path, monkeypatch) -> Path:
 
 # --------------------------------------------------------------------------- databases
 
-POSTGRES_SCRIPT = PROJECT_ROOT / "scripts" / "postgres_test_server.sh"
+POSTGRES_SCRIPT = PROJECT_ROOT / "tools" / "postgres_test_server.sh"
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The URL of a PostgreSQL server on 127.0.0.1 (``ANCHORMIX_TEST_POSTGRES_URL``, or one
-    started from Debian's package by scripts/postgres_test_server.sh). Skipped where none
+    started from Debian's package by tools/postgres_test_server.sh). Skipped where none
     can be had, except in CI, where that is a failure."""
     import subprocess
     import tempfile

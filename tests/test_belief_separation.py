@@ -1,4 +1,4 @@
-"""scripts/belief_separation.py: what any decision rule on a model's belief can reach."""
+"""anchormix analyse belief-separation: what any decision rule on a model's belief can reach."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anchormix_kedro.analyses import belief_separation as separation
 from anchormix_kedro.vocabulary import label_for_gain
-from conftest import load_script
-
-separation = load_script("belief_separation")
 
 SIGNED = np.array([-8, -4, 0, 4, 8])
 
@@ -85,3 +83,18 @@ def test_the_hearing_noise_is_the_meter_noise_the_belief_carries():
     )
     assert noisy["belief_spearman"] < exact["belief_spearman"]
     assert 2.0 <= noisy["hearing_noise_db"] <= 3.2
+
+
+def test_the_report_is_a_table_and_the_trade_off_plot(tmp_path):
+    probabilities = np.array([belief_for(g, sure=True) for g in GAINS])
+    truth = truth_of(GAINS).assign(meter_db=GAINS)
+    labels, amounts = separation.thresholded_verdicts(probabilities, SIGNED, 0.5)
+    stem = tmp_path / "analyses" / "advisor_valid"
+    found = separation.write_report(probabilities, SIGNED, truth, labels, amounts, "test", stem)
+    assert found["auc"] == 1.0
+    table = pd.read_csv(f"{stem}.csv")
+    assert (
+        len(table) == len(separation.THRESHOLDS) + 1 and (table["auc_balanced_vs_4db"] == 1).all()
+    )
+    png = (tmp_path / "analyses" / "advisor_valid.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000

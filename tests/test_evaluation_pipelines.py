@@ -13,9 +13,9 @@ from kedro.framework.project import pipelines as project_pipelines
 from kedro.framework.session import KedroSession
 
 import anchormix_kedro.pipeline_registry as registry
+from anchormix_kedro.evaluation.judge.fake_server import FakeJudgeServer
 from anchormix_kedro.pipelines import automated_eval, correlation
 from anchormix_kedro.study.storage import StudyStore
-from conftest import load_script
 from evaluation_helpers import stand_in_advice
 
 SMALL_SYNTHETIC = {
@@ -69,11 +69,6 @@ def run(project: Path, names: list[str], params: dict):
         while mlflow.active_run():
             mlflow.end_run()
     return context.catalog
-
-
-def _fake_judge_server():
-    """The local OpenAI-compatible test server of scripts/ (answers derived from prompts)."""
-    return load_script("fake_judge_server").FakeJudgeServer
 
 
 def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
@@ -195,7 +190,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
 
     # A judge served on 127.0.0.1 (the local test server): pointwise scores and one blind
     # ranking per example, beside each other, and the ranks against the engineers' ratings.
-    with _fake_judge_server()(delay_s=0.01) as server:
+    with FakeJudgeServer(delay_s=0.01) as server:
         judge = {"backend": "openai", "base_url": server.url, "model": "fake-judge",
                  "max_in_flight": 4, "max_retries": 0}  # fmt: skip
         judged = {**params, "automated_eval": {**params["automated_eval"], "judge": judge}}
@@ -241,7 +236,7 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
 
     # A rehearsal on simulated raters: a database of their own (the real one untouched),
     # the same analysis, every report marked as simulated.
-    from anchormix_kedro.advise.cli import main as anchormix
+    from anchormix_kedro.commands import main as anchormix
 
     assert anchormix(["study", "simulate", "--raters", "10", "--effect", "advisor=2"]) == 0
     assert anchormix(["study", "simulate", "--raters", "10"]) == 2  # never over earlier ones

@@ -1,4 +1,4 @@
-"""scripts/level_measures.py: how far each anchor-level measure sits from BS.1770 loudness."""
+"""anchormix analyse level-measures: how far each anchor-level measure sits from BS.1770 loudness."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ import pytest
 from scipy.signal import butter, sosfilt
 from transformers import WhisperFeatureExtractor
 
+from anchormix_kedro.analyses import level_measures as measures
+from anchormix_kedro.analyses.project import open_run
+from anchormix_kedro.commands import main
 from anchormix_kedro.model.features import raw_log_mel
-from conftest import load_script
 
-measures = load_script("level_measures")
 RATE = 16000
 
 
-def write_run(root, excerpts: int = 6) -> None:
-    """A run's loudness table and feature cache: a dull "drums" stem whose brightness varies
-    from excerpt to excerpt, and a white "vocals" stem."""
+def write_run(project, excerpts: int = 6) -> pd.DataFrame:
+    """A run's loudness table (saved through the project's catalog) and feature cache: a
+    dull "drums" stem whose brightness varies from excerpt to excerpt, and a white
+    "vocals" stem. Returns the loudness table."""
+    root = project / "data"
     rng = np.random.default_rng(2)
     extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, chunk_length=5)
     meter = pyloudnorm.Meter(RATE)
@@ -47,13 +50,15 @@ def write_run(root, excerpts: int = 6) -> None:
             {"excerpt_id": excerpt_id, "stem": s, "lufs": meter.integrated_loudness(c)}
             for s, c in stems.items()
         ]
-    (root / "03_primary").mkdir()
-    pd.DataFrame(rows).to_parquet(root / "03_primary" / "loudness.parquet")
+    loudness = pd.DataFrame(rows)
+    open_run(project).catalog.save("loudness", loudness)
+    return loudness
 
 
-def test_loudness_follows_the_relation_where_mel_power_does_not(tmp_path, capsys):
-    write_run(tmp_path)
-    measures.main(["--run-data", str(tmp_path)])
+def test_loudness_follows_the_relation_where_mel_power_does_not(project, capsys):
+    write_run(project)
+    capsys.readouterr()
+    assert main(["analyse", "level-measures"]) == 0
     table = capsys.readouterr().out
     assert table.startswith("6 excerpts.")
     rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in table.splitlines()[4:]}
@@ -64,8 +69,19 @@ def test_loudness_follows_the_relation_where_mel_power_does_not(tmp_path, capsys
     assert relation["mel_power"] > 2.0
 
 
-def test_missing_features_name_the_node_to_run(tmp_path):
-    write_run(tmp_path, excerpts=1)
-    (tmp_path / "04_feature" / "log_mel_features" / "song_0.npz").unlink()
+def test_missing_features_name_the_node_to_run(project, capsys):
+    loudness = write_run(project, excerpts=2)
+    (project / "data" / "04_feature" / "log_mel_features" / "song_0.npz").unlink()
+    features = open_run(project).load("log_mel_features")
     with pytest.raises(FileNotFoundError, match="compute_log_mel_features"):
-        measures.main(["--run-data", str(tmp_path)])
+        measures.readings(features, loudness)
+    capsys.readouterr()
+    assert main(["analyse", "level-measures"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "compute_log_mel_features" in error
+
+
+def test_without_a_run_it_says_what_to_run_first(project, capsys):
+    assert main(["analyse", "level-measures", "--project", str(project)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "kedro run --pipeline=ingestion" in error

@@ -1,4 +1,4 @@
-"""scripts/meter_ceiling.py: what an exact level meter reaches, scored as the evaluation scores."""
+"""anchormix analyse meter-ceiling: what an exact level meter reaches, scored as the evaluation scores."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anchormix_kedro.analyses import meter_ceiling as ceiling
+from anchormix_kedro.analyses.project import open_run
+from anchormix_kedro.commands import main
 from anchormix_kedro.vocabulary import label_for_gain
-from conftest import load_script
-
-ceiling = load_script("meter_ceiling")
 
 PAIRS = [("drums", "vocals", 3.0), ("drums", "bass", -2.0), ("vocals", "other", -5.0)]
 GAINS = [-12.0, -10.0, -7.0, -4.0, -2.0, 0.0, 1.0, 3.0, 5.0, 8.0, 11.0, 12.0]
 
 
-def _run_data(tmp_path, spread_db: float, songs: int = 8):
+def _run_data(spread_db: float, songs: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A run's examples and conventions: every song's own balance is the pair's convention
     plus ``spread_db`` times a fixed pattern of -1, 0 and +1."""
     rng = np.random.default_rng(3)
@@ -50,16 +50,11 @@ def _run_data(tmp_path, spread_db: float, songs: int = 8):
             for a, t, m in PAIRS
         ]
     )  # fmt: skip
-    data = tmp_path / "data"
-    (data / "03_primary").mkdir(parents=True)
-    (data / "04_feature").mkdir(parents=True)
-    pd.DataFrame(rows).to_parquet(data / "03_primary" / "examples.parquet")
-    conventions.to_csv(data / "04_feature" / "genre_conventions.csv", index=False)
-    return data
+    return pd.DataFrame(rows), conventions
 
 
-def test_an_exact_meter_on_songs_mixed_to_the_convention_meets_every_goal(tmp_path):
-    results = ceiling.measure(_run_data(tmp_path, spread_db=0.0))
+def test_an_exact_meter_on_songs_mixed_to_the_convention_meets_every_goal():
+    results = ceiling.measure(*_run_data(spread_db=0.0))
     assert results["test_songs"] == 8
     assert results["own_balance_vs_pooled_convention_db"]["sd"] < 0.05
     for meter in ("genre_convention", "pooled_convention"):
@@ -71,8 +66,8 @@ def test_an_exact_meter_on_songs_mixed_to_the_convention_meets_every_goal(tmp_pa
         assert goals["amount_spearman"] > 0.99
 
 
-def test_songs_that_stray_from_the_convention_cap_what_a_meter_reaches(tmp_path):
-    results = ceiling.measure(_run_data(tmp_path, spread_db=6.0))
+def test_songs_that_stray_from_the_convention_cap_what_a_meter_reaches():
+    results = ceiling.measure(*_run_data(spread_db=6.0))
     assert results["own_balance_vs_pooled_convention_db"]["sd"] == pytest.approx(
         np.std([6.0, 0.0, -6.0, 6.0, 0.0, -6.0, 6.0, 0.0] * 3, ddof=1), abs=0.05
     )
@@ -99,12 +94,21 @@ def test_fit_shrinkage_finds_the_line_of_least_absolute_error():
     assert b == pytest.approx(0.4, abs=0.01)
 
 
-def test_the_script_writes_its_table_and_says_what_is_missing(tmp_path, capsys):
-    data = _run_data(tmp_path, spread_db=3.0)
-    ceiling.main(["--run-data", str(data), "--output", str(tmp_path / "out")])
+def test_the_command_writes_its_table_and_says_what_is_missing(project, tmp_path, capsys):
+    # Before a run: one line naming the missing file and what writes it.
+    assert main(["analyse", "meter-ceiling", "--project", str(project)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "examples.parquet" in error
+    assert "kedro run --pipeline=data" in error
+    examples, conventions = _run_data(spread_db=3.0)
+    catalog = open_run(project).catalog
+    catalog.save("examples", examples)
+    catalog.save("genre_conventions", conventions)
+    assert main(["analyse", "meter-ceiling", "--output", str(tmp_path / "out")]) == 0
     written = json.loads((tmp_path / "out" / "meter_ceiling.json").read_text())
     assert set(written["meters"]) == set(ceiling.METERS)
     assert "| balanced F1 |" in (tmp_path / "out" / "meter_ceiling.md").read_text()
     assert "Spearman" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="examples.parquet"):
-        ceiling.main(["--run-data", str(tmp_path / "nowhere")])
+    assert main(["analyse", "meter-ceiling"]) == 0  # by default into the project's data
+    reporting = project / "data" / "08_reporting" / "analyses" / "meter-ceiling"
+    assert (reporting / "meter_ceiling.md").read_text().count("| balanced F1 |") == 1

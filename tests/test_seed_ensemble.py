@@ -1,4 +1,4 @@
-"""scripts/seed_ensemble.py: the averaged belief of several packages, and what it scores."""
+"""anchormix analyse seed-ensemble: the averaged belief of several packages, and what it scores."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anchormix_kedro.analyses import seed_ensemble as ensemble
+from anchormix_kedro.commands import main
 from anchormix_kedro.vocabulary import label_for_gain
-from conftest import load_script
-
-ensemble = load_script("seed_ensemble")
 
 SIGNED = np.arange(-12, 13)
 GAINS = [-10.0, -8.0, -6.0, -4.0, 0.0, 1.0, 4.0, 6.0, 8.0, 10.0] * 3
@@ -74,6 +73,7 @@ def test_a_mixture_of_one_belief_with_itself_is_that_belief():
 
 
 def test_one_member_is_not_an_ensemble(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        ensemble.main(["--run-data", str(tmp_path), "--output", str(tmp_path / "out")])
-    assert "at least two --run-data" in capsys.readouterr().err
+    code = main(["analyse", "seed-ensemble", "--member", str(tmp_path),
+                 "--output", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert "at least two --member" in capsys.readouterr().err

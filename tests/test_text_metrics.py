@@ -63,7 +63,7 @@ def test_meteor_without_wordnet_matches_exact_words_and_stems_only():
 
 def test_meteor_synonyms_score_higher_with_wordnet():
     if not wordnet_available():
-        pytest.skip("WordNet is not installed for NLTK (scripts/install_wordnet.sh)")
+        pytest.skip("WordNet is not installed for NLTK (tools/install_wordnet.sh)")
     # NLTK looks synonyms up after stemming the leftovers, so the pair must stem to itself.
     candidate, reference = (
         ["drag the bass fader down by 3 dB"],
@@ -108,7 +108,7 @@ def test_project_nltk_data_is_on_nltk_path():
     reason="Debian's WordNet packages are not installed",
 )
 def test_install_wordnet_script_builds_an_nltk_folder(tmp_path):
-    script = PROJECT_ROOT / "scripts" / "install_wordnet.sh"
+    script = PROJECT_ROOT / "tools" / "install_wordnet.sh"
     for _ in range(2):  # idempotent
         subprocess.run(["bash", str(script), str(tmp_path)], check=True, capture_output=True)
     wordnet = tmp_path / "corpora" / "wordnet"

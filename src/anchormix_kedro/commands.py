@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from anchormix_kedro import __version__
 from anchormix_kedro.advise import cli as advise_cli
+from anchormix_kedro.analyses import cli as analyses_cli
 from anchormix_kedro.errors import CliError
 from anchormix_kedro.study import cli as study_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     study_cli.add_commands(commands)
     advise_cli.add_commands(commands)
+    analyses_cli.add_commands(commands)
     return parser
 
 

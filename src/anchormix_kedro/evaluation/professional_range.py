@@ -17,7 +17,7 @@ Percentiles are predictive (Weibull plotting positions, ``rank / (n + 1)``), so 
 songs not used to measure them a new professional mix falls below the 10th percentile about
 10% of the time even for modest numbers of songs. By default the range of a pair comes from
 the professional mixes of every genre: measured on MUSDB18 songs not used for the
-percentiles (``scripts/verdict_tradeoff.py``), ranges of single genres (at most 29 songs
+percentiles (``anchormix analyse verdict-tradeoff``), ranges of single genres (at most 29 songs
 each) flagged more professional mixes and caught fewer errors than the pooled range. With
 ``genre_min_songs`` a genre with at least that many songs for a pair uses its own songs.
 

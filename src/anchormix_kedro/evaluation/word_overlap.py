@@ -2,7 +2,7 @@
 
 Both tokenize each text and stem each word once per call and give rouge_score's and
 NLTK's numbers exactly. METEOR uses WordNet synonyms when WordNet is installed for NLTK
-(``scripts/install_wordnet.sh`` builds it in ``.nltk_data`` of the project, which this
+(``tools/install_wordnet.sh`` builds it in ``.nltk_data`` of the project, which this
 module puts on NLTK's path unless ``NLTK_DATA`` says otherwise); without WordNet it
 matches exact words and stems only, and :func:`meteor_variant` says which ran.
 """
@@ -161,7 +161,7 @@ def _wordnet_reader():
     except LookupError:
         logger.warning(
             "WordNet is not installed for NLTK (searched %s): METEOR matches exact words and "
-            "stems only. Run scripts/install_wordnet.sh to add synonym matching.",
+            "stems only. Run tools/install_wordnet.sh to add synonym matching.",
             os.pathsep.join(map(str, nltk.data.path)),
         )
         return None

@@ -1,5 +1,5 @@
 """``anchormix study``: invite raters, serve the study, follow its progress, export answers,
-rehearse the analysis on simulated raters.
+rehearse the analysis on simulated raters, size the study by simulation (``power``).
 
 Run from the project (or any folder below it) with no other arguments, each command acts
 on the study raters were last invited to, or before any invitation on the latest study the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class StudyProject:
     simulated_database_url: str = ""
     simulated_codes: Path | None = None
     codebook: tuple[str, ...] = ()
+    study_kit: dict | None = None  # the study material's parameters
+    reporting: Path | None = None  # <data_root>/08_reporting
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -88,6 +91,8 @@ def load_project(env: str | None = None, start: Path | None = None) -> StudyProj
             str(loader["globals"]["study_simulated_database"]), root),
         simulated_codes=inside(str(catalog["study_codes_simulated"]["path"])),
         codebook=tuple(e["code"] for e in loader["parameters"].get("study_codebook") or []),
+        study_kit=dict(loader["parameters"].get("study_kit") or {}),
+        reporting=inside(str(loader["globals"].get("data_root") or "data")) / "08_reporting",
     )  # fmt: skip
 
 
@@ -339,11 +344,26 @@ def export(args) -> int:
     return 0
 
 
+def power(args) -> int:
+    """Power of the study's design, or its false-positive rate (``--check``), by simulation."""
+    from anchormix_kedro.study.power import PowerSettings, power_report
+
+    try:
+        settings = PowerSettings(args.check, tuple(args.raters), tuple(args.per_rater or ()),
+                                 args.examples, args.effect, args.simulations, args.workers)  # fmt: skip
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    project = load_project(args.env)
+    name = "study_power_check.csv" if args.check else "study_power.csv"
+    sys.stdout.write(power_report({"study": project.params, "study_kit": project.study_kit},
+                                  settings, args.output or project.reporting / name))  # fmt: skip
+    return 0
+
+
 def add_commands(commands) -> None:
     """The ``study`` command and its subcommands, on the ``anchormix`` parser."""
     study = commands.add_parser("study", help="the listening study: invite, serve, status, "
-                                "export, simulate",
-                                description=__doc__.split("\n\n")[0])  # fmt: skip
+                                "export, simulate, power", description=__doc__.split("\n\n")[0])  # fmt: skip
     study.set_defaults(handler=run)
     actions = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
@@ -379,6 +399,21 @@ def add_commands(commands) -> None:
     simulating.add_argument("--replace", action="store_true",
                             help="draw new simulated raters over the simulated ones")  # fmt: skip
     simulating.set_defaults(study_handler=simulate)
+    powering = actions.add_parser("power", help="how many raters: the analysis run on "
+                                  "simulated studies", description=power.__doc__)  # fmt: skip
+    powering.add_argument("--env", help="Kedro configuration environment (default: local)")
+    powering.add_argument("--check", action="store_true",
+                          help="false-positive rate and power at the configured design")  # fmt: skip
+    powering.add_argument("--raters", type=int, nargs="+", default=[16, 20, 24, 30])
+    powering.add_argument("--per-rater", type=int, nargs="+", help="study.design.per_rater")
+    powering.add_argument("--examples", type=int, help="default: study_kit.n_examples")
+    powering.add_argument("--effect", type=float, default=0.5, help="planted points (0.5)")
+    powering.add_argument("--simulations", type=int, default=60, help="per row (default: 60)")
+    powering.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes "
+                          "at once (default: the cores)")  # fmt: skip
+    powering.add_argument("--output", type=Path, help="the table's CSV (default: data/"
+                          "08_reporting/study_power.csv or study_power_check.csv)")  # fmt: skip
+    powering.set_defaults(study_handler=power)
 
 
 def run(args) -> int:

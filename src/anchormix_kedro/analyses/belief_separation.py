@@ -1,11 +1,11 @@
 """How well a package's belief tells a balanced target from a clear imbalance.
 
-Median decoding (``anchormix_kedro.model.verdict_decoding``) reads the model's belief over
-every sentence of the advice grammar. This script takes that belief for every example of
-a split and asks what *any* decision rule on it could reach. The model's direction
-certainty is ``|P(too loud) - P(too soft)|`` over their sum; a rule that says "balanced"
-below a threshold on it, and otherwise the likelier direction with the median amount of
-it, trades balanced F1 against direction accuracy. The script reports:
+Median decoding (:mod:`anchormix_kedro.model.verdict_decoding`) reads the model's belief
+over every sentence of the advice grammar. This analysis takes that belief for every
+example of a split and asks what *any* decision rule on it could reach. The model's
+direction certainty is ``|P(too loud) - P(too soft)|`` over their sum; a rule that says
+"balanced" below a threshold on it, and otherwise the likelier direction with the median
+amount of it, trades balanced F1 against direction accuracy. It reports:
 
 - the AUC of that certainty for balanced examples against those of 4 dB or more (1: the
   belief separates them perfectly; 0.5: not at all);
@@ -18,53 +18,35 @@ it, trades balanced F1 against direction accuracy. The script reports:
   and the noise (dB, SD) that would make the exact meter follow the truth as loosely
   (``hearing_noise_db``; 0: the model hears as exactly as the meter).
 
-Run it after a run whose packages and features are in ``--run-data``, e.g.::
+Run it in a project whose run trained the package and cached its features::
 
     MUSDB_PATH=/path/to/musdb18-7s make run
-    python scripts/belief_separation.py --split valid [--variant advisor] [--run-data data]
+    anchormix analyse belief-separation --split valid [--variant advisor] [--env ENV]
 
-It writes ``data/08_reporting/belief_separation/<variant>_<split>.csv`` and ``.png``.
+It writes ``data/08_reporting/analyses/belief-separation/<variant>_<split>.csv`` and ``.png``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu, spearmanr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import mannwhitneyu, spearmanr  # noqa: E402
-
-import anchormix_kedro  # noqa: E402, F401  (sets the offline/telemetry defaults)
-from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
-from anchormix_kedro.evaluation.statistics import balanced_f1  # noqa: E402
-from anchormix_kedro.instruction_data.conventions import (  # noqa: E402
+from anchormix_kedro.errors import CliError
+from anchormix_kedro.evaluation.statistics import balanced_f1
+from anchormix_kedro.instruction_data.conventions import (
     ALL_GENRES,
     convention_index,
     measure_genre_conventions,
 )
-from anchormix_kedro.model.data import FeatureStore  # noqa: E402
-from anchormix_kedro.model.generation import load_package  # noqa: E402
-from anchormix_kedro.model.package import newest_version, package_front_end  # noqa: E402
-from anchormix_kedro.model.verdict_decoding import (  # noqa: E402
-    Belief,
-    DecodingSettings,
-    MedianDecoder,
-    Outcome,
-    stem_pairs,
-)
-from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT, messages_column  # noqa: E402
+from anchormix_kedro.model.verdict_decoding import Belief, Outcome
+from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT, messages_column
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_metrics import latest_catalog_file  # noqa: E402
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NAME = "belief-separation"
 THRESHOLDS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 NOISE_GRID_DB = np.arange(0.0, 12.01, 0.1)
 NOISE_DRAWS = 20
@@ -162,41 +144,6 @@ def tradeoff(probabilities, signed_db, truth, median_labels, median_amounts) -> 
     return pd.DataFrame(rows)
 
 
-def beliefs(run_data: Path, split: str, variant: str):
-    """The belief of ``variant``'s package for every example of ``split``, and their truth."""
-    package = newest_version(run_data / "06_models" / variant)
-    model, processor, manifest = load_package(package)
-    formulation = manifest["formulation"]
-    dataset = pd.read_parquet(
-        latest_catalog_file(run_data / "05_model_input", "instruction_dataset.parquet")
-    )
-    rows = dataset[dataset["split"] == split].reset_index(drop=True)
-    if rows.empty:
-        sys.exit(f"no {split!r} examples in {run_data}; splits: {sorted(set(dataset['split']))}")
-    rows["meter_db"] = rows["perturbed_relative_db"] - pooled_conventions(dataset, rows)
-    features = run_data / "04_feature" / "log_mel_features"
-    store = FeatureStore(
-        {p.stem: (lambda p=p: NpzRecordDataset(str(p)).load()) for p in features.glob("*.npz")}
-    )
-    decoder = MedianDecoder(model, processor, DecodingSettings())
-    conversations = [json.loads(m) for m in rows[messages_column(formulation)]]
-    pairs = stem_pairs(formulation, rows["anchor"], rows["target"])
-    level = package_front_end(manifest).anchor_level
-    found, labels, amounts = [], [], []
-    for number, (belief, _) in enumerate(
-        decoder.beliefs(conversations, pairs, store, level), start=1
-    ):
-        found.append(belief.probabilities)
-        median = belief.median()
-        labels.append(median.label)
-        amounts.append(np.nan if median.amount_db is None else float(median.amount_db))
-        if number % 200 == 0:
-            print(f"{number} of {len(rows)} examples", file=sys.stderr)
-    signed = np.array([o.signed_db for o in belief.outcomes])
-    truth = rows[["gain_db", "label", "song", "meter_db"]]
-    return np.array(found), signed, truth, labels, amounts
-
-
 def pooled_conventions(dataset: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     """Each row's convention: the training songs' median relative level for its pair, all
     genres pooled (the ``all`` rows of the run's genre conventions)."""
@@ -205,10 +152,72 @@ def pooled_conventions(dataset: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     return np.array([float(index[(ALL_GENRES, a, t)]["median_db"]) for a, t in pairs])
 
 
+def package_beliefs(package: str, dataset: pd.DataFrame, log_mel_features: dict, split: str,
+                    decoding: dict | None = None):  # fmt: skip
+    """The belief of ``package`` for every example of ``split`` of the instruction dataset,
+    set up as the inference pipeline sets up median decoding: ``(probabilities,
+    signed_db, truth, median labels, median amounts)``."""
+    from anchormix_kedro.model.data import FeatureStore
+    from anchormix_kedro.model.generation import load_package
+    from anchormix_kedro.model.package import package_front_end
+    from anchormix_kedro.model.verdict_decoding import (
+        MEDIAN,
+        DecodingSettings,
+        MedianDecoder,
+        stem_pairs,
+    )
+    from anchormix_kedro.pipelines.inference.nodes import select_test_examples
+
+    try:
+        rows = select_test_examples(dataset, {"split": split})
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    rows["meter_db"] = rows["perturbed_relative_db"] - pooled_conventions(dataset, rows)
+    model, processor, manifest = load_package(package)
+    formulation = manifest["formulation"]
+    settings = DecodingSettings.from_params({**(decoding or {}), "method": MEDIAN})
+    decoder = MedianDecoder(model, processor, settings)
+    conversations = [json.loads(m) for m in rows[messages_column(formulation)]]
+    pairs = stem_pairs(formulation, rows["anchor"], rows["target"])
+    level = package_front_end(manifest).anchor_level
+    found, labels, amounts = [], [], []
+    store = FeatureStore(log_mel_features)
+    for number, (belief, _) in enumerate(
+        decoder.beliefs(conversations, pairs, store, level), start=1
+    ):
+        found.append(belief.probabilities)
+        median = belief.median()
+        labels.append(median.label)
+        amounts.append(np.nan if median.amount_db is None else float(median.amount_db))
+        if number % 200 == 0:
+            sys.stderr.write(f"{number} of {len(rows)} examples\n")
+    signed = np.array([o.signed_db for o in belief.outcomes])
+    truth = rows[["gain_db", "label", "song", "meter_db"]].reset_index(drop=True)
+    return np.array(found), signed, truth, labels, amounts
+
+
+def package_of(run, variant: str) -> str:
+    """The path of the latest version of ``variant``'s package in the run."""
+    return str(run.load(f"{variant}.model_package"))
+
+
+def beliefs(run, split: str, variant: str):
+    """The belief of ``variant``'s package (the run's latest) for every example of
+    ``split``, and their truth (:func:`package_beliefs`)."""
+    package = package_of(run, variant)
+    dataset = run.load("instruction_dataset")
+    features = run.load("log_mel_features")
+    decoding = (run.params.get("inference") or {}).get("decoding")
+    return package_beliefs(package, dataset, features, split, decoding)
+
+
 def plot(table: pd.DataFrame, auc: float, title: str, path: Path) -> None:
+    from matplotlib.figure import Figure
+
     curve = table[table["threshold"].notna()]
     median = table[table["threshold"].isna()].iloc[0]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     ax.plot(
         curve["balanced_f1"], curve["direction_4db"], "o-", label="'balanced' below a certainty"
     )
@@ -230,41 +239,34 @@ def plot(table: pd.DataFrame, auc: float, title: str, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-data", type=Path, default=PROJECT_ROOT / "data")
-    parser.add_argument("--split", default="valid", help="valid (default) or test")
-    parser.add_argument("--variant", default="advisor")
-    parser.add_argument(
-        "--output", type=Path, default=PROJECT_ROOT / "data" / "08_reporting" / "belief_separation"
-    )
-    args = parser.parse_args(argv)
-    probabilities, signed, truth, labels, amounts = beliefs(args.run_data, args.split, args.variant)
+def write_report(probabilities, signed, truth, labels, amounts, title: str, stem: Path) -> dict:
+    """The table (``<stem>.csv``) and plot (``<stem>.png``) of these beliefs; returns the
+    AUC, the hearing figures and the table."""
     auc = separation_auc(probabilities, signed, truth)
     table = tradeoff(probabilities, signed, truth, np.array(labels), np.array(amounts))
     hearing = hearing_noise(probabilities, signed, truth)
-    args.output.mkdir(parents=True, exist_ok=True)
-    stem = args.output / f"{args.variant}_{args.split}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
     table.assign(auc_balanced_vs_4db=auc, **hearing).to_csv(f"{stem}.csv", index=False)
-    plot(
-        table,
-        auc,
-        f"{args.variant}, {args.split} split, {len(truth)} examples",
-        Path(f"{stem}.png"),
-    )
-    print(f"AUC, balanced against 4 dB or more: {auc:.3f}")
-    print(
-        "Mean of the belief against the true offset, Spearman: {belief_spearman:.3f} (an exact "
+    plot(table, auc, title, Path(f"{stem}.png"))
+    return {"auc": auc, "hearing": hearing, "table": table}
+
+
+def command(args) -> int:
+    """``anchormix analyse belief-separation``."""
+    from anchormix_kedro.analyses.project import open_run
+
+    run = open_run(args.project, args.env)
+    probabilities, signed, truth, labels, amounts = beliefs(run, args.split, args.variant)
+    stem = (args.output or run.output(NAME)) / f"{args.variant}_{args.split}"
+    title = f"{args.variant}, {args.split} split, {len(truth)} examples"
+    found = write_report(probabilities, signed, truth, labels, amounts, title, stem)
+    out = sys.stdout.write
+    out(f"AUC, balanced against 4 dB or more: {found['auc']:.3f}\n")
+    out("Mean of the belief against the true offset, Spearman: {belief_spearman:.3f} (an exact "
         "meter: {meter_spearman:.3f}; as loose as the meter with {hearing_noise_db:.1f} dB "
-        "of noise)".format(**hearing)
-    )
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"written to {stem}.csv and .png")
+        "of noise)\n".format(**found["hearing"]))  # fmt: skip
+    out(found["table"].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
+    out(f"written to {stem}.csv and .png\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

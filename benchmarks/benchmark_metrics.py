@@ -23,14 +23,15 @@ machine. Peak memory is each way's own, from a fresh process running only that w
 (``VmHWM``).
 
 The table is either ``--pairs`` synthetic (candidate, reference) pairs made with the
-dataset's templates, or, with ``--run-data DIR``, the evaluation table of a default run
-whose data folder is DIR: every system's advice on the test split joined with its
-example, as automated_eval builds it (run ``MUSDB_PATH=/path/to/musdb18 make run`` first
-for the real clips). It writes ``data/08_reporting/benchmark_metrics.json``.
+dataset's templates, or, with ``--project DIR`` (and ``--env ENV``), the evaluation table
+of the default run of the project in DIR, read through its catalog: every system's advice
+on the test split joined with its example, as automated_eval builds it (run
+``MUSDB_PATH=/path/to/musdb18 make run`` first for the real clips). It writes
+``data/08_reporting/benchmark_metrics.json``.
 
-    python scripts/benchmark_metrics.py                        # 1,000 synthetic pairs
-    python scripts/benchmark_metrics.py --run-data data        # a default run's table
-    python scripts/benchmark_metrics.py --pairs 200 --rounds 3 --bertscore-model roberta-large
+    python benchmarks/benchmark_metrics.py                        # 1,000 synthetic pairs
+    python benchmarks/benchmark_metrics.py --project .            # a default run's table
+    python benchmarks/benchmark_metrics.py --pairs 200 --rounds 3 --bertscore-model roberta-large
 """
 
 from __future__ import annotations
@@ -100,26 +101,18 @@ def make_pairs(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def latest_catalog_file(folder: Path, name: str) -> Path:
-    """A catalog file, versioned (``name/<version>/name``) or not."""
-    versions = sorted((folder / name).glob(f"*/{name}"))
-    if versions:
-        return versions[-1]
-    if (folder / name).is_file():
-        return folder / name
-    raise FileNotFoundError(f"no {name} under {folder}: run the pipelines that write it first")
-
-
-def run_table(data: Path, split: str = "test") -> pd.DataFrame:
-    """The evaluation table a default run's automated_eval builds, from its data folder."""
+def run_table(project: Path, env: str | None = None, split: str = "test") -> pd.DataFrame:
+    """The evaluation table the project's default run's automated_eval builds, from its
+    catalog (the latest versions of its advice and instruction dataset)."""
+    from anchormix_kedro.analyses.project import open_run
+    from anchormix_kedro.errors import CliError
     from anchormix_kedro.evaluation.metric_table import join_advice
 
-    advice = pd.read_parquet(
-        latest_catalog_file(data / "07_model_output", "advice_by_system.parquet")
-    )
-    dataset = pd.read_parquet(
-        latest_catalog_file(data / "05_model_input", "instruction_dataset.parquet")
-    )
+    try:
+        run = open_run(project, env)
+        advice, dataset = run.load("advice_by_system", "kedro run"), run.load("instruction_dataset")
+    except CliError as error:
+        raise SystemExit(str(error)) from None
     return join_advice(advice, dataset, split)
 
 
@@ -305,7 +298,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pairs", type=int, default=1000, help="synthetic pairs (default 1000)")
-    parser.add_argument("--run-data", type=Path, help="data folder of a default run: its table")
+    parser.add_argument("--project", type=Path, help="a project whose default run's table to use")
+    parser.add_argument("--env", help="the project's Kedro environment (default: local)")
     parser.add_argument("--split", default="test", help="split of the run's table (test)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each way (5)")
@@ -327,8 +321,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    if args.run_data:
-        table, source = run_table(args.run_data, args.split), f"evaluation table of {args.run_data}"
+    if args.project:
+        table = run_table(args.project, args.env, args.split)
+        source = f"evaluation table of {args.project.resolve()}"
     else:
         table, source = make_pairs(args.pairs), f"{args.pairs} synthetic pairs"
     options = {"bertscore_model": args.bertscore_model, "batch_size": args.batch_size,

@@ -2,7 +2,7 @@
 
 A wide outer band calls few professional mixes "too loud" or "too soft" but misses more
 real errors; a narrow one catches more errors but flags more professional mixes. This
-script measures both on MUSDB18 songs whose levels were *not* used for the percentiles:
+analysis measures both on MUSDB18 songs whose levels were *not* used for the percentiles:
 
 - ``validation``: percentiles from the 80 training songs (as shipped), judged on the 14
   validation songs of ``train/`` (MUSDB18's own held-out songs);
@@ -12,45 +12,37 @@ script measures both on MUSDB18 songs whose levels were *not* used for the perce
 For every outer band ``p``-``100 - p`` each held-out pair (all 12 ordered pairs of the four
 stems where both play) is judged as it is (a ``too_loud``/``too_soft`` verdict is a false
 alarm) and with the target raised and lowered by 12 dB and by 6 dB (caught when the verdict
-says the right direction). It writes a table (CSV and Markdown) and a plot.
+says the right direction). It writes a table per estimate (CSV; Markdown on stdout) and a
+plot, ``verdict_tradeoff.png``, to ``data/08_reporting/analyses/verdict-tradeoff/``::
 
-    python scripts/verdict_tradeoff.py [--musdb-root /path/to/musdb18] [--plot docs/verdict_tradeoff.png]
+    anchormix analyse verdict-tradeoff [--musdb-root /path/to/musdb18] [--genre-ranges]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from anchormix_kedro.evaluation.professional_range import (  # noqa: E402
+from anchormix_kedro.analyses.shipped_conventions import (
+    measure_examples,
+    musdb_root,
+    pipeline_settings,
+)
+from anchormix_kedro.errors import CliError
+from anchormix_kedro.evaluation.professional_range import (
     RANGE_MIN_SONGS,
     band_tradeoff,
     reference_levels,
 )
-from measure_shipped_conventions import (  # noqa: E402
-    CONF,
-    DEFAULT_ROOT,
-    measure_examples,
-    pipeline_settings,
-)
 
+NAME = "verdict-tradeoff"
 OUTER_LOWS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0, 25.0)
 ERRORS_DB = (12.0, 6.0)
 FOLDS = 10
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = PROJECT_ROOT / "data" / "08_reporting" / "verdict_tradeoff"
-
-logger = logging.getLogger("verdict_tradeoff")
 
 
 def tradeoff(
@@ -106,7 +98,10 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def plot(tables: dict[str, pd.DataFrame], path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(7.5, 5.6))
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 5.6))
+    axis = figure.subplots()
     styles = {"validation": "-", "cross-validation": "--"}
     curves = (
         ("professional_flagged", "professional pairs called too loud/soft", "tab:red", "o"),
@@ -133,45 +128,40 @@ def plot(tables: dict[str, pd.DataFrame], path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--musdb-root", type=Path, default=DEFAULT_ROOT)
-    parser.add_argument("--conf", type=Path, default=CONF, help="the project's conf/ folder")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="folder for the tables")
-    parser.add_argument("--plot", type=Path, help="where to write the plot (default: --output)")
-    parser.add_argument(
-        "--genre-ranges",
-        action="store_true",
-        help=f"a genre's own range where it has at least {RANGE_MIN_SONGS} songs for a pair "
-        "(as anchormix advise --genre-ranges); default: every genre's songs",
-    )
-    args = parser.parse_args(argv)
+def command(args) -> int:
+    """``anchormix analyse verdict-tradeoff``."""
+    from anchormix_kedro.analyses.project import output_folder, project_root
+
+    project = project_root(args.project)
+    root = musdb_root(args.musdb_root, project)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    settings, tolerance_db = pipeline_settings(args.conf)
-    examples = measure_examples(args.musdb_root, settings, tolerance_db, ("train", "valid"))
+    settings, tolerance_db = pipeline_settings(project / "conf")
+    examples = measure_examples(root, settings, tolerance_db, ("train", "valid"))
+    if examples.empty:
+        raise CliError(f"no song under {root} could be measured")
     levels = reference_levels(examples)
     split_of = examples.drop_duplicates("song").set_index("song")["split"]
     training = levels[levels["song"].map(split_of) == "train"]
     validation = levels[levels["song"].map(split_of) == "valid"]
+    if training.empty or validation.empty:
+        raise CliError(f"{root} needs both training and validation songs of MUSDB18's train/ "
+                       f"(it has {training['song'].nunique()} and {validation['song'].nunique()})")  # fmt: skip
     genre_min_songs = RANGE_MIN_SONGS if args.genre_ranges else None
     tables = {
         "validation": tradeoff(training, validation, genre_min_songs),
         "cross-validation": cross_validated(levels, genre_min_songs),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
+    output = args.output or output_folder(project, NAME)
+    output.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout.write
     for name, table in tables.items():
-        table.to_csv(args.output / f"verdict_tradeoff_{name}.csv", index=False)
+        table.to_csv(output / f"verdict_tradeoff_{name}.csv", index=False)
         ranges = "genre ranges" if args.genre_ranges else "ranges of every genre"
-        print(f"\n{name} ({ranges}):\n")
-        print(markdown(table))
-    plot_path = args.plot or args.output / "verdict_tradeoff.png"
+        out(f"\n{name} ({ranges}):\n\n")
+        out(markdown(table) + "\n")
+    plot_path = args.plot or output / "verdict_tradeoff.png"
     plot(tables, plot_path)
-    print(f"wrote the tables to {args.output} and the plot to {plot_path}")
+    out(f"wrote the tables to {output} and the plot to {plot_path}\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

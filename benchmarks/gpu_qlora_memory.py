@@ -7,7 +7,7 @@ LoRA on the language model's projections and gradient checkpointing. Each step t
 one conversation with two 30 s clips (batch size 1) through the project's own encoding
 and collator.
 
-    python scripts/gpu_qlora_memory.py --steps 5 --workdir /tmp/qwen2audio-random
+    python benchmarks/gpu_qlora_memory.py --steps 5 --workdir /tmp/qwen2audio-random
 
 ``--scale tiny`` runs the same path on a miniature of the architecture (for a CPU check).
 """

@@ -39,9 +39,9 @@ is a closed-loop stress test far above the rate of human raters; give a think ti
 paced load. The client shares the machine's cores with the server, as it would on a 2-core
 runner, and other work on the machine shows in the figures: compare runs on a quiet one.
 
-    .venv/bin/python scripts/benchmark_study_server.py               # about 20 s
-    .venv/bin/python scripts/benchmark_study_server.py --think-ms 500 --saves 30 --max-seconds 40
-    .venv/bin/python scripts/benchmark_study_server.py --workdir data/tmp --keep --kill
+    .venv/bin/python benchmarks/benchmark_study_server.py               # about 20 s
+    .venv/bin/python benchmarks/benchmark_study_server.py --think-ms 500 --saves 30 --max-seconds 40
+    .venv/bin/python benchmarks/benchmark_study_server.py --workdir data/tmp --keep --kill
 """
 
 from __future__ import annotations

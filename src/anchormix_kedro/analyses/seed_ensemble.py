@@ -1,31 +1,31 @@
 """What averaging the beliefs of several independently trained packages would reach.
 
 Runs of one recipe with other seeds lie a few points apart (docs/model_recipe.md). This
-script asks whether their beliefs, averaged, hear the balance better than any one of them:
-for every example of a split it reads each package's belief over the advice grammar (as
-median decoding does, ``scripts/belief_separation.py``), averages the probabilities over
-the packages (a mixture of their beliefs) and states the median of the mixture. It scores
-every package alone and the mixture with the evaluation's headline figures, the rank
-correlation of stated against true amounts, the AUC of the direction certainty (balanced
-against 4 dB or more) and the hearing noise, and bootstraps the songs for the mixture
-minus the mean of its members.
+analysis asks whether their beliefs, averaged, hear the balance better than any one of
+them: for every example of a split it reads each package's belief over the advice grammar
+(as median decoding does, :mod:`anchormix_kedro.analyses.belief_separation`), averages the
+probabilities over the packages (a mixture of their beliefs) and states the median of the
+mixture. It scores every package alone and the mixture with the evaluation's headline
+figures, the rank correlation of stated against true amounts, the AUC of the direction
+certainty (balanced against 4 dB or more) and the hearing noise, and bootstraps the songs
+for the mixture minus the mean of its members.
 
-Train the members first, each in its own data folder (the runs differ by their seeds), e.g.::
+Train the members first, each in its own project folder (the runs differ by their seeds), e.g.::
 
     MUSDB_PATH=/path/to/musdb18-7s kedro run --to-nodes=advisor.train_advice_model \\
         --params training.seed=43          # in a second checkout, and so on
-    python scripts/seed_ensemble.py --split valid \\
-        --run-data data --run-data ../second/data --run-data ../third/data
+    anchormix analyse seed-ensemble --split valid \\
+        --member . --member ../second --member ../third
 
 The members' instruction datasets must hold the same examples (the same data and
-templating settings). It writes ``data/08_reporting/seed_ensemble/<variant>_<split>.csv``
-and caches each member's beliefs beside it (``<variant>_<split>_member<N>.npz``, named by
-the package's path, so a changed package is read again).
+templating settings). It writes ``data/08_reporting/analyses/seed-ensemble/<variant>_<split>.csv``
+in the project of ``--project`` (default: the current folder) and caches each member's
+beliefs beside it (``<variant>_<split>_member<N>.npz``, named by the package's path, so a
+changed package is read again).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -33,15 +33,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
-from anchormix_kedro.model.package import newest_version
+from anchormix_kedro.analyses.belief_separation import (
+    beliefs,
+    hearing_noise,
+    package_of,
+    scores,
+    separation_auc,
+)
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.model.verdict_decoding import Belief, Outcome
 from anchormix_kedro.vocabulary import BALANCED
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from belief_separation import beliefs, hearing_noise, scores, separation_auc  # noqa: E402
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NAME = "seed-ensemble"
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -68,15 +71,18 @@ def figures(probabilities: np.ndarray, signed_db: np.ndarray, truth: pd.DataFram
     return found
 
 
-def member_beliefs(run_data: Path, split: str, variant: str, cache: Path):
+def member_beliefs(member: Path, env: str | None, split: str, variant: str, cache: Path):
     """One member's beliefs for every example of ``split``, read once and cached."""
-    package = str(newest_version(run_data / "06_models" / variant).resolve())
+    from anchormix_kedro.analyses.project import open_run
+
+    run = open_run(member, env)
+    package = str(Path(package_of(run, variant)).resolve())
     if cache.is_file():
         stored = np.load(cache, allow_pickle=False)
         if str(stored["package"]) == package:
             truth = pd.read_json(cache.with_suffix(".truth.json"))
             return stored["probabilities"], stored["signed_db"], truth
-    probabilities, signed, truth, _, _ = beliefs(run_data, split, variant)
+    probabilities, signed, truth, _, _ = beliefs(run, split, variant)
     np.savez(cache, probabilities=probabilities, signed_db=signed, package=np.array(package))
     truth.to_json(cache.with_suffix(".truth.json"))
     return probabilities, signed, truth
@@ -104,36 +110,37 @@ def song_bootstrap(
     return float(low), float(high)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-data", type=Path, action="append", required=True)
-    parser.add_argument("--split", default="valid", help="valid (default) or test")
-    parser.add_argument("--variant", default="advisor")
-    parser.add_argument(
-        "--output", type=Path, default=PROJECT_ROOT / "data" / "08_reporting" / "seed_ensemble"
-    )
-    args = parser.parse_args(argv)
-    if len(args.run_data) < 2:
-        parser.error("give at least two --run-data folders: an ensemble needs two members")
-    args.output.mkdir(parents=True, exist_ok=True)
-    stem = args.output / f"{args.variant}_{args.split}"
+def command(args) -> int:
+    """``anchormix analyse seed-ensemble``."""
+    from anchormix_kedro.analyses.project import ANALYSES_FOLDER, open_run, project_root
+
+    members_given = list(args.member or [])
+    if len(members_given) < 2:
+        raise CliError("give at least two --member project folders: an ensemble needs two "
+                       f"members, got {len(members_given)}")  # fmt: skip
+    roots = [project_root(m) for m in members_given]
+    if args.output:
+        output = args.output
+    else:
+        here = open_run(args.project, args.env)
+        output = here.data_root / ANALYSES_FOLDER / NAME
+    output.mkdir(parents=True, exist_ok=True)
+    stem = output / f"{args.variant}_{args.split}"
     members, signed, truth = [], None, None
-    for number, run_data in enumerate(args.run_data, start=1):
+    for number, root in enumerate(roots, start=1):
         probabilities, member_signed, member_truth = member_beliefs(
-            run_data, args.split, args.variant, Path(f"{stem}_member{number}.npz")
+            root, args.env, args.split, args.variant, Path(f"{stem}_member{number}.npz")
         )
         if truth is not None and not member_truth[["gain_db", "song"]].equals(
             truth[["gain_db", "song"]]
         ):
-            sys.exit(
-                f"{run_data} holds other {args.split} examples than {args.run_data[0]}: "
-                "the members must be trained on the same instruction dataset"
-            )
+            raise CliError(f"{root} holds other {args.split} examples than {roots[0]}: "
+                           "the members must be trained on the same instruction dataset")  # fmt: skip
         members.append(probabilities)
         signed, truth = member_signed, member_truth
     rows = [
         {"system": f"member {n} ({path})"} | figures(p, signed, truth)
-        for n, (path, p) in enumerate(zip(args.run_data, members, strict=True), start=1)
+        for n, (path, p) in enumerate(zip(roots, members, strict=True), start=1)
     ]
     rows.append(
         {"system": f"mixture of {len(members)}"} | figures(np.mean(members, axis=0), signed, truth)
@@ -141,16 +148,11 @@ def main(argv=None) -> int:
     table = pd.DataFrame(rows)
     low, high = song_bootstrap(members, signed, truth)
     table.to_csv(f"{stem}.csv", index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    out = sys.stdout.write
+    out(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
     gain = table["direction_4db"].iloc[-1] - table["direction_4db"].iloc[:-1].mean()
-    print(
-        f"mixture minus the members' mean, direction at 4 dB or more: {gain:+.3f} "
+    out(f"mixture minus the members' mean, direction at 4 dB or more: {gain:+.3f} "
         f"[{low:+.3f}, {high:+.3f}] (95 %, {BOOTSTRAP_RESAMPLES} resamples of "
-        f"{truth['song'].nunique()} songs)"
-    )
-    print(f"written to {stem}.csv")
+        f"{truth['song'].nunique()} songs)\n")  # fmt: skip
+    out(f"written to {stem}.csv\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,8 +16,8 @@ Corpora: the real MUSDB18 clips (``--musdb``, default ``../shared/data/musdb18-7
 present) and synthetic full-length songs (``--songs 5 20 50`` of ``--seconds 210``),
 rendered once into ``data/benchmark/`` and reused.
 
-    python scripts/benchmark_data.py                 # everything
-    python scripts/benchmark_data.py --songs 5 --no-musdb
+    python benchmarks/benchmark_data.py                 # everything
+    python benchmarks/benchmark_data.py --songs 5 --no-musdb
 """
 
 from __future__ import annotations

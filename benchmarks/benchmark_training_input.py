@@ -12,7 +12,7 @@ It reports examples per second for each, in the same run, for the real model's 3
 window and the tiny model's window. Run the ``data`` pipeline first (it reads
 ``instruction_dataset`` and ``excerpts`` through the project's catalog).
 
-    python scripts/benchmark_training_input.py --examples 256
+    python benchmarks/benchmark_training_input.py --examples 256
 """
 
 from __future__ import annotations

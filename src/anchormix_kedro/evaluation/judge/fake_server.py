@@ -14,7 +14,7 @@ Tests pass their own ``responder`` (the request's messages -> a :class:`Reply`) 
 statuses, headers, delays and malformed rankings. To try the project's judge settings
 without a model:
 
-    python scripts/fake_judge_server.py --port 8011 --delay 0.1
+    python -m anchormix_kedro.evaluation.judge.fake_server --port 8011 --delay 0.1
     kedro run --pipeline=automated_eval --params "automated_eval.judge.backend=openai,\
 automated_eval.judge.base_url=http://127.0.0.1:8011/v1,automated_eval.judge.model=fake"
 """
@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -166,16 +167,19 @@ class FakeJudgeServer:
         self.httpd.server_close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m anchormix_kedro.evaluation.judge.fake_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--delay", type=float, default=0.1, help="seconds before each answer")
     parser.add_argument("--malformed-every", type=int, default=0, help="0: never")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with FakeJudgeServer(args.delay, port=args.port, malformed_every=args.malformed_every) as fake:
-        print(f"fake judge at {fake.url} (delay {args.delay} s); Ctrl-C to stop", flush=True)
+        sys.stdout.write(f"fake judge at {fake.url} (delay {args.delay} s); Ctrl-C to stop\n")
+        sys.stdout.flush()
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -3,9 +3,10 @@
 The levelling plays each conversation with one common gain that brings its anchor to a
 fixed level, measured on the log-mel frames the model hears
 (``front_end.anchor_level_measure``). Whatever that measure misreads, the advisor hears as
-imbalance. This script reads a run's cached features and its loudness table (pyloudnorm's
-BS.1770 loudness of each stem at its native rate) and reports, for each measure, how far
-(standard deviation over excerpts, and a robust one: the interquartile range / 1.35):
+imbalance. This analysis reads a run's cached features (``log_mel_features``) and its
+loudness table (``loudness``: pyloudnorm's BS.1770 loudness of each stem at its native
+rate) and reports, for each measure, how far (standard deviation over excerpts, and a
+robust one: the interquartile range / 1.35):
 
 - each stem's reading sits from its loudness (the constant offset between them does not
   matter: a gain);
@@ -14,38 +15,36 @@ BS.1770 loudness of each stem at its native rate) and reports, for each measure,
 
     MUSDB_PATH=/path/to/musdb18-7s kedro run --pipeline=ingestion
     kedro run --nodes=compute_log_mel_features
-    python scripts/level_measures.py [--run-data data] [--anchor drums]
+    anchormix analyse level-measures [--anchor drums] [--env ENV]
+
+It prints the table and writes it to ``data/08_reporting/analyses/level-measures/level_measures.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
+from anchormix_kedro.errors import CliError
+from anchormix_kedro.model.front_end import LEVEL_MEASURES, AnchorLevel
 
-sys.path.insert(0, str(Path(__file__).parent))
-from anchormix_kedro.datasets.npz_record_dataset import NpzRecordDataset  # noqa: E402
-from anchormix_kedro.model.front_end import LEVEL_MEASURES, AnchorLevel  # noqa: E402
-from benchmark_metrics import latest_catalog_file  # noqa: E402
-
+NAME = "level-measures"
 EXCERPT_FRAMES = 500  # 5 s at Whisper's 10 ms hop: what the model hears of an excerpt
 
 
-def readings(features: Path, loudness: pd.DataFrame) -> pd.DataFrame:
-    """One row per (excerpt, stem) of the loudness table: its loudness and every measure."""
+def readings(features: Mapping[str, Callable[[], dict]], loudness: pd.DataFrame) -> pd.DataFrame:
+    """One row per (excerpt, stem) of the loudness table: its loudness and every measure.
+    ``features``: the run's ``log_mel_features`` (excerpt id -> loader of its record)."""
     rows = []
     for excerpt_id in sorted(loudness["excerpt_id"].unique()):
-        path = features / f"{excerpt_id}.npz"
-        if not path.is_file():
+        if excerpt_id not in features:
             raise FileNotFoundError(
-                f"{path}: no cached features; run `kedro run --nodes=compute_log_mel_features`"
+                f"{excerpt_id}: no cached features; run `kedro run --nodes=compute_log_mel_features`"
             )
-        record = NpzRecordDataset(str(path)).load()
+        record = features[excerpt_id]()
         for stem, raw in record["audio"].items():
             frames = min(int(record["meta"]["valid_frames"][stem]), EXCERPT_FRAMES)
             rows.append(
@@ -87,19 +86,23 @@ def report(read: pd.DataFrame, anchor: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-data", type=Path, default=Path("data"), help="a run's data folder")
-    parser.add_argument("--anchor", default="drums", help="the stem the others are set against")
-    args = parser.parse_args(argv)
-    loudness = pd.read_parquet(
-        latest_catalog_file(args.run_data / "03_primary", "loudness.parquet")
-    )
-    read = readings(args.run_data / "04_feature" / "log_mel_features", loudness)
+def command(args) -> int:
+    """``anchormix analyse level-measures``."""
+    from anchormix_kedro.analyses.project import open_run
+
+    run = open_run(args.project, args.env)
+    loudness = run.load("loudness")
+    features = run.load("log_mel_features")
+    try:
+        read = readings(features, loudness)
+    except FileNotFoundError as missing:
+        raise CliError(str(missing)) from None
     if args.anchor not in set(read["stem"]):
-        parser.error(f"--anchor {args.anchor!r}: the run has stems {sorted(set(read['stem']))}")
-    print(report(read, args.anchor))
-
-
-if __name__ == "__main__":
-    main()
+        raise CliError(f"--anchor {args.anchor!r}: the run has stems {sorted(set(read['stem']))}")
+    table = report(read, args.anchor)
+    path = (args.output or run.output(NAME)) / "level_measures.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(table + "\n")
+    sys.stdout.write(table + "\n")
+    sys.stderr.write(f"written to {path}\n")
+    return 0

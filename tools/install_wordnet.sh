@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make WordNet 3.0 readable by NLTK without nltk.download (which cannot reach its server here).
 #
-#   scripts/install_wordnet.sh [NLTK_DATA_DIR]     (default: .nltk_data in the project root)
+#   tools/install_wordnet.sh [NLTK_DATA_DIR]     (default: .nltk_data in the project root)
 #
 # Debian's wordnet-base and wordnet-sense-index hold the dictionary files; NLTK wants them
 # under <NLTK_DATA_DIR>/corpora/wordnet/ together with a `lexnames` file, which Debian ships

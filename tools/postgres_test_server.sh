@@ -3,8 +3,8 @@
 # a hosted study: Debian's package, a cluster in its own folder, run as the postgres user
 # (PostgreSQL refuses to run as root). Prints the database URL on its last line.
 #
-#   scripts/postgres_test_server.sh start [FOLDER] [PORT]   # default: /tmp/anchormix-pg 55432
-#   scripts/postgres_test_server.sh stop  [FOLDER]
+#   tools/postgres_test_server.sh start [FOLDER] [PORT]   # default: /tmp/anchormix-pg 55432
+#   tools/postgres_test_server.sh stop  [FOLDER]
 set -euo pipefail
 
 action=${1:-start}

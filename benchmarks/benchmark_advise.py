@@ -11,8 +11,8 @@ and reports wall time and peak memory (each worker's own ``VmHWM``), their ratio
 stereo 44.1 kHz WAV stems made by tiling a synthetic song (so the stems have the usual
 loud and quiet passages), rendered once into ``data/benchmark/`` and reused.
 
-    python scripts/benchmark_advise.py                    # 10 and 60 minutes
-    python scripts/benchmark_advise.py --minutes 1 5 --rounds 1
+    python benchmarks/benchmark_advise.py                    # 10 and 60 minutes
+    python benchmarks/benchmark_advise.py --minutes 1 5 --rounds 1
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ import numpy as np
 import soundfile
 
 import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_data import peak_memory_mb  # noqa: E402  (a sibling script)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = PROJECT_ROOT / "data" / "benchmark"
@@ -66,8 +63,16 @@ def render_song(minutes: float) -> Path:
     return folder
 
 
+def peak_memory_mb() -> float:
+    """This process's own peak resident memory (Linux ``VmHWM``, in MB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0  # reported in kB
+    raise RuntimeError("no VmHWM in /proc/self/status: the memory figures need Linux")
+
+
 def worker(kind: str, folder: Path) -> dict:
-    from anchormix_kedro.advise import cli
+    from anchormix_kedro.commands import main as anchormix
 
     start = time.perf_counter()
     if kind == "decode":
@@ -76,7 +81,7 @@ def worker(kind: str, folder: Path) -> dict:
     else:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = cli.main(["advise", str(folder), "--json"])
+            code = anchormix(["advise", str(folder), "--json"])
         if code != 0:
             raise SystemExit(f"anchormix advise failed on {folder} (exit {code})")
         report = json.loads(out.getvalue())

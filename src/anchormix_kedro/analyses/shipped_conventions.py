@@ -3,29 +3,30 @@ and of ``anchormix advise``).
 
 For every MUSDB18 training song (the songs of ``train/`` minus the 14 validation songs of
 ``musdb.MUSDB_VALIDATION_TRACKS``) it picks the excerpt and measures the stems exactly as
-the ingestion pipeline does, forms all 12 ordered (anchor, target) pairs of the four stems
-where both play, and writes
+the ingestion pipeline does (with the project's base configuration), forms all 12 ordered
+(anchor, target) pairs of the four stems where both play, and writes
 
-- ``resources/genre_conventions.csv``: each pair's median and spread per genre and over all
-  genres, with the templating pipeline's own function (the DSP baseline's reference);
-- ``resources/professional_levels.csv``: each song's relative level of each pair, with its
-  genre, from which ``anchormix advise`` takes its percentiles and usual ranges.
+- ``genre_conventions.csv``: each pair's median and spread per genre and over all genres,
+  with the templating pipeline's own function (the DSP baseline's reference);
+- ``professional_levels.csv``: each song's relative level of each pair, with its genre,
+  from which ``anchormix advise`` takes its percentiles and usual ranges.
 
-Both hold statistics, not audio.
+Both hold statistics, not audio. They go to
+``data/08_reporting/analyses/shipped-conventions/``; to ship them, copy them over
+``src/anchormix_kedro/resources/`` (or give ``--output`` and ``--levels-output``)::
 
-    python scripts/measure_shipped_conventions.py [--musdb-root /path/to/musdb18]
+    anchormix analyse shipped-conventions [--musdb-root /path/to/musdb18]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 import pandas as pd
-from kedro.config import OmegaConfigLoader
 
+from anchormix_kedro.errors import CliError
 from anchormix_kedro.evaluation.professional_range import reference_levels
 from anchormix_kedro.instruction_data.audio import AudioError
 from anchormix_kedro.instruction_data.conventions import measure_genre_conventions
@@ -40,27 +41,44 @@ from anchormix_kedro.instruction_data.perturbation import (
     anchor_target_pairs,
     make_examples,
 )
-from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 from anchormix_kedro.vocabulary import STEM_NAMES
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "musdb18-7s"
-RESOURCES = PROJECT_ROOT / "src" / "anchormix_kedro" / "resources"
-DEFAULT_OUTPUT = RESOURCES / "genre_conventions.csv"
-DEFAULT_LEVELS_OUTPUT = RESOURCES / "professional_levels.csv"
-CONF = PROJECT_ROOT / "conf"
+NAME = "shipped-conventions"
+CONVENTIONS_FILE = "genre_conventions.csv"
+LEVELS_FILE = "professional_levels.csv"
 
-logger = logging.getLogger("measure_shipped_conventions")
+logger = logging.getLogger(__name__)
 
 
 def pipeline_settings(conf: Path) -> tuple[ExcerptSettings, float]:
     """The excerpt settings and balance tolerance of the project's base configuration."""
-    loader = OmegaConfigLoader(conf_source=str(conf), env="base", **CONFIG_LOADER_ARGS)
-    params = loader["parameters"]
+    from kedro.config import OmegaConfigLoader
+
+    from anchormix_kedro.analyses.project import quiet_kedro
+    from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+
+    with quiet_kedro():
+        loader = OmegaConfigLoader(conf_source=str(conf), env="base", **CONFIG_LOADER_ARGS)
+        params = loader["parameters"]
     return (
         ExcerptSettings(**params["ingestion"]["excerpt"]),
         float(params["perturbation"]["balanced_tolerance_db"]),
     )
+
+
+def musdb_root(given: Path | None, project: Path) -> Path:
+    """``given``, else the project's ``musdb_root`` global (``MUSDB_PATH``): a MUSDB18 root."""
+    if given is None:
+        from anchormix_kedro.analyses.project import project_globals
+
+        found = project_globals(project).get("musdb_root")
+        if not found:
+            raise CliError("no MUSDB18: give --musdb-root /path/to/musdb18 or set MUSDB_PATH")
+        given = Path(str(found))
+    root = given.expanduser()
+    if not (root / "train").is_dir():
+        raise CliError(f"{root} holds no MUSDB18 train/ folder: give --musdb-root /path/to/musdb18")
+    return root
 
 
 def measure_examples(
@@ -110,29 +128,29 @@ def measure(root: Path, settings: ExcerptSettings, tolerance_db: float) -> pd.Da
     return measure_genre_conventions(measure_examples(root, settings, tolerance_db), split="train")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--musdb-root", type=Path, default=DEFAULT_ROOT)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--levels-output", type=Path, default=DEFAULT_LEVELS_OUTPUT)
-    parser.add_argument("--conf", type=Path, default=CONF, help="the project's conf/ folder")
-    args = parser.parse_args(argv)
+def command(args) -> int:
+    """``anchormix analyse shipped-conventions``."""
+    from anchormix_kedro.analyses.project import output_folder, project_root
+
+    project = project_root(args.project)
+    root = musdb_root(args.musdb_root, project)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings, tolerance_db = pipeline_settings(args.conf)
-    examples = measure_examples(args.musdb_root, settings, tolerance_db)
+    logger.setLevel(logging.INFO)
+    settings, tolerance_db = pipeline_settings(project / "conf")
+    examples = measure_examples(root, settings, tolerance_db)
+    if examples.empty:
+        raise CliError(f"no training song under {root} could be measured")
     conventions = measure_genre_conventions(examples, split="train")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    conventions.to_csv(args.output, index=False)
+    output = args.output or output_folder(project, NAME) / CONVENTIONS_FILE
+    levels_output = args.levels_output or output_folder(project, NAME) / LEVELS_FILE
+    for path in (output, levels_output):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conventions.to_csv(output, index=False)
     levels = reference_levels(examples)
-    levels.to_csv(args.levels_output, index=False)
-    print(
-        f"wrote {len(levels)} song levels ({levels['song'].nunique()} songs) to {args.levels_output}"
-    )
+    levels.to_csv(levels_output, index=False)
+    out = sys.stdout.write
+    out(f"wrote {len(levels)} song levels ({levels['song'].nunique()} songs) to {levels_output}\n")
     pooled = conventions[conventions["genre"] == "all"]
-    print(f"wrote {len(conventions)} rows ({len(pooled)} pairs over all genres) to {args.output}")
-    print(pooled.to_string(index=False))
+    out(f"wrote {len(conventions)} rows ({len(pooled)} pairs over all genres) to {output}\n")
+    out(pooled.to_string(index=False) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

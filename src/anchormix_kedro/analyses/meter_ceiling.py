@@ -6,10 +6,11 @@ offset plus wherever that song's engineer put the stem. Even a meter that reads 
 stem's BS.1770 loudness exactly must guess that second part from how other songs sit, so
 each goal of the evaluation has a ceiling set by how far songs' balances spread.
 
-This script measures that ceiling. For every test example of a run it takes the exact
-relative level of the stems as delivered (``perturbed_relative_db``) and judges it as the
-DSP rule does (:func:`anchormix_kedro.evaluation.dsp_baseline.judge_pair`, worded with the
-dataset's templates, scored with the evaluation's own parser and truth metrics), against:
+This analysis measures that ceiling. For every test example of a run (its ``examples``)
+it takes the exact relative level of the stems as delivered (``perturbed_relative_db``)
+and judges it as the DSP rule does
+(:func:`anchormix_kedro.evaluation.dsp_baseline.judge_pair`, worded with the dataset's
+templates, scored with the evaluation's own parser and truth metrics), against:
 
 - ``genre_convention``: the run's genre conventions (the DSP rule's own; a check that the
   figures match the run's report for ``dsp_baseline`` as mixed);
@@ -22,40 +23,36 @@ It reports each goal with a 95 % interval from resampling the test songs, and ho
 test songs' own balances sit from the pooled convention (which no listener can hear)::
 
     MUSDB_PATH=/path/to/musdb18-7s make run
-    python scripts/meter_ceiling.py [--run-data data] [--output data/08_reporting/meter_ceiling]
+    anchormix analyse meter-ceiling [--env ENV]
+
+It writes ``data/08_reporting/analyses/meter-ceiling/meter_ceiling.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.optimize import minimize
 
-import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from anchormix_kedro.evaluation.by_offset import amount_tracking  # noqa: E402
-from anchormix_kedro.evaluation.dsp_baseline import dsp_advice, judge_pair  # noqa: E402
-from anchormix_kedro.evaluation.statistics import (  # noqa: E402
+from anchormix_kedro.errors import CliError
+from anchormix_kedro.evaluation.by_offset import amount_tracking
+from anchormix_kedro.evaluation.dsp_baseline import dsp_advice, judge_pair
+from anchormix_kedro.evaluation.statistics import (
     song_bootstrap_balanced_f1,
     song_bootstrap_mean,
 )
-from anchormix_kedro.evaluation.truth import truth_metrics_frame  # noqa: E402
-from anchormix_kedro.instruction_data.conventions import (  # noqa: E402
+from anchormix_kedro.evaluation.truth import truth_metrics_frame
+from anchormix_kedro.instruction_data.conventions import (
     ALL_GENRES,
     convention_index,
     lookup_convention,
 )
-from anchormix_kedro.vocabulary import BALANCED  # noqa: E402
-from benchmark_metrics import latest_catalog_file  # noqa: E402
+from anchormix_kedro.vocabulary import BALANCED, BALANCED_TOLERANCE_DB, CONVENTION_MIN_SONGS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NAME = "meter-ceiling"
 METERS = ("genre_convention", "pooled_convention", "pooled_shrunk")
 GOALS = (
     ("direction_4db", "direction, 4 dB or more"),
@@ -64,24 +61,6 @@ GOALS = (
     ("amount_error_db", "amount error, right direction (dB)"),
     ("amount_spearman", "Spearman, stated vs true amount"),
 )
-
-
-def _globals() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "globals.yml").read_text())
-
-
-def _read_run(run_data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    try:
-        examples_file = latest_catalog_file(run_data / "03_primary", "examples.parquet")
-        conventions_file = latest_catalog_file(run_data / "04_feature", "genre_conventions.csv")
-    except FileNotFoundError as missing:
-        sys.exit(
-            f"{missing} (MUSDB_PATH=/path/to/musdb18 make run), or pass --run-data <a run's data folder>"
-        )
-    examples = pd.read_parquet(examples_file)
-    if not (examples["split"] == "test").any():
-        sys.exit(f"{examples_file} has no test examples: nothing to measure")
-    return examples, pd.read_csv(conventions_file)
 
 
 def _pooled_index(conventions: pd.DataFrame) -> dict[tuple[str, str], dict]:
@@ -124,7 +103,7 @@ def _advice(
         else:
             convention = pooled.get((ex.anchor, ex.target))
         if convention is None:
-            sys.exit(f"no training-split convention for {ex.anchor} > {ex.target}")
+            raise CliError(f"no training-split convention for {ex.anchor} > {ex.target}")
         judgement = judge_pair(
             ex.anchor,
             ex.target,
@@ -177,11 +156,17 @@ def _goals(examples: pd.DataFrame, advice: list[str], meter: str) -> dict[str, l
     return goals
 
 
-def measure(run_data: Path) -> dict:
-    settings = _globals()
-    tolerance = float(settings["balanced_tolerance_db"])
-    min_songs = int(settings["convention_min_songs"])
-    examples, conventions = _read_run(run_data)
+def measure(
+    examples: pd.DataFrame,
+    conventions: pd.DataFrame,
+    tolerance: float = BALANCED_TOLERANCE_DB,
+    min_songs: int = CONVENTION_MIN_SONGS,
+) -> dict:
+    """The ceiling of each meter on the test examples of a run's ``examples`` (its
+    perturbation table), against its ``genre_conventions``; ``tolerance`` and
+    ``min_songs``: the ``balanced_tolerance_db`` and ``convention_min_songs`` globals."""
+    if not (examples["split"] == "test").any():
+        raise CliError("the run's examples hold no test examples: nothing to measure")
     test = examples[examples["split"] == "test"].reset_index(drop=True)
     train = examples[examples["split"] == "train"].reset_index(drop=True)
 
@@ -247,27 +232,24 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--run-data", type=Path, default=PROJECT_ROOT / "data", help="a run's data folder"
+def command(args) -> int:
+    """``anchormix analyse meter-ceiling``."""
+    from anchormix_kedro.analyses.project import open_run
+
+    run = open_run(args.project, args.env)
+    examples = run.load("examples")
+    conventions = run.load("genre_conventions")
+    results = measure(
+        examples,
+        conventions,
+        float(run.globals.get("balanced_tolerance_db", BALANCED_TOLERANCE_DB)),
+        int(run.globals.get("convention_min_songs", CONVENTION_MIN_SONGS)),
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="folder for meter_ceiling.json and .md (default: <run-data>/08_reporting/meter_ceiling)",
-    )
-    args = parser.parse_args(argv)
-    results = measure(args.run_data)
-    output = args.output or args.run_data / "08_reporting" / "meter_ceiling"
+    output = args.output or run.output(NAME)
     output.mkdir(parents=True, exist_ok=True)
     (output / "meter_ceiling.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (output / "meter_ceiling.md").write_text(table)
-    print(table, end="")
-    print(f"written to {output}")
-
-
-if __name__ == "__main__":
-    main()
+    sys.stdout.write(table)
+    sys.stdout.write(f"written to {output}\n")
+    return 0

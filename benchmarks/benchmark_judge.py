@@ -1,6 +1,6 @@
 """Benchmark of concurrent judging: 1,000 judge calls against a local test server.
 
-Starts ``scripts/fake_judge_server.py`` on 127.0.0.1, answering every request after a
+Starts the local test judge (:mod:`anchormix_kedro.evaluation.judge.fake_server`) on 127.0.0.1, answering every request after a
 fixed ``--delay`` (0.1 s), and judges ``--items`` distinct pieces of advice (1,000) with
 the project's judge (the OpenAI-compatible backend, ``judge_all``), in the same run:
 
@@ -15,8 +15,8 @@ its own item's scores, that malformed answers stay missing (nothing invented) an
 rankings map back to the right systems. It prints a table and writes
 ``data/08_reporting/benchmark_judge.json``; it exits with an error if a check fails.
 
-    python scripts/benchmark_judge.py
-    python scripts/benchmark_judge.py --items 200 --in-flight 32
+    python benchmarks/benchmark_judge.py
+    python benchmarks/benchmark_judge.py --items 200 --in-flight 32
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 import anchormix_kedro  # noqa: F401  (sets the offline/telemetry defaults)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_judge_server import (  # noqa: E402  (a script beside this one)
+from anchormix_kedro.evaluation.judge.fake_server import (
     FakeJudgeServer,
     digest,
     expected_ranking,
