@@ -4,12 +4,13 @@ import os
 
 from omegaconf.resolvers import oc
 
-from anchormix_kedro.hooks import TrackingHooks
+from anchormix_kedro.hooks import TerminationHooks, TorchrunHooks, TrackingHooks
 from anchormix_kedro.preflight import ParameterChecks
 
-# The parameters are checked before kedro-mlflow opens its store (docs/cluster.md); one
-# parent MLflow run per `kedro run` and one nested run per variant (docs/mlflow.md).
-HOOKS = (ParameterChecks(), TrackingHooks())
+# The parameters are checked before kedro-mlflow opens its store (docs/cluster.md); SIGTERM
+# interrupts like Ctrl-C; under torchrun the first process writes; one parent MLflow run per
+# `kedro run` and one nested run per variant (docs/mlflow.md).
+HOOKS = (ParameterChecks(), TerminationHooks(), TorchrunHooks(), TrackingHooks())
 
 # Under torchrun every GPU runs the pipeline; only the first process tracks it in MLflow.
 # (The plugin's distribution is named kedro_mlflow in recent builds, kedro-mlflow before.)
