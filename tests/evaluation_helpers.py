@@ -6,8 +6,8 @@ import random
 
 import pandas as pd
 
-from anchormix_kedro.evaluation.dsp_baseline import judge_pair
 from anchormix_kedro.advice_language.wording import advice_text
+from anchormix_kedro.evaluation.dsp_baseline import judge_pair
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.vocabulary import BALANCED, TOO_LOUD, TOO_SOFT
 

@@ -10,11 +10,11 @@ import pytest
 from anchormix_kedro.advice_language.wording import (
     advice_text,
     audio_uri,
+    clip_parts,
     convention_sentence,
     conversation,
     example_rng,
     instruction_text,
-    parse_audio_uri,
     rounded_amount_db,
 )
 from anchormix_kedro.instruction_data.conventions import (
@@ -100,11 +100,16 @@ def test_instructions_name_both_roles_or_only_the_target():
 def test_audio_uri_round_trip_and_conversation_shape():
     uri = audio_uri("Song_A", "vocals", -3.0)
     assert uri == "excerpt://Song_A/vocals?gain_db=-3.0"
-    assert parse_audio_uri(uri) == ("Song_A", ["vocals"], -3.0)
-    assert parse_audio_uri(audio_uri("Song_A", "drums")) == ("Song_A", ["drums"], 0.0)
+
+    def read_back(text):
+        parts = clip_parts(text)
+        return parts[-1].excerpt_id, [p.stem for p in parts], parts[-1].gain_db
+
+    assert read_back(uri) == ("Song_A", ["vocals"], -3.0)
+    assert read_back(audio_uri("Song_A", "drums")) == ("Song_A", ["drums"], 0.0)
     joined = audio_uri("Song_A", ["drums", "vocals"], 4.0)
     assert joined == "excerpt://Song_A/drums+vocals?gain_db=+4.0"
-    assert parse_audio_uri(joined) == ("Song_A", ["drums", "vocals"], 4.0)
+    assert read_back(joined) == ("Song_A", ["drums", "vocals"], 4.0)
     messages = conversation("sys", [audio_uri("S", "drums"), uri], "question", "answer")
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert [c["type"] for c in messages[1]["content"]] == ["audio", "audio", "text"]

@@ -1,10 +1,13 @@
-"""The package's shape: light leaf modules, no import cycles, modules of a readable size,
-and shared facts defined once."""
+"""The package's shape: light leaf modules, imports that go one way (no cycles of any
+kind, the model wing below evaluation, the advice language below both), packages'
+``__init__`` only handing names on, benchmarks apart from the package and the tests, and
+shared facts defined once. A module's size is a question for review, not a test."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,23 +51,20 @@ def test_model_manifests_are_read_without_torch():
     assert "torch" not in loaded and "transformers" not in loaded
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node but those under ``if TYPE_CHECKING:`` (imports for type hints only)."""
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            continue
-        yield node
-        yield from _runtime_nodes(node)
-
-
-def _project_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+def _project_imports(path: Path, module: str) -> set[str]:
+    """Every module of ours ``path`` imports anywhere: at the top, inside functions and
+    under ``if TYPE_CHECKING:`` alike (each ties the two rooms), relative imports resolved."""
     found = set()
-    for node in _runtime_nodes(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("anchormix_kedro"):
-                found.add(node.module)
-                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package[: len(package) - (node.level - 1)]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            if base.startswith("anchormix_kedro"):
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("anchormix_kedro"))
     return found
@@ -75,15 +75,21 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_no_import_cycles_between_modules():
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def import_graph() -> dict[str, set[str]]:
     graph = {
-        name: {m for m in _project_imports(path) if m in modules and m != name}
-        for name, path in modules.items()
+        name: {m for m in _project_imports(path, name) if m in MODULES and m != name}
+        for name, path in MODULES.items()
     }
-    # A package's __init__ re-exporting its own modules is not a cycle of concern.
-    for name, edges in graph.items():
-        graph[name] = {m for m in edges if not m.startswith(name + ".")}
+    # A package's __init__ handing on its own modules' names is not a cycle of concern.
+    return {
+        name: {m for m in edges if not m.startswith(name + ".")} for name, edges in graph.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -101,14 +107,89 @@ def test_no_import_cycles_between_modules():
     for name in sorted(graph):
         if name not in state and visit(name, []):
             break
-    assert not cycle, " -> ".join(cycle)
+    return cycle
 
 
-def test_no_module_is_a_hall():
-    sizes = {
-        str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")
+def test_no_import_cycles_of_any_kind():
+    assert not (cycle := find_cycle(import_graph())), " -> ".join(cycle)
+
+
+def test_the_cycle_check_sees_function_level_and_type_checking_imports(tmp_path):
+    one = tmp_path / "one.py"
+    one.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from anchormix_kedro.advise.analysis import TargetReport\n"
+        "def f():\n    from anchormix_kedro.model import advisor\n"
+    )
+    found = _project_imports(one, "anchormix_kedro.advise.one")
+    assert {"anchormix_kedro.advise.analysis", "anchormix_kedro.model.advisor"} <= found
+    assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+def _imports_of(prefix: str) -> dict[str, set[str]]:
+    return {n: e for n, e in import_graph().items() if n == prefix or n.startswith(prefix + ".")}
+
+
+def _reaching(prefix: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    return {
+        name: sorted(m for m in edges if m.startswith(forbidden))
+        for name, edges in _imports_of(prefix).items()
+        if any(m.startswith(forbidden) for m in edges)
     }
-    assert {name: n for name, n in sizes.items() if n > 420} == {}
+
+
+def test_rooms_import_downwards_only():
+    ours = "anchormix_kedro."
+    # The model wing does not depend on the evaluation (the advice language is below both).
+    assert (
+        _reaching(ours + "model", (ours + "evaluation", ours + "advise", ours + "pipelines")) == {}
+    )
+    assert _reaching(ours + "instruction_data", (ours + "evaluation", ours + "model")) == {}
+    assert (
+        _reaching(ours + "evaluation", (ours + "model", ours + "advise", ours + "pipelines")) == {}
+    )
+    # The leaf vocabulary imports nothing of ours; the advice language only the vocabulary.
+    assert _imports_of(ours + "vocabulary") == {ours + "vocabulary": set()}
+    language = set().union(*_imports_of(ours + "advice_language").values())
+    assert language <= {ours + "vocabulary", ours + "advice_language.parsing"}, language
+    # No wing depends on the analyses, which read everything else.
+    users = {
+        n for n, e in import_graph().items() if any(m.startswith(ours + "analyses") for m in e)
+    }
+    assert {n for n in users if not n.startswith((ours + "analyses", ours + "commands"))} == set()
+
+
+def test_packages_init_only_hand_names_on():
+    """``__init__.py`` holds a docstring, imports and ``__all__``: the package's own code lives
+    in named modules. (The root package also sets the telemetry opt-outs before anything.)"""
+    doing = {}
+    for path in PACKAGE.rglob("__init__.py"):
+        if path.parent == PACKAGE:
+            continue
+        for node in ast.parse(path.read_text()).body:
+            handing_on = isinstance(node, ast.Import | ast.ImportFrom) or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            )
+            naming_all = isinstance(node, ast.Assign) and [
+                getattr(t, "id", None) for t in node.targets
+            ] == ["__all__"]
+            if not (handing_on or naming_all):
+                doing.setdefault(str(path.relative_to(PACKAGE)), []).append(node.lineno)
+    assert doing == {}
+
+
+def test_benchmarks_stand_apart_from_the_package_and_the_tests():
+    assert not (PROJECT_ROOT / "scripts").exists()
+    package_text = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    assert "import benchmarks" not in package_text and "from benchmarks" not in package_text
+    for test in (PROJECT_ROOT / "tests").glob("*.py"):
+        if test.name == Path(__file__).name:
+            continue  # this file names what it looks for
+        text = test.read_text()
+        assert "sys.path.insert" not in text and "spec_from_file_location" not in text, test.name
+        assert not re.search(r"benchmarks/\w+\.py", text) or test.name == "test_docs.py", test.name
+    for bench in (PROJECT_ROOT / "benchmarks").glob("*.py"):
+        assert "sys.path" not in bench.read_text(), bench.name
 
 
 def test_shared_facts_live_in_globals_and_agree_with_the_cli_defaults():

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anchormix_kedro.evaluation.conditions import (
-    ConditionSettings,
-    as_mixed_rows,
-    condition_examples,
-)
 from anchormix_kedro.advice_language.wording import (
     ClipPart,
     audio_uri,
     clip_parts,
     conversation,
     formulation_clips,
+)
+from anchormix_kedro.evaluation.conditions import (
+    ConditionSettings,
+    as_mixed_rows,
+    condition_examples,
 )
 from anchormix_kedro.instruction_data.audio import integrated_loudness
 from anchormix_kedro.model.data import GAP_FRAMES, FeatureStore, clip_features

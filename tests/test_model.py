@@ -402,7 +402,7 @@ def test_a_lora_stage_resumes_with_its_checkpoint_adapter(tmp_path, store):
 
 def test_fine_tunings_with_other_seeds_share_a_base_with_its_own_seed(tmp_path, store):
     """``training.pretrain.seed`` keeps the stand-in fixed while the fine-tuning seed moves
-    (the spread between runs, docs/model_recipe.md); unset, each seed pre-trains its own."""
+    (the spread between runs, docs/recipes.md); unset, each seed pre-trains its own."""
     settings = ModelSettings.from_params(TINY)
     data = tiny_data(store)
 

@@ -277,7 +277,8 @@ def tracking_problems(uri: str | None, timeout_s: float = 5.0) -> list[Problem]:
             return [
                 Problem(
                     f"the MLflow tracking server {uri} does not answer ({type(exc).__name__})",
-                    "start it (docs/training.md: mlflow server) or set ANCHORMIX_MLFLOW_URI",
+                    "start it (docs/mlflow.md, 'A tracking server on the cluster') or set "
+                    "ANCHORMIX_MLFLOW_URI",
                 )
             ]
         return []

@@ -342,12 +342,6 @@ def clip_parts(uri: str) -> list[ClipPart]:
     return [*leads, ClipPart(parsed.netloc, stems[-1], gain, equalisation)]
 
 
-def parse_audio_uri(uri: str) -> tuple[str, list[str], float]:
-    """``(excerpt_id, stems, gain_db of the last stem)`` of a clip (see :func:`clip_parts`)."""
-    parts = clip_parts(uri)
-    return parts[-1].excerpt_id, [p.stem for p in parts], parts[-1].gain_db
-
-
 def audio_items(messages: Sequence[dict]) -> Iterator[dict]:
     """The audio items of a conversation's messages in playing order (``{"type": "audio",
     "audio_url": ...}``), as they are: set ``audio_url`` to replace a clip."""

@@ -173,7 +173,7 @@ def add_commands(commands) -> None:
         default="median",
         help="with --model: how the model words its advice; median states the middle of its "
         "belief over every sentence it was taught, greedy its likeliest word at each step "
-        "(default: median; see docs/model_recipe.md)",
+        "(default: median; see docs/recipes.md)",
     )
     command.add_argument(
         "--tracking-uri",

@@ -1,6 +1,6 @@
 """What averaging the beliefs of several independently trained packages would reach.
 
-Runs of one recipe with other seeds lie a few points apart (docs/model_recipe.md). This
+Runs of one recipe with other seeds lie a few points apart (docs/recipes.md). This
 analysis asks whether their beliefs, averaged, hear the balance better than any one of
 them: for every example of a split it reads each package's belief over the advice grammar
 (as median decoding does, :mod:`anchormix_kedro.analyses.belief_separation`), averages the

@@ -1,5 +1,5 @@
 """Timbre augmentation: clips coloured by a random broad EQ, so the model meets every stem
-in more timbres than the training songs have (docs/model_recipe.md, recipes M and O).
+in more timbres than the training songs have (docs/recipes.md, recipes M and O).
 
 The pretraining stand-in's loudness comparisons state what the EQ did to the loudness;
 fine-tuning's clips are turned down or up by it, so the balance, and with it the advice,
