@@ -203,3 +203,15 @@ def test_shared_facts_live_in_globals_and_agree_with_the_cli_defaults():
     for key in ("balanced_tolerance_db", "convention_min_songs"):
         uses = [line for line in parameters.splitlines() if line.strip().startswith(f"{key}:")]
         assert uses and all(f"${{globals:{key}}}" in line for line in uses), uses
+
+
+def test_configuration_is_read_one_way():
+    """Only config.py builds Kedro's configuration loader; everything else asks it."""
+    builders = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if "OmegaConfigLoader(" in p.read_text() or "yaml.safe_load(" in p.read_text()
+    ]
+    # The stem-words file of `anchormix advise` and MLflow's MLmodel are the user's and
+    # MLflow's files, not the project's configuration.
+    assert sorted(builders) == ["advise/session.py", "config.py", "model/mlflow_model.py"]

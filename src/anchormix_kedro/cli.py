@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import click
-from kedro.config import OmegaConfigLoader
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 
+from anchormix_kedro.config import project_config
 from anchormix_kedro.preflight import (
     PreflightError,
     environment_problems,
@@ -40,11 +40,10 @@ def check_run(options: dict) -> None:
     """Raise :class:`PreflightError` with every problem of the run ``options`` describe
     (those of ``kedro run``: env, conf_source, params, pipeline)."""
     runtime = dict(options.get("params") or {})
-    loader = OmegaConfigLoader(
-        conf_source=str(options.get("conf_source") or Path.cwd() / settings.CONF_SOURCE),
-        env=options.get("env") or settings.CONFIG_LOADER_ARGS.get("default_run_env"),
-        runtime_params=runtime,
-        **{k: v for k, v in settings.CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
+    loader = project_config(
+        options.get("conf_source") or Path.cwd() / settings.CONF_SOURCE,
+        options.get("env"),
+        runtime,
     )
     try:
         params = dict(loader["parameters"])

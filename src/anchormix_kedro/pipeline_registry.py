@@ -9,12 +9,11 @@ imports: Kedro 1.7 imports only the pipeline folder named by ``--pipeline``, so
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline, pipeline
 
+from anchormix_kedro.config import project_config
 from anchormix_kedro.pipelines import (
     automated_eval,
     correlation,
@@ -25,7 +24,6 @@ from anchormix_kedro.pipelines import (
     study,
     templating,
 )
-from anchormix_kedro.settings import CONFIG_LOADER_ARGS
 from anchormix_kedro.vocabulary import system_order
 
 CONF_SOURCE = "conf"
@@ -48,11 +46,7 @@ def declared_systems(
 ) -> tuple[list[str], list[str]]:
     """``(variants, baselines)`` as the ``systems`` parameters declare them (``KEDRO_ENV``'s
     environment over base)."""
-    loader = OmegaConfigLoader(
-        conf_source=str(conf or conf_source()),
-        env=env or os.environ.get("KEDRO_ENV"),
-        **CONFIG_LOADER_ARGS,
-    )
+    loader = project_config(conf or conf_source(), env)
     systems = loader["parameters"].get("systems")
     if not systems:
         raise ValueError("the `systems` parameters are missing (conf/base/parameters/systems.yml)")

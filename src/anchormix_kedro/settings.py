@@ -2,8 +2,9 @@
 
 import os
 
-from omegaconf.resolvers import oc
-
+# Kedro reads the loader settings here; they live in config.py, the one way every part reads
+# conf/ (the preflight, the registry, the credentials dataset, the anchormix commands).
+from anchormix_kedro.config import CONFIG_LOADER_ARGS  # noqa: F401
 from anchormix_kedro.hooks import TerminationHooks, TorchrunHooks, TrackingHooks
 from anchormix_kedro.preflight import ParameterChecks
 
@@ -17,19 +18,3 @@ HOOKS = (ParameterChecks(), TerminationHooks(), TorchrunHooks(), TrackingHooks()
 if int(os.environ.get("RANK", "0")) != 0:
     DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # Environments (e.g. ``--env=pace``) override single keys, not whole top-level blocks.
-    "merge_strategy": {"parameters": "soft", "mlflow": "soft", "catalog": "soft"},
-    # ``${oc.env:VAR,default}`` in parameters and catalog (scratch paths on clusters).
-    # ``${study_outputs:<study.ratings>}``: an analysis of simulated ratings writes under
-    # ``simulated/``, never over the real analysis (docs/study.md).
-    "custom_resolvers": {
-        "oc.env": oc.env,
-        "study_outputs": lambda ratings: "simulated/" if str(ratings) == "simulated" else "",
-    },
-    "config_patterns": {
-        "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
-    },
-}

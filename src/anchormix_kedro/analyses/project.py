@@ -70,12 +70,10 @@ def project_root(project: str | Path | None = None) -> Path:
 
 def project_globals(root: Path, env: str | None = None) -> dict:
     """The project's globals (``conf/base`` under ``env``'s), without opening a session."""
-    from kedro.config import OmegaConfigLoader
-
-    from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+    from anchormix_kedro.config import project_config
 
     with quiet_kedro():
-        loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
+        loader = project_config(root / "conf", env)
         return dict(loader["globals"] or {})
 
 

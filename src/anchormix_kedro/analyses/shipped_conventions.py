@@ -52,13 +52,11 @@ logger = logging.getLogger(__name__)
 
 def pipeline_settings(conf: Path) -> tuple[ExcerptSettings, float]:
     """The excerpt settings and balance tolerance of the project's base configuration."""
-    from kedro.config import OmegaConfigLoader
-
     from anchormix_kedro.analyses.project import quiet_kedro
-    from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+    from anchormix_kedro.config import BASE_ENV, project_config
 
     with quiet_kedro():
-        loader = OmegaConfigLoader(conf_source=str(conf), env="base", **CONFIG_LOADER_ARGS)
+        loader = project_config(conf, BASE_ENV)
         params = loader["parameters"]
     return (
         ExcerptSettings(**params["ingestion"]["excerpt"]),

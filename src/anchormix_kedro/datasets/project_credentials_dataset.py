@@ -10,12 +10,13 @@ logs or descriptions, and nothing is ever saved.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from kedro.config import MissingConfigException, OmegaConfigLoader
+from kedro.config import MissingConfigException
 from kedro.io import AbstractDataset, DatasetError
+
+from anchormix_kedro.config import project_config
 
 
 class ProjectCredentialsDataset(AbstractDataset[None, dict[str, Any]]):
@@ -42,17 +43,7 @@ class ProjectCredentialsDataset(AbstractDataset[None, dict[str, Any]]):
     def load(self) -> dict[str, Any]:
         if not Path(self._conf_source).is_dir():
             return {}
-        # The project's own loader settings: its resolvers (globals, oc.env) and patterns.
-        from kedro.framework.project import settings
-
-        loader_args = {"base_env": "base", "default_run_env": "local"}
-        loader_args |= dict(getattr(settings, "CONFIG_LOADER_ARGS", None) or {})
-        loader_class = getattr(settings, "CONFIG_LOADER_CLASS", None) or OmegaConfigLoader
-        loader = loader_class(
-            conf_source=str(self._conf_source),
-            env=self._env or os.environ.get("KEDRO_ENV"),
-            **loader_args,
-        )
+        loader = project_config(self._conf_source, self._env)
         try:
             credentials = loader["credentials"]
         except MissingConfigException:

@@ -65,18 +65,12 @@ def _absolute_sqlite(url: str, root: Path) -> str:
 
 def load_project(env: str | None = None, start: Path | None = None) -> StudyProject:
     """The project's study settings, read through Kedro's configuration loader."""
-    from kedro.config import OmegaConfigLoader
-
-    from anchormix_kedro.settings import CONFIG_LOADER_ARGS
+    from anchormix_kedro.config import project_config
 
     root = find_project(start)
     # Kedro's loader warns about OmegaConf's renamed resolver call on every load: not ours.
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
-    loader = OmegaConfigLoader(
-        conf_source=str(root / "conf"),
-        env=env or CONFIG_LOADER_ARGS.get("default_run_env"),
-        **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
-    )
+    loader = project_config(root / "conf", env)
     catalog = loader["catalog"]
 
     def inside(path: str) -> Path:
