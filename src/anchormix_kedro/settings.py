@@ -17,4 +17,3 @@ HOOKS = (ParameterChecks(), TerminationHooks(), TorchrunHooks(), TrackingHooks()
 # (The plugin's distribution is named kedro_mlflow in recent builds, kedro-mlflow before.)
 if int(os.environ.get("RANK", "0")) != 0:
     DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
-
