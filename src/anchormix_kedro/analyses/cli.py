@@ -19,49 +19,19 @@ Heavy libraries are imported by the handlers, when an analysis runs.
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 
-def _belief_separation(args) -> int:
-    from anchormix_kedro.analyses import belief_separation
+def _lazy_handler(name: str):
+    """The handler of analysis ``name``: its module (``belief-separation`` ->
+    :mod:`.belief_separation`) is imported when it runs, with its heavy libraries."""
 
-    return belief_separation.command(args)
+    def handler(args) -> int:
+        module = importlib.import_module(f"anchormix_kedro.analyses.{name.replace('-', '_')}")
+        return module.command(args)
 
-
-def _seed_ensemble(args) -> int:
-    from anchormix_kedro.analyses import seed_ensemble
-
-    return seed_ensemble.command(args)
-
-
-def _level_measures(args) -> int:
-    from anchormix_kedro.analyses import level_measures
-
-    return level_measures.command(args)
-
-
-def _verdict_stability(args) -> int:
-    from anchormix_kedro.analyses import verdict_stability
-
-    return verdict_stability.command(args)
-
-
-def _verdict_tradeoff(args) -> int:
-    from anchormix_kedro.analyses import verdict_tradeoff
-
-    return verdict_tradeoff.command(args)
-
-
-def _meter_ceiling(args) -> int:
-    from anchormix_kedro.analyses import meter_ceiling
-
-    return meter_ceiling.command(args)
-
-
-def _shipped_conventions(args) -> int:
-    from anchormix_kedro.analyses import shipped_conventions
-
-    return shipped_conventions.command(args)
+    return handler
 
 
 def add_commands(commands) -> None:
@@ -100,9 +70,9 @@ def add_commands(commands) -> None:
         help="a MUSDB18 root (default: the project's musdb_root, MUSDB_PATH)",
     )
 
-    def analysis(name: str, handler, parents: list, help_text: str) -> argparse.ArgumentParser:
+    def analysis(name: str, parents: list, help_text: str) -> argparse.ArgumentParser:
         parser = names.add_parser(name, parents=parents, help=help_text, description=help_text)
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=_lazy_handler(name))
         return parser
 
     split = argparse.ArgumentParser(add_help=False)
@@ -111,14 +81,12 @@ def add_commands(commands) -> None:
 
     analysis(
         "belief-separation",
-        _belief_separation,
         [run, split, output],
         "How well a package's belief tells a balanced target from a clear imbalance: the "
         "trade-off of any threshold on its direction certainty (table and plot).",
     )
     ensemble = analysis(
         "seed-ensemble",
-        _seed_ensemble,
         [run, split, output],
         "What averaging the beliefs of packages trained with other seeds reaches: every "
         "member and their mixture, scored on the split (outputs in --project's data).",
@@ -132,7 +100,6 @@ def add_commands(commands) -> None:
     )
     levels = analysis(
         "level-measures",
-        _level_measures,
         [run, output],
         "How far each anchor-level measure read off the log-mel frames sits from the "
         "stems' BS.1770 loudness, per stem and per anchor-to-target relation.",
@@ -140,7 +107,6 @@ def add_commands(commands) -> None:
     levels.add_argument("--anchor", default="drums", help="the stem the others are set against")
     stability = analysis(
         "verdict-stability",
-        _verdict_stability,
         [run, output],
         "Does `anchormix advise --model` judge the balance or the session's level: its "
         "verdicts on test songs at other session levels against those as delivered.",
@@ -159,7 +125,6 @@ def add_commands(commands) -> None:
     stability.add_argument("--anchors", nargs="+", default=["drums"], help="anchors (drums)")
     tradeoff = analysis(
         "verdict-tradeoff",
-        _verdict_tradeoff,
         [project, musdb, output],
         "The trade-off of the outer band of `anchormix advise`'s verdict on MUSDB18 songs "
         "not used for the percentiles (tables and plot).",
@@ -173,14 +138,12 @@ def add_commands(commands) -> None:
     )
     analysis(
         "meter-ceiling",
-        _meter_ceiling,
         [run, output],
         "What an exact level meter reaches on a run's test split, scored as the evaluation "
         "scores: the ceiling of judging by ear.",
     )
     shipped = analysis(
         "shipped-conventions",
-        _shipped_conventions,
         [project, musdb],
         "Measure the genre conventions and professional levels shipped with the package "
         "on MUSDB18's training songs, with the project's base configuration.",
