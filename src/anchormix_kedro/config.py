@@ -38,6 +38,21 @@ CONFIG_LOADER_ARGS: dict[str, Any] = {
 }
 
 
+class UnknownEnvironment(ValueError):
+    """An environment with no folder under ``conf/``."""
+
+
+def check_environment(conf_source: str | Path, env: str | None) -> None:
+    """Raise :class:`UnknownEnvironment` naming ``env`` when ``conf_source`` has no folder for
+    it (Kedro's own error is a traceback about a path)."""
+    if env and not (Path(conf_source) / env).is_dir():
+        known = sorted(p.name for p in Path(conf_source).iterdir() if p.is_dir())
+        raise UnknownEnvironment(
+            f"{Path(conf_source).parent} has no Kedro environment {env!r} (no conf/{env}/ "
+            f"folder; environments: {', '.join(known) or 'none'})"
+        )
+
+
 def project_config(
     conf_source: str | Path,
     env: str | None = None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anchormix_kedro.config import UnknownEnvironment, check_environment
 from anchormix_kedro.errors import CliError
 
 #: Where each analysis writes its tables and figures, below the project's data root.
@@ -151,8 +152,10 @@ def open_run(project: str | Path | None = None, env: str | None = None) -> Run:
     from kedro.framework.startup import bootstrap_project
 
     root = project_root(project)
-    if env and not (root / "conf" / env).is_dir():
-        raise CliError(f"{root} has no Kedro environment {env!r} (no conf/{env}/ folder)")
+    try:
+        check_environment(root / "conf", env)
+    except UnknownEnvironment as exc:
+        raise CliError(str(exc)) from None
     try:
         with quiet_kedro():
             bootstrap_project(root)

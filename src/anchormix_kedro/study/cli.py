@@ -65,9 +65,13 @@ def _absolute_sqlite(url: str, root: Path) -> str:
 
 def load_project(env: str | None = None, start: Path | None = None) -> StudyProject:
     """The project's study settings, read through Kedro's configuration loader."""
-    from anchormix_kedro.config import project_config
+    from anchormix_kedro.config import UnknownEnvironment, check_environment, project_config
 
     root = find_project(start)
+    try:
+        check_environment(root / "conf", env)
+    except UnknownEnvironment as exc:
+        raise CliError(str(exc)) from None
     # Kedro's loader warns about OmegaConf's renamed resolver call on every load: not ours.
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     loader = project_config(root / "conf", env)
