@@ -18,6 +18,7 @@ from anchormix_kedro.instruction_data.audio import (
     integrated_loudness,
     read_audio_file,
     resample,
+    stem_width,
 )
 from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS
 from conftest import RATE, tone, tone_stems, write_stem_mp4
@@ -181,3 +182,11 @@ def test_the_odd_stem_is_blamed_for_its_channels_and_a_truncated_stem_by_name():
     stems["bass"] = stems["bass"][:1]
     with pytest.raises(AudioError, match=r"song-x: stem 'bass' 0\.00 s is less than half"):
         align_stems(stems, dict.fromkeys(stems, RATE), "song-x", math.inf)
+
+
+def test_a_wide_stem_is_blamed_rather_than_a_mono_one():
+    with pytest.raises(AudioError, match=r"stem 'vocals' has 6 channels, while drums has 1"):
+        stem_width({"drums": 1, "vocals": 6}, "song-y")
+    with pytest.raises(AudioError, match=r"stem 'other' has 6 channels, while bass, drums have 2"):
+        stem_width({"drums": 2, "bass": 2, "other": 6, "vocals": 1}, "song-y")
+    assert stem_width({"drums": 6, "bass": 6}, "song-y") == (6, [])

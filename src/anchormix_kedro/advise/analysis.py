@@ -38,6 +38,8 @@ from anchormix_kedro.vocabulary import BALANCED_TOLERANCE_DB, CONVENTION_MIN_SON
 
 #: Status of a target that never plays while the anchor does: nothing to compare, no advice.
 NOT_TOGETHER = "not_together"
+#: Status of a target holding the very audio of the anchor (a copy or a link): no advice.
+IDENTICAL_TO_ANCHOR = "identical_to_anchor"
 
 # --------------------------------------------------------------------------- windows
 
@@ -209,6 +211,39 @@ def _judge(
     report.advice = graded_advice(anchor, report.stem, report.placement)
 
 
+def _identical_to_anchor(
+    song: Song,
+    anchor: str,
+    targets: Sequence[str],
+    silent: Mapping[str, bool],
+    warn: Callable[[str], None],
+) -> set[str]:
+    """The targets whose decoded audio is the anchor's, bit for bit (a copy, a link, the
+    same audio in another format); stems that share audio with each other are named too."""
+    same: dict[bytes, list[str]] = {}
+    for stem in [anchor, *targets]:
+        if not silent[stem] and stem in song.digests:
+            same.setdefault(song.digests[stem], []).append(stem)
+    identical: set[str] = set()
+    for stems in same.values():
+        if len(stems) < 2:
+            continue
+        files = ", ".join(f"{s} <- {song.files[s]}" for s in stems)
+        if stems[0] == anchor:
+            identical.update(stems[1:])
+            warn(
+                f"{', '.join(stems[1:])} hold{'s' if len(stems) == 2 else ''} the same audio as "
+                f"the anchor {anchor} ({files}); no advice for {'it' if len(stems) == 2 else 'them'}"
+                ": check which file each stem was exported to"
+            )
+        else:
+            warn(
+                f"{' and '.join(stems)} hold the same audio ({files}); check which file each "
+                "stem was exported to"
+            )
+    return identical
+
+
 def analyse(
     song: Song,
     anchor: str,
@@ -235,15 +270,23 @@ def analyse(
     index = convention_index(shipped_conventions())
     silent = {s: song.levels[s].loudness_lufs <= settings.silence_lufs for s in song.stems}
     activity = {s: song.levels[s].frame_db > settings.activity_threshold_dbfs for s in song.stems}
+    if all(silent.values()):
+        raise CliError(
+            f"every stem is silent in the whole song ({'; '.join(song.files.values())}); "
+            "check that the stems were exported with their audio"
+        )
     if silent[anchor]:
+        playing = [t for t in targets if not silent[t]]
         raise CliError(
             f"the anchor '{anchor}' ({song.files[anchor]}) is silent in the whole song; "
-            f"choose another anchor with --anchor ({', '.join(targets)})"
+            f"choose a stem that plays as the anchor, e.g. --anchor {playing[0]} "
+            f"(stems that play: {', '.join(playing)})"
         )
+    identical = _identical_to_anchor(song, anchor, targets, silent, warn)
     plans = {
         t: plan_windows(anchor, t, activity, settings, n_windows, warn)
         for t in targets
-        if not silent[t]
+        if not silent[t] and t not in identical
     }
     frame = int(round(FRAME_S * song.sample_rate))
     sample_windows = {
@@ -268,6 +311,9 @@ def analyse(
         for target in targets:
             if silent[target]:
                 reports.append(TargetReport(stem=target, status=SILENT))
+                continue
+            if target in identical:
+                reports.append(TargetReport(stem=target, status=IDENTICAL_TO_ANCHOR))
                 continue
             measured = _measure_target(
                 song, anchor, target, sample_windows[target], audio, settings, advisor, genre

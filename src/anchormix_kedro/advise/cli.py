@@ -18,8 +18,10 @@ to stderr (and into the ``warnings`` list of ``--json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from anchormix_kedro.advise.analysis import (
     match_genre,
 )
 from anchormix_kedro.advise.model_advice import load_model_advisor
+from anchormix_kedro.advise.printable import printable
 from anchormix_kedro.advise.quiet import library_output
 from anchormix_kedro.advise.render import render_text
 from anchormix_kedro.advise.session import (
@@ -60,12 +63,20 @@ PROG = "anchormix"
 
 #: The analysed windows' length without a model (long enough for a stable loudness).
 DSP_WINDOW_SECONDS = 10.0
+#: Window lengths accepted: a second (a stable loudness) to a day (longer is the whole song).
+MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 1.0, 86400.0
 
 
 def _window_seconds(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 1.0):
-        raise argparse.ArgumentTypeError(f"must be at least 1 s, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and MIN_WINDOW_SECONDS <= value <= MAX_WINDOW_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from {MIN_WINDOW_SECONDS:g} to "
+            f"{MAX_WINDOW_SECONDS:g} (a day), got {text!r}"
+        )
     return value
 
 
@@ -226,13 +237,23 @@ def choose_genre(asked: str | None, song_name: str) -> tuple[str, str, str | Non
 
 
 def advise(args: argparse.Namespace) -> int:
-    """Run ``anchormix advise``; returns the exit status."""
+    """Run ``anchormix advise``; returns the exit status.
+
+    File names in messages and in the text report are escaped for the terminal
+    (:func:`.printable.printable`); the JSON keeps them as they are (JSON escapes them)."""
+    try:
+        return _advise(args)
+    except CliError as exc:
+        raise CliError(printable(str(exc))) from None
+
+
+def _advise(args: argparse.Namespace) -> int:
     warnings: list[str] = []
 
     def warn(message: str) -> None:
         warnings.append(message)
         # tqdm.write keeps a running progress bar intact below the message.
-        tqdm.write(f"{PROG}: warning: {message}", file=sys.stderr)
+        tqdm.write(f"{PROG}: warning: {printable(message)}", file=sys.stderr)
 
     try:
         bands = Bands(usual=args.usual_percentiles, outer=args.outer_percentiles)
@@ -310,7 +331,39 @@ def advise(args: argparse.Namespace) -> int:
         "warnings": warnings,
     }
     if args.json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+        if not text.isascii() and not _encodable(text, sys.stdout):
+            # A file name that is not UTF-8: JSON's \u escapes keep it exactly.
+            text = json.dumps(result, indent=2) + "\n"
+        write_output(text)
     else:
-        sys.stdout.write(render_text(result))
+        write_output(render_text(result))
     return 0
+
+
+def _encodable(text: str, stream) -> bool:
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def write_output(text: str) -> None:
+    """Write the report to stdout; a full disk or a closed pipe is one line, not a traceback.
+
+    After a failure stdout is pointed at ``/dev/null`` so that Python's own flush at exit
+    does not fail a second time with a traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        if isinstance(exc, BrokenPipeError):
+            raise CliError("the standard output was closed before the report was written") from None
+        raise CliError(
+            f"cannot write the report to the standard output ({exc}); free some space or "
+            "write elsewhere"
+        ) from None

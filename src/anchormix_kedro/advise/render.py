@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from anchormix_kedro.advise.analysis import NOT_TOGETHER
+from anchormix_kedro.advise.analysis import IDENTICAL_TO_ANCHOR, NOT_TOGETHER
+from anchormix_kedro.advise.printable import printable
 from anchormix_kedro.advise.verdict import GRADE_WORDS, format_range, ordinal
 from anchormix_kedro.instruction_data.conventions import ALL_GENRES
 from anchormix_kedro.instruction_data.excerpts import ACTIVE, SILENT
@@ -50,21 +51,25 @@ def _header(result: Mapping) -> list[str]:
     )
     whose = "every genre" if range_genres in ([], [ALL_GENRES]) else ", ".join(range_genres)
     lines = [
-        f"Song:    {result['song']} ({result['sample_rate']} Hz, {result['seconds']:.1f} s)",
+        f"Song:    {printable(result['song'])} ({result['sample_rate']} Hz, {result['seconds']:.1f} s)",
         f"Anchor:  {result['anchor']}   genre: {shown}",
         f"Ranges:  professional mixes of {whose}; usual range {usual[0]:g}th-{usual[1]:g}th "
         f"percentile, too loud or too soft beyond the {outer[0]:g}th-{outer[1]:g}th",
     ]
     if result.get("model"):
-        lines.append(f"Model:   {result['model']} (its advice beside the measurement)")
+        lines.append(f"Model:   {printable(result['model'])} (its advice beside the measurement)")
     lines.append(f"Stems:   {_stem_sources(result.get('stem_files', {}))}")
     if result.get("not_stems"):
-        lines.append(f"         not used (a whole mix): {', '.join(result['not_stems'])}")
+        lines.append(
+            f"         not used (a whole mix): {printable(', '.join(result['not_stems']))}"
+        )
     return [*lines, ""]
 
 
 def _stem_sources(stem_files: Mapping[str, Sequence[str]]) -> str:
-    """``drums <- Kick.wav, Snare.wav; ...``, or the streams of one ``.stem.mp4``."""
+    """``drums <- Kick.wav, Snare.wav; ...``, or the streams of one ``.stem.mp4``; file
+    names escaped for the terminal."""
+    stem_files = {stem: [printable(f) for f in files] for stem, files in stem_files.items()}
     streams = [files[0].rpartition(" stream ") for files in stem_files.values() if len(files) == 1]
     containers = {container for container, _, _ in streams}
     if len(streams) == len(stem_files) and len(containers) == 1 and all(s[1] for s in streams):
@@ -113,6 +118,11 @@ def render_text(result: Mapping) -> str:
             continue
         if target["status"] == NOT_TOGETHER:
             lines.append(f"{target['stem']}: never plays together with {anchor}; no advice.")
+            continue
+        if target["status"] == IDENTICAL_TO_ANCHOR:
+            lines.append(
+                f"{target['stem']}: the same audio as {anchor}; no advice (check the export)."
+            )
             continue
         measured = target["advice"] or "no professional levels for this stem; no advice."
         model = target.get("model")

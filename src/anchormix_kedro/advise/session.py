@@ -12,7 +12,7 @@ words (spaces, punctuation, camelCase and digits split it; case is ignored) and 
 - everything else is ``other``.
 
 Files of one group are summed into that group's stem. A name that is a whole mix
-("mixture", "mix", "master") is not a stem. ``--stem GROUP=FILE`` overrides the words,
+("mixture", "Final Mix", "Master 24bit", "Bounce 1") is not a stem. ``--stem GROUP=FILE`` overrides the words,
 and ``--stem-words FILE`` (YAML: group -> list of words) adds words to a group.
 """
 
@@ -48,8 +48,16 @@ NEUTRAL_WORDS: tuple[str, ...] = (
     "bottom", "bot", "in", "out", "di", "amp", "mic", "close", "far", "wet", "dry", "final",
     "track", "trk", "audio", "stem", "bus", "group", "print", "v", "ver", "version",
 )  # fmt: skip
-#: Whole names that are a mix of everything, not a stem.
-MIX_NAMES: tuple[str, ...] = ("mixture", "mix", "mixdown", "master", "bounce")
+#: Words naming a mix of everything, not a stem ("Final Mix", "Master 24bit", "Bounce 1").
+MIX_WORDS: tuple[str, ...] = (
+    "mixture", "mix", "mixdown", "mixed", "master", "mastered", "premaster", "bounce",
+    "bounced", "render",
+)  # fmt: skip
+#: Words that may come with a mix word in a mix's name: its state, format and bit depth.
+MIX_QUALIFIERS: tuple[str, ...] = (
+    "rough", "full", "song", "ref", "reference", "premix", "pre", "bit", "bits", "k", "khz",
+    "hz", "float", "wav", "mp", "export", "new", "old", "test", "demo",
+)  # fmt: skip
 OTHER = "other"
 
 
@@ -60,8 +68,14 @@ def name_words(name: str) -> list[str]:
 
 
 def is_mix_name(name: str) -> bool:
-    """Whether a file (without its extension) is a whole mix, e.g. ``mixture`` or ``Mix``."""
-    return " ".join(name_words(name)) in MIX_NAMES
+    """Whether a file (without its extension) is a whole mix: a mix word (``mixture``, ``Mix``,
+    ``Master``, ``Bounce``) with nothing but take numbers, formats and neutral words
+    (``Final Mix``, ``Master 24bit``, ``Bounce 1``); ``Drum Mix`` is the drums."""
+    words = name_words(name)
+    if not any(word in MIX_WORDS for word in words):
+        return False
+    allowed = {*MIX_WORDS, *MIX_QUALIFIERS, *NEUTRAL_WORDS}
+    return all(word.isdigit() or word in allowed for word in words)
 
 
 def group_of(name: str, stem_words: Mapping[str, Sequence[str]] = DEFAULT_STEM_WORDS) -> str:

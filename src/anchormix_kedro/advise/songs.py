@@ -10,7 +10,9 @@ A folder's files are mapped to MUSDB18's four stem groups by :mod:`.session` (it
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +39,12 @@ from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SU
 from anchormix_kedro.vocabulary import STEM_NAMES
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-#: Files of a song folder that are not stems (a whole mix; see :func:`.session.is_mix_name`).
-NOT_STEMS = ("mixture", "mix", "mixdown", "master", "bounce")
+#: Below this rate a file is not music to measure (telephone audio is 8 kHz).
+MIN_SAMPLE_RATE = 8000
+#: A float file's full scale is 1.0: a stem above this peak (+1 dBFS) is named in a warning,
+OVER_FULL_SCALE = 10 ** (1 / 20)
+#: and one above +60 dBFS is refused: its samples are not audio at any sane level.
+FAR_OVER_FULL_SCALE = 1000.0
 #: Resampling can leave stems a sample or two apart: only larger differences are reported.
 LENGTH_TOLERANCE_S = 0.01
 
@@ -62,6 +68,8 @@ class Song:
     #: audio files of the folder that are a whole mix (e.g. ``mixture.wav``), not used
     not_stems: list[str] = field(default_factory=list)
     width: int = 2
+    #: stem -> a digest of its decoded audio: two stems holding the same audio are found
+    digests: dict[str, bytes] = field(default_factory=dict)
     streams: dict[str, list[AudioSource]] = field(default_factory=dict, repr=False)
 
     @property
@@ -132,6 +140,7 @@ def _stem_mp4(path: Path) -> Song:
         sources = probe_streams(path, streams, lambda stem, sid: f"{path.name} stream {sid}")
     except AudioError as exc:
         raise CliError(str(exc)) from None
+    _check_rates(path, {path.name: sources[0].sample_rate})
     return Song(
         name=path.name[: -len(STEM_MP4_SUFFIX)],
         sample_rate=sources[0].sample_rate,
@@ -149,13 +158,14 @@ def _stem_folder(
     overrides: Sequence[tuple[str, str]],
     stem_words: Mapping[str, Sequence[str]],
 ) -> Song:
-    files, mixes = _audio_files(folder, warn)
+    files, mixes = _audio_files(folder, warn, {name.lower() for _, name in overrides})
     groups = assign_files(files, overrides, stem_words, folder)
     try:
         probed = {file.name: probe_file(file) for file in files}
     except AudioError as exc:
         raise CliError(str(exc)) from None
     rates = {name: source.sample_rate for name, source in probed.items()}
+    _check_rates(folder, rates)
     rate = max(rates.values())
     if len(set(rates.values())) > 1:
         listing = ", ".join(f"{name} {r} Hz" for name, r in rates.items())
@@ -174,6 +184,17 @@ def _stem_folder(
         not_stems=mixes,
         streams={g: [probed[f.name] for f in members] for g, members in groups.items()},
     )
+
+
+def _check_rates(path: Path, rates: Mapping[str, int]) -> None:
+    """Refuse sample rates too low to hold music (a file header can say 100 Hz)."""
+    low = {name: rate for name, rate in rates.items() if rate < MIN_SAMPLE_RATE}
+    if low:
+        listing = ", ".join(f"{name} {rate} Hz" for name, rate in low.items())
+        raise CliError(
+            f"{path}: sample rate below {MIN_SAMPLE_RATE} Hz ({listing}), too low to measure "
+            "music; re-export at the session's rate (e.g. 44100 Hz or 48000 Hz)"
+        )
 
 
 def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool) -> None:
@@ -203,10 +224,13 @@ def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool
         for stem, group in song.streams.items():
             bar.set_postfix_str(stem)
             meter = LevelMeter(song.sample_rate, song.width)
+            digest = hashlib.blake2b(digest_size=16)
             for block in stem_blocks(group, song.sample_rate, song.width, tallies):
                 meter.add(block)
+                digest.update(block.tobytes())
                 bar.update(len(block) / song.sample_rate)
             meters[stem] = meter.result()
+            song.digests[stem] = digest.digest()
     label_of = {s.label: u for u, s in units.items()}
     for label, tally in tallies.items():
         if tally.non_finite:
@@ -217,6 +241,17 @@ def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool
         if not tally.samples:
             raise AudioError(
                 f"{source}: '{label}' holds no audio; the file is truncated or corrupt"
+            )
+        if tally.peak > FAR_OVER_FULL_SCALE:
+            raise AudioError(
+                f"{source}: '{label}' peaks at {20 * math.log10(tally.peak):+.0f} dBFS, "
+                f"{tally.peak:.0e} times full scale (a float file's full scale is 1.0): its "
+                "samples are not audio at a usable level; re-export it"
+            )
+        if tally.peak > OVER_FULL_SCALE:
+            warn(
+                f"{source}: '{label}' peaks at {20 * math.log10(tally.peak):+.1f} dBFS, above "
+                "full scale: it would clip once exported to a fixed-point file; measured as it is"
             )
     lengths = {label_of[label]: t.samples for label, t in tallies.items()}
     shortest, length_notes = trimmed_length(lengths, song.sample_rate, source, math.inf)
@@ -233,22 +268,46 @@ def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool
     song.levels = {stem: levels.trimmed(shortest) for stem, levels in meters.items()}
 
 
-def _audio_files(folder: Path, warn: Callable[[str], None]) -> tuple[list[Path], list[str]]:
-    """The audio files of a song folder, and the whole mixes in it (not stems, not used).
+def _audio_files(
+    folder: Path, warn: Callable[[str], None], chosen: set[str] = frozenset()
+) -> tuple[list[Path], list[str]]:
+    """The audio files of a song folder, and the whole mixes in it (not stems, not used
+    unless ``chosen``, the lower-case names given to ``--stem``, names them).
 
-    Files that are not audio are named in a warning."""
+    Files that are not audio and links to nothing are named in a warning."""
     files: list[Path] = []
     unsupported: list[str] = []
     mixes: list[str] = []
-    for entry in sorted(folder.iterdir()):
+    dangling: list[str] = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise CliError(
+            f"{folder}: cannot list the folder ({exc.strerror}); check its permissions"
+        ) from None
+    for entry in entries:
+        if entry.is_symlink() and not entry.exists():
+            with contextlib.suppress(OSError):
+                dangling.append(f"{entry.name} -> {os.readlink(entry)}")
+            continue
         if entry.name.startswith(".") or not entry.is_file():
             continue
         if entry.suffix.lower() not in AUDIO_EXTENSIONS:
             unsupported.append(entry.name)
-        elif is_mix_name(entry.stem):
+        elif is_mix_name(entry.stem) and entry.name.lower() not in chosen:
             mixes.append(entry.name)
         else:
             files.append(entry)
+    if dangling:
+        what = (
+            "a link to a file that does not exist"
+            if len(dangling) == 1
+            else "links to files that do not exist"
+        )
+        warn(
+            f"{folder}: skipped {', '.join(dangling)}: {what}; restore what it points to, "
+            "or put the audio file itself in the folder"
+        )
     if unsupported:
         warn(
             f"{folder}: ignored files that are not audio stems ({', '.join(unsupported)}); "

@@ -12,7 +12,10 @@ resampled to the song's rate and widened from mono to stereo where the others ar
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,21 +80,49 @@ class AudioSource:
             yield from _av_chunks(self)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Keep what C decoders print straight to file descriptor 2 (libmpg123's "Cannot read
+    next header", FFmpeg's notes) off the terminal: the command's own message says it."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 at all: nothing to keep quiet
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def probe_file(path: Path) -> AudioSource:
     """Rate, channels and duration of an audio file (soundfile, else PyAV's first stream)."""
     if not path.is_file():
         raise AudioError(f"{path}: file not found")
-    try:
-        info = soundfile.info(str(path))
-        return AudioSource(path, path.name, int(info.samplerate), int(info.channels), info.duration)
-    except (soundfile.LibsndfileError, RuntimeError) as sf_exc:
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: cannot be read (permission denied); make it readable")
+    with native_stderr_silenced():
+        try:
+            info = soundfile.info(str(path))
+            if info.frames > 0 or path.suffix.lower() not in (".mp3", ".m4a"):
+                return AudioSource(
+                    path, path.name, int(info.samplerate), int(info.channels), info.duration
+                )
+        except (soundfile.LibsndfileError, RuntimeError):
+            pass
         try:
             (source,) = probe_streams(path, {path.name: 0}, lambda name, index: path.name)
             return source
-        except AudioError:
+        except AudioError as exc:
+            kind = path.suffix.lstrip(".").upper() or "audio"
             raise AudioError(
-                f"{path}: unsupported or corrupt audio file ({sf_exc}); use wav, flac, ogg or mp3"
-            ) from sf_exc
+                f"{path}: not a readable {kind} file (unsupported or corrupt audio); "
+                "re-export it, or move it out of the song folder"
+            ) from exc
 
 
 def probe_streams(
@@ -206,10 +237,12 @@ def at_rate(chunks: Iterable[np.ndarray], source_rate: int, rate: int, channels:
 
 @dataclass
 class SourceTally:
-    """What a pass learnt of one source: its decoded length and its non-finite samples."""
+    """What a pass learnt of one source: its decoded length, its non-finite samples and its
+    peak (largest absolute finite sample; 1.0 is full scale)."""
 
     samples: int = 0
     non_finite: int = 0
+    peak: float = 0.0
 
 
 def stem_blocks(
@@ -249,6 +282,8 @@ def stem_blocks(
             if bad.any():
                 tally.non_finite += int(bad.sum())
                 block = np.where(bad, np.float32(0.0), block)
+            if len(block):
+                tally.peak = max(tally.peak, float(np.abs(block).max()))
             if block.shape[1] == 1 and width == 2:
                 block = np.repeat(block, 2, axis=1)
             blocks.append(block)

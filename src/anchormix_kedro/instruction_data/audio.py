@@ -187,9 +187,13 @@ def stem_width(channels: dict[str, int], source: str) -> tuple[int, list[str]]:
 
     The stems' usual width is the most common one (stereo wins a tie): a stem of another
     width is the one blamed, except a mono stem among stereo ones, which is duplicated.
+    When widths differ, a stem wider than stereo is always the one blamed: a mono stem
+    beside a 6-channel one is not at fault.
     """
     counts = Counter(channels.values())
     usual = max(counts, key=lambda width: (counts[width], width == 2, width))
+    if usual > 2 and len(counts) > 1 and min(counts) <= 2:
+        usual = max(width for width in counts if width <= 2)
     if usual == 1 and 2 in counts:
         usual = 2  # mono stems among stereo ones are duplicated, never the other way
     notes = []
