@@ -39,7 +39,7 @@ def load_model_advisor(model: str, tracking_uri: str | None, decoding: str = "me
         if not path.exists():
             raise CliError(
                 f"{model}: no such adapter directory; give a local adapter directory or an "
-                "MLflow URI (runs:/<run id>/<path>, models:/<name>/<version>)"
+                "MLflow URI (runs:/<run id>/<variant>, models:/<name>/<version>, models:/<name>@<alias>)"
             )
     try:
         from anchormix_kedro.model.verdict_decoding import DecodingSettings
@@ -68,16 +68,17 @@ def tracking_store(model: str, tracking_uri: str | None, folder: Path | None = N
 
 
 def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
-    """The package behind an MLflow URI, downloaded: ``models:/<name>/<version>`` (the
-    registry is the tracking server's), ``runs:/<run id>/<variant>`` (the model logged in
-    a training run) or an artifact URI."""
+    """The package behind an MLflow URI, downloaded: ``models:/<name>/<version>`` or
+    ``models:/<name>@<alias>`` (the registry is the tracking store's), ``runs:/<run id>/<variant>``
+    (the model logged in a training run) or an artifact URI."""
     import mlflow
     import mlflow.artifacts
 
     from anchormix_kedro.model.mlflow_model import package_in
 
-    if model.startswith("models:/") and tracking_uri:
-        # MLflow resolves a registered model in its global registry, whatever it is passed.
+    if tracking_uri:
+        # MLflow resolves runs:/ (a logged model's name) and models:/ URIs through its global
+        # store, whatever it is passed; left unset, it would also create ./mlflow.db here.
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
     try:

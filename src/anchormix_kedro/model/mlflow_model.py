@@ -180,7 +180,8 @@ def log_package(package: str | Path, run_id: str, name: str) -> str:
 def register_package(package: str | Path, name: str, registry: dict) -> dict:
     """Register the package's logged model ``name`` (in the run its manifest names) as a
     new version of ``registry["model_name"]`` (``{variant}`` is replaced by ``name``) when
-    ``registry["register"]`` is true. Returns what was done, for the catalog to record."""
+    ``registry["register"]`` is true, and give it the alias ``registry["alias"]`` when no
+    version holds that alias yet. Returns what was done, for the catalog to record."""
     model_name = str(registry.get("model_name") or "anchormix-{variant}").format(variant=name)
     if not registry.get("register", False):
         return {"registered": False, "reason": "registry.register is false"}
@@ -189,15 +190,13 @@ def register_package(package: str | Path, name: str, registry: dict) -> dict:
     run_id = read_manifest(package).get("mlflow_run_id")
     found = logged_models(run_id, name) if run_id and mlflow.active_run() else []
     if not found:
-        raise ValueError(
-            f"{package}: no MLflow model {name!r} was logged for this package (run "
-            f"{run_id}); registering needs MLflow tracking (conf/base/mlflow.yml), or set "
-            "registry.register to false"
-        )
+        # Nothing to register without tracking (e.g. a node called outside `kedro run`).
+        reason = f"no MLflow model {name!r} was logged for this package (run {run_id})"
+        logger.warning("Not registering %s: %s", package, reason)
+        return {"registered": False, "reason": reason}
     version = mlflow.register_model(f"models:/{found[0].model_id}", model_name)
     uri = f"models:/{version.name}/{version.version}"
-    logger.info("Registered %s as %s", name, uri)
-    return {
+    record = {
         "registered": True,
         "name": version.name,
         "version": str(version.version),
@@ -205,6 +204,26 @@ def register_package(package: str | Path, name: str, registry: dict) -> dict:
         "model_id": found[0].model_id,
         "run_id": run_id,
     }
+    alias = registry.get("alias")
+    if alias:
+        client = mlflow.MlflowClient()
+        holder = client.get_registered_model(version.name).aliases.get(alias)
+        if holder is None:
+            client.set_registered_model_alias(version.name, alias, version.version)
+            holder = str(version.version)
+        record["alias"] = {
+            "name": alias,
+            "version": str(holder),
+            "uri": f"models:/{version.name}@{alias}",
+        }
+    logger.info(
+        "Registered %s as %s (alias %s: version %s)",
+        name,
+        uri,
+        alias,
+        record.get("alias", {}).get("version"),
+    )
+    return record
 
 
 def package_in(folder: str | Path) -> Path:
