@@ -125,6 +125,17 @@ def test_control_characters_in_file_names_are_escaped_on_the_terminal(capsys, tm
     assert "\x1b" not in error and "vocals\\x1b[2J.wav" in error
 
 
+def test_a_file_name_that_is_not_utf8_is_read_and_shown_escaped(capsys, tmp_path):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    name = os.fsdecode(b"vocals \xff.wav")
+    soundfile.write(os.fsencode(folder / name), noise(seed=5), RATE)
+    code, out, err = run_advise(capsys, str(folder))
+    assert code == 0, err
+    assert "vocals <- vocals \\xff.wav" in out
+    result, _ = advice(capsys, str(folder))
+    assert result["stem_files"]["vocals"] == [name]  # JSON's \udcff gives the name back
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -280,3 +291,45 @@ def test_a_stem_mp4_missing_streams_is_one_line(capsys, tmp_path):
     cut = tmp_path / "Cut.stem.mp4"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     assert "Cut.stem.mp4" in one_error(capsys, str(cut))
+
+
+def test_a_closed_pipe_is_one_line(capsys, tmp_path, monkeypatch):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+
+    class ClosedPipe:
+        encoding = "utf-8"
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            raise ValueError("no descriptor")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["advise", str(folder)]) == 2
+    assert capsys.readouterr().err == (
+        "anchormix: error: the standard output was closed before the report was written\n"
+    )
+
+
+def test_ctrl_c_while_decoding_is_one_line(capsys, tmp_path, monkeypatch):
+    from anchormix_kedro.advise import songs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(songs, "stem_blocks", interrupted)
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    assert cli.main(["advise", str(folder)]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and err == "anchormix: interrupted\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+def test_an_unreadable_file_says_so(capsys, tmp_path):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    (folder / "bass.wav").chmod(0)
+    assert "bass.wav: cannot be read (permission denied)" in one_error(capsys, str(folder))

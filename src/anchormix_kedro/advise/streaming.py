@@ -64,7 +64,7 @@ class AudioSource:
     def read(self, begin: int, end: int) -> np.ndarray:
         """Samples ``[begin, end)`` at the source's own rate, read without decoding the rest."""
         try:
-            with soundfile.SoundFile(str(self.path)) as handle:
+            with soundfile.SoundFile(os.fsencode(self.path)) as handle:
                 handle.seek(begin)
                 return handle.read(end - begin, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError) as exc:
@@ -107,7 +107,7 @@ def probe_file(path: Path) -> AudioSource:
         raise AudioError(f"{path}: cannot be read (permission denied); make it readable")
     with native_stderr_silenced():
         try:
-            info = soundfile.info(str(path))
+            info = soundfile.info(os.fsencode(path))
             if info.frames > 0 or path.suffix.lower() not in (".mp3", ".m4a"):
                 return AudioSource(
                     path, path.name, int(info.samplerate), int(info.channels), info.duration
@@ -158,7 +158,7 @@ def probe_streams(
 def _soundfile_chunks(source: AudioSource) -> Iterator[np.ndarray]:
     blocksize = max(1, int(round(FRAME_S * source.sample_rate))) * BLOCK_FRAMES
     try:
-        with soundfile.SoundFile(str(source.path)) as handle:
+        with soundfile.SoundFile(os.fsencode(source.path)) as handle:
             while True:
                 block = handle.read(blocksize, dtype="float32", always_2d=True)
                 if not len(block):
