@@ -233,7 +233,7 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     catalog = run(project, "__default__", TINY_TRAINING)
     advice = catalog.load("advice_by_system")
     assert set(advice["system"]) == {
-        "advisor", "no_anchor", "single_clip", "generic_base", "dsp_baseline"
+        "advisor", "no_anchor", "single_clip", "generic_base", "text_only", "dsp_baseline"
     }  # fmt: skip
     test_ids = set(catalog.load("test_examples")["example_id"])
     assert all(set(group["example_id"]) == test_ids for _, group in advice.groupby("system"))
@@ -248,8 +248,15 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     assert 0.0 <= report["metrics"]["direction_accuracy"] <= 1.0
     package = Path(catalog.load("advisor.model_package"))
     assert json.loads((package / "anchormix.json").read_text())["formulation"] == "anchor_target"
-    no_anchor = Path(catalog.load("no_anchor.model_package"))
-    assert json.loads((no_anchor / "anchormix.json").read_text())["formulation"] == "target_only"
+    no_anchor = json.loads(
+        (Path(catalog.load("no_anchor.model_package")) / "anchormix.json").read_text()
+    )
+    assert no_anchor["formulation"] == "target_only"
+    # Without an anchor nothing levels the target: it plays as the session delivers it.
+    assert no_anchor["front_end"]["anchor_level_db"] is None
+    assert (
+        json.loads((package / "anchormix.json").read_text())["front_end"]["anchor_level_db"] == -15
+    )
 
     # One parent run for the `kedro run`, one nested run per variant (Compare overlays them).
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")

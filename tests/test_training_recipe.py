@@ -101,10 +101,10 @@ def test_bad_gain_staging_is_named(staging, message):
 def test_balanced_examples_are_repeated_as_configured():
     rows = examples()
     train = rows[rows["split"] == "train"].assign(messages=lambda f: f["example_id"])
-    repeated = repeated_by_label(train, "messages", {"balanced": 3})
+    repeated = repeated_by_label(train, train["messages"], {"balanced": 3})
     balanced = set(train.loc[train["label"] == "balanced", "example_id"])
     assert len(repeated) == len(train) + 2 * len(balanced)
     assert all(repeated.count(m) == (3 if m in balanced else 1) for m in train["messages"])
-    assert repeated_by_label(train, "messages", {}) == train["messages"].tolist()
+    assert repeated_by_label(train, train["messages"], {}) == train["messages"].tolist()
     with pytest.raises(ValueError, match=r"label_repeats.balanced must be a whole number"):
         TrainingSettings.from_params({"label_repeats": {"balanced": 0}})

@@ -69,9 +69,11 @@ LIKERT_LABELS: dict[int, str] = {
 # --------------------------------------------------------------------------- systems
 
 # Trained variants are named in conf/base/parameters/systems.yml (e.g. `advisor`,
-# `no_anchor`); these baselines are systems the code runs without training of their own.
-GENERIC_BASE, DSP_BASELINE = "generic_base", "dsp_baseline"
-BASELINES: tuple[str, ...] = (GENERIC_BASE, DSP_BASELINE)
+# `no_anchor`); these baselines are systems the code runs without training of their own:
+# the variants' base without an adapter, the first variant's package hearing silence (the
+# floor the prompt's words alone reach), and the loudness rule.
+GENERIC_BASE, TEXT_ONLY, DSP_BASELINE = "generic_base", "text_only", "dsp_baseline"
+BASELINES: tuple[str, ...] = (GENERIC_BASE, TEXT_ONLY, DSP_BASELINE)
 
 
 def system_order(systems: Mapping) -> list[str]:
@@ -88,8 +90,11 @@ def system_order(systems: Mapping) -> list[str]:
     clashes = sorted(set(variants) & set(BASELINES))
     if clashes:
         raise ValueError(f"systems.variants: {clashes} is a baseline's name; rename the variant")
-    if not variants and GENERIC_BASE in baselines:
-        raise ValueError("systems.baselines: generic_base needs at least one variant's base model")
+    for needs_package in (GENERIC_BASE, TEXT_ONLY):
+        if not variants and needs_package in baselines:
+            raise ValueError(
+                f"systems.baselines: {needs_package} needs at least one variant's package"
+            )
     return variants + baselines
 
 

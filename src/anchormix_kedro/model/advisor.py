@@ -16,7 +16,8 @@ from anchormix_kedro.advice_language.wording import (
     formulation_clips,
     instruction_text,
 )
-from anchormix_kedro.instruction_data.audio import resample, to_mono
+from anchormix_kedro.instruction_data.audio import integrated_loudness, resample, to_mono
+from anchormix_kedro.instruction_data.prompts import PromptSettings, meter_sentence
 from anchormix_kedro.model.data import FeatureStore
 from anchormix_kedro.model.features import log_mel_record
 from anchormix_kedro.model.front_end import FrontEnd
@@ -36,6 +37,8 @@ class PackageAdvisor:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_new_tokens: int = 64
     decoding: DecodingSettings = field(default_factory=DecodingSettings)
+    #: How the package's variant was asked (no genre, the meter's readings, ...).
+    prompt: PromptSettings = field(default_factory=PromptSettings)
     extractor: WhisperFeatureExtractor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,7 +68,14 @@ class PackageAdvisor:
         record = log_mel_record(clips, self.extractor)
         store = FeatureStore({"input": record})
         uris = formulation_clips(self.formulation, "input", anchor, target)
+        if self.prompt.genre is False:
+            genre = None
         instruction = instruction_text(self.formulation, anchor, target, random.Random(0), genre)
+        if self.prompt.meter:  # a tool-assisted package reads the clips as they are given
+            levels = [
+                integrated_loudness(to_mono(a), sample_rate) for a in (anchor_audio, target_audio)
+            ]
+            instruction += " " + meter_sentence(self.formulation, anchor, target, *levels)
         messages = conversation(self.system_prompt, uris, instruction, "")
         ((text, latency),) = decode_advice(
             self.model,
@@ -98,4 +108,5 @@ def load_advisor(path: str | Path, decoding: DecodingSettings | None = None) -> 
         front_end=package_front_end(manifest),
         system_prompt=manifest.get("system_prompt") or DEFAULT_SYSTEM_PROMPT,
         decoding=decoding or DecodingSettings(),
+        prompt=PromptSettings.from_params(manifest.get("prompt")),
     )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anchormix_kedro.advice_language.wording import ClipPart, audio_items, clip_parts
+from anchormix_kedro.advice_language.wording import ClipPart, audio_items, audio_uri, clip_parts
 from anchormix_kedro.model.features import (
     audio_token_count,
     concatenate_raw,
@@ -23,6 +23,8 @@ GAP_FRAMES = 50  # 0.5 s of silence between the anchor and the target in a singl
 # An anchor below this mel-power level is silence: levelling it would amplify nothing but
 # the floor, so such a conversation plays as recorded.
 SILENT_ANCHOR_DB = -90.0
+#: A gain that turns any clip into digital silence: every frame lands on Whisper's floor.
+SILENCE_GAIN_DB = -200.0
 
 
 class FeatureStore:
@@ -93,9 +95,28 @@ def anchor_levelling_db(
     first = clip_parts(uris[0])[0]
     raw, valid = store.part(first)
     level = anchor_level.of_clip(raw, min(valid, n_frames))
-    if level < SILENT_ANCHOR_DB:
+    # A silent anchor, or one played silent (the text-only floor), stays silent: levelling
+    # it would apply the gain that silence lacks.
+    if level < SILENT_ANCHOR_DB or level + first.gain_db < SILENT_ANCHOR_DB:
         return 0.0
     return float(anchor_level.db) - (level + first.gain_db)
+
+
+def silenced(messages: Sequence[dict]) -> list[dict]:
+    """A copy of a conversation whose every clip plays as silence (the same clips, the
+    same lengths and prompt): what a model answers from the words alone."""
+    copied = json.loads(json.dumps(list(messages)))
+    for item in audio_items(copied):
+        parts = clip_parts(item["audio_url"])
+        last = parts[-1]
+        item["audio_url"] = audio_uri(
+            last.excerpt_id,
+            [part.stem for part in parts],
+            SILENCE_GAIN_DB,
+            SILENCE_GAIN_DB if len(parts) > 1 else 0.0,
+            parts[0].excerpt_id if len(parts) > 1 else None,
+        )
+    return copied
 
 
 def clip_features(

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from anchormix_kedro.instruction_data.prompts import PromptSettings
 from anchormix_kedro.model.factory import TINY, ModelSettings
 from anchormix_kedro.model.front_end import AnchorLevel, FrontEnd
 from anchormix_kedro.model.pretraining import ANCHOR_TARGET
 from anchormix_kedro.model.timbre import TimbreAugmentation
-from anchormix_kedro.vocabulary import messages_column
+from anchormix_kedro.vocabulary import STEM_NAMES, TARGET_ONLY, messages_column
 
 __all__ = [
     "DirectionCheck",
@@ -33,7 +34,9 @@ __all__ = [
     "TrainingSettings",
     "TrainingSpec",
     "fingerprint",
+    "listening_front_end",
     "resolve_spec",
+    "variant_anchor",
     "variant_spec",
 ]
 
@@ -56,6 +59,12 @@ class TrainingSettings:
     """The ``training`` parameters block (a variant's block laid over it)."""
 
     formulation: str = "anchor_target"
+    #: The stem the variant's examples are anchored on (the instruction dataset holds every
+    #: anchor of ``pairs.anchors``); ``None``: every example, whatever its anchor.
+    anchor: str | None = None
+    #: How the variant is asked (:class:`~anchormix_kedro.instruction_data.prompts.PromptSettings`:
+    #: ``genre``, ``instructions``, ``meter``); empty: as the instruction dataset asks.
+    prompt: dict = field(default_factory=dict)
     seed: int = 42
     max_train_examples: int | None = None
     max_eval_examples: int | None = 64
@@ -80,7 +89,18 @@ class TrainingSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingSettings:
+        unknown = sorted(set(params) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown training settings {unknown}: a variant's block (systems.yml) "
+                "overrides keys of the `training` parameters (fine_tuning.yml)"
+            )
         settings = cls(**params)
+        if settings.anchor is not None and settings.anchor not in STEM_NAMES:
+            raise ValueError(
+                f"training.anchor {settings.anchor!r} is not a stem; expected one of "
+                f"{', '.join(STEM_NAMES)}"
+            )
         for label, times in (settings.label_repeats or {}).items():
             if not isinstance(times, int) or times < 1:
                 raise ValueError(
@@ -150,8 +170,16 @@ class TrainingSpec:
     formulation: str
     #: The instruction dataset's column of the formulation's conversations.
     messages_column: str
+    #: The anchor of the variant's examples (``None``: every example).
+    anchor: str | None
+    #: How the variant is asked: its conversations are rewritten as this says.
+    prompt: PromptSettings
     model: ModelSettings
+    #: The base's front end (the tiny base's stand-in hears its conversations through it).
     front_end: FrontEnd
+    #: What the variant's own conversations play through, in training and from its package
+    #: (:func:`listening_front_end`).
+    listening: FrontEnd
     seed: int
     #: One fine-tuning of the one base per seed (the first: ``seed``).
     member_seeds: tuple[int, ...]
@@ -177,7 +205,13 @@ class TrainingSpec:
 
     @property
     def anchor_level(self) -> AnchorLevel | None:
+        """The base's levelling (the stand-in's conversations)."""
         return self.front_end.anchor_level
+
+    @property
+    def listening_level(self) -> AnchorLevel | None:
+        """The levelling of the variant's conversations (``None``: as the session plays them)."""
+        return self.listening.anchor_level
 
     def work_dir(self, data_id: str) -> Path:
         """Where a run keeps its checkpoints: named by its settings and data, so that
@@ -193,6 +227,17 @@ class TrainingSpec:
         pretrain = self.pretrain
         base_id = fingerprint(asdict(self.model), pretrain.identity, pretrain.seed, data_id)
         return Path(self.work_root) / f"tiny-base-{base_id}"
+
+
+def listening_front_end(front_end: FrontEnd, formulation: str) -> FrontEnd:
+    """The front end a formulation's conversations play through. Without an anchor there is
+    nothing to level by: the target-only formulation hears the target as the session
+    delivers it, so it can judge by absolute level when the session is as mixed and cannot
+    when the session plays at another level (levelling the target by its own loudness
+    would leave it nothing to hear)."""
+    if formulation == TARGET_ONLY:
+        return replace(front_end, anchor_level_db=None)
+    return front_end
 
 
 def resolve_pretrain(training: TrainingSettings) -> PretrainSpec:
@@ -217,8 +262,13 @@ def resolve_spec(
         variant=variant or training.formulation,
         formulation=training.formulation,
         messages_column=messages_column(training.formulation),
+        anchor=training.anchor,
+        prompt=PromptSettings.from_params(
+            training.prompt, f"systems.variants.{variant}.prompt" if variant else "training.prompt"
+        ),
         model=settings,
         front_end=settings.front_end_settings,
+        listening=listening_front_end(settings.front_end_settings, training.formulation),
         seed=training.seed,
         member_seeds=training.member_seeds,
         max_train_examples=training.max_train_examples,
@@ -242,6 +292,11 @@ def resolve_spec(
         pretrain=resolve_pretrain(training) if settings.source == TINY else None,
         parameters=asdict(training),
     )
+
+
+def variant_anchor(training: dict, variant: dict) -> str | None:
+    """The anchor of a variant's examples (``None``: every example)."""
+    return TrainingSettings.from_params({**training, **variant}).anchor
 
 
 def variant_spec(model: dict, training: dict, variant: dict, name: str) -> TrainingSpec:

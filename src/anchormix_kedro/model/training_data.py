@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from anchormix_kedro.instruction_data.card import CORPORA, corpus_source
+from anchormix_kedro.instruction_data.prompts import stem_loudness, variant_conversations
 from anchormix_kedro.model.data import EqualisationLoudness, FeatureStore
 from anchormix_kedro.model.pretraining import conversation_texts, listening_conversations
 from anchormix_kedro.model.spec import TrainingSpec
@@ -34,6 +35,8 @@ __all__ = [
     "repeated_by_label",
     "sample_rows",
     "training_data_description",
+    "variant_messages",
+    "variant_rows",
 ]
 
 
@@ -67,13 +70,38 @@ def sample_rows(rows: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
     return random.Random(seed).sample(rows, limit)
 
 
-def repeated_by_label(rows: pd.DataFrame, column: str, repeats: dict | None) -> list:
-    """The conversations of ``column``, each repeated as its label says (default once)."""
+def variant_rows(dataset: pd.DataFrame, spec: TrainingSpec) -> pd.DataFrame:
+    """The examples of the variant's anchor (every example when it names none): the one
+    dataset holds every anchor of ``pairs.anchors``."""
+    if spec.anchor is None:
+        return dataset
+    rows = dataset[dataset["anchor"] == spec.anchor]
+    if rows.empty and not dataset.empty:
+        present = ", ".join(sorted(dataset["anchor"].astype(str).unique()))
+        raise ValueError(
+            f"variant {spec.variant!r} is anchored on {spec.anchor}, but the instruction "
+            f"dataset's anchors are {present}: add {spec.anchor} to pairs.anchors "
+            "(conf/base/parameters/ingestion.yml)"
+        )
+    return rows
+
+
+def variant_messages(
+    rows: pd.DataFrame, spec: TrainingSpec, levels: dict | None = None
+) -> list[str]:
+    """The rows' conversations in the variant's formulation, asked as its prompt says."""
+    return variant_conversations(rows, spec.formulation, spec.prompt, levels)
+
+
+def repeated_by_label(
+    rows: pd.DataFrame, conversations: Sequence[str], repeats: dict | None
+) -> list:
+    """The ``conversations`` of ``rows``, each repeated as its label says (default once)."""
     times = rows["label"].map(lambda label: int((repeats or {}).get(label, 1)))
     unknown = sorted(set(repeats or {}) - set(rows["label"]))
     if unknown:
         logger.warning("training.label_repeats names labels without examples: %s", unknown)
-    return [m for m, k in zip(rows[column], times, strict=True) for _ in range(k)]
+    return [m for m, k in zip(conversations, times, strict=True) for _ in range(k)]
 
 
 def training_data_description(
@@ -102,20 +130,25 @@ def fine_tune_data(
     """The variant's conversations, plus the tiny base's tokenizer texts and pre-training.
     ``tracks`` (the ingestion's table) tells where the songs came from."""
     seed = spec.seed
-    column = spec.messages_column
     by_split = {split: dataset[dataset["split"] == split] for split in ("train", "valid")}
     if by_split["train"].empty:
         raise ValueError(
             "the instruction dataset has no training examples; check the ingestion summary"
         )
+    # The variant learns from its anchor's examples, asked its way; the tiny base's
+    # stand-in below hears every example, so every variant shares one base.
+    levels = stem_loudness(dataset)
+    own = {split: variant_rows(rows, spec) for split, rows in by_split.items()}
     train = sample_rows(
-        repeated_by_label(by_split["train"], column, spec.label_repeats),
+        repeated_by_label(
+            own["train"], variant_messages(own["train"], spec, levels), spec.label_repeats
+        ),
         spec.max_train_examples,
         seed,
     )
     loudness_change = EqualisationLoudness(store, spec.front_end.sampling_rate)
     train = coloured_conversations(train, spec.finetune_timbre, loudness_change, seed)
-    valid = sample_rows(by_split["valid"][column].tolist(), spec.max_eval_examples, seed)
+    valid = sample_rows(variant_messages(own["valid"], spec, levels), spec.max_eval_examples, seed)
     system_prompt = json.loads(train[0])[0]["content"]
     logger.info(
         "Fine-tuning on %d training and %d validation conversations (%s)",

@@ -85,7 +85,7 @@ def train_member(
         "LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total
     )
     # Datasets.
-    level = spec.anchor_level
+    level = spec.listening_level
     train = ConversationDataset(data.train, processor, data.store, anchor_level=level)
     evaluation = (
         ConversationDataset(data.valid, processor, data.store, anchor_level=level)
@@ -166,7 +166,9 @@ def run_fine_tuning(spec: TrainingSpec, data: FineTuneData, out_dir: Path) -> di
         model_settings=asdict(spec.model),
         formulation=spec.formulation,
         system_prompt=data.system_prompt,
-        front_end=spec.front_end,
+        front_end=spec.listening,
+        anchor=spec.anchor,
+        prompt=spec.prompt.as_dict(),
         advice_conventions=spec.advice_conventions,
         data_id=data.data_id,
         training_data=data.description,

@@ -1,7 +1,8 @@
 """Inference: advice for the test examples from every declared system, as one table.
 
-One template reused with ``namespace=`` per trained variant, plus the baselines: the
-variants' base model without an adapter (``generic_base``) and the loudness rule
+One template reused with ``namespace=`` per trained variant, plus the baselines, each in
+its own namespace: the variants' base model without an adapter (``generic_base``), the
+first variant's package hearing silence (``text_only``) and the loudness rule
 (``dsp_baseline``).
 """
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
-from anchormix_kedro.vocabulary import DSP_BASELINE, GENERIC_BASE
+from anchormix_kedro.vocabulary import DSP_BASELINE, GENERIC_BASE, TEXT_ONLY
 
 from .nodes import (
     combine_advice,
@@ -18,9 +19,10 @@ from .nodes import (
     package_advice,
     play_conditions,
     select_test_examples,
+    text_only_advice,
 )
 
-SHARED = {"condition_examples", "log_mel_features"}
+SHARED = {"condition_examples", "log_mel_features", "loudness"}
 
 
 def advice_of(system: str) -> str:
@@ -33,7 +35,13 @@ def variant_template() -> Pipeline:
         [
             Node(
                 package_advice,
-                ["model_package", "condition_examples", "log_mel_features", "params:inference"],
+                [
+                    "model_package",
+                    "condition_examples",
+                    "log_mel_features",
+                    "loudness",
+                    "params:inference",
+                ],
                 "advice",
                 name="generate_advice",
             )
@@ -42,6 +50,9 @@ def variant_template() -> Pipeline:
 
 
 def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> list[Pipeline]:
+    """Each baseline in its own namespace. The ones that need a model use the first
+    variant's package (the method's): every variant shares its base."""
+    package = {"model_package": f"{variants[0]}.model_package"} if variants else {}
     built = {
         GENERIC_BASE: lambda: pipeline(
             [
@@ -52,18 +63,47 @@ def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> lis
                     name="generate_base_model_advice",
                 )
             ],
-            # Every variant shares one base: the first variant's package carries it, so the
-            # node sits in that variant's namespace.
-            namespace=variants[0],
-            inputs={s: s for s in SHARED},
+            namespace=GENERIC_BASE,
+            inputs={
+                **package,
+                "condition_examples": "condition_examples",
+                "log_mel_features": "log_mel_features",
+            },
             outputs={"advice": advice_of(GENERIC_BASE)},
+            parameters={"params:inference": "params:inference"},
+        ),
+        TEXT_ONLY: lambda: pipeline(
+            [
+                Node(
+                    text_only_advice,
+                    [
+                        "model_package",
+                        "condition_examples",
+                        "log_mel_features",
+                        "loudness",
+                        "params:inference",
+                    ],
+                    "advice",
+                    name="generate_silent_clip_advice",
+                )
+            ],
+            namespace=TEXT_ONLY,
+            inputs={**package, **{s: s for s in SHARED}},
+            outputs={"advice": advice_of(TEXT_ONLY)},
             parameters={"params:inference": "params:inference"},
         ),
         DSP_BASELINE: lambda: pipeline(
             [
                 Node(
                     dsp_baseline_advice,
-                    ["condition_examples", "excerpts", "genre_conventions", "params:inference"],
+                    [
+                        "condition_examples",
+                        "excerpts",
+                        "genre_conventions",
+                        "params:inference",
+                        "params:training",
+                        "params:method",
+                    ],
                     "advice",
                     name="measure_and_word_advice",
                 )
@@ -71,7 +111,14 @@ def baseline_pipelines(baselines: Sequence[str], variants: Sequence[str]) -> lis
             namespace=DSP_BASELINE,
             inputs={"condition_examples", "excerpts", "genre_conventions"},
             outputs={"advice": advice_of(DSP_BASELINE)},
-            parameters={"params:inference": "params:inference"},
+            # The rule advises on the examples of the method's anchor, as the model baselines do.
+            parameters={
+                "params:inference": "params:inference",
+                "params:training": "params:training",
+                "params:method": f"params:systems.variants.{variants[0]}"
+                if variants
+                else "params:training",
+            },
         ),
     }
     return [built[name]() for name in baselines]
