@@ -31,8 +31,9 @@ test: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest $(ARGS)
 
+# Any option of `kedro viz run`, e.g. make viz ARGS="--port 4142 --pipeline inference".
 viz: $(BIN)/.installed
-	$(BIN)/kedro viz run --host 127.0.0.1
+	$(BIN)/kedro viz run --host 127.0.0.1 $(ARGS)
 
 # kedro-mlflow starts `mlflow` from PATH: the environment's bin goes first, so this works
 # in a fresh shell without activating it.
