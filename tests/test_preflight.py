@@ -185,7 +185,7 @@ def test_a_secret_given_as_a_parameter_stops_the_run_without_being_shown(tmp_pat
         "automated_eval": {"judge": {"api_key": secret, "api_key_env": "OPENAI_API_KEY"}},
     }
     (problem,) = parameter_problems(params)
-    assert "automated_eval.judge.api_key is a secret" in str(problem)
+    assert "automated_eval.judge.api_key holds a secret" in str(problem)
     assert secret not in str(problem) and "credentials.yml" in problem.fix
     assert parameter_problems({"pairs": PAIRS, "judge": {"token": ""}}) == []
     project = cli_project(tmp_path)
@@ -196,7 +196,7 @@ def test_a_secret_given_as_a_parameter_stops_the_run_without_being_shown(tmp_pat
         "--params",
         f"automated_eval.judge.api_key={secret}",
     )
-    assert result.returncode == 2 and "is a secret given as a parameter" in result.stderr
+    assert result.returncode == 2 and "api_key holds a secret" in result.stderr
     written = [
         p for p in project.rglob("*") if p.is_file() and secret in p.read_text(errors="ignore")
     ]
@@ -219,3 +219,97 @@ def test_the_model_must_hear_the_whole_excerpt_and_conditions_are_checked():
     assert "the model hears 30 s" in problem.what
     (problem,) = parameter_problems({**fits, "inference": {"conditions": {"gain_staged": {}}}})
     assert "must include as_mixed" in problem.what and "inference.yml" in problem.fix
+
+
+def test_an_unknown_pipeline_is_one_line_naming_the_known_ones_and_creates_nothing(tmp_path):
+    project = cli_project(tmp_path)
+    for command in ("run", "preflight"):
+        result = kedro(project, command, "--pipeline=nosuch")
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, lines
+        assert "no pipeline 'nosuch'" in lines[0] and "ingestion" in lines[0]
+        assert "__default__" in lines[0]
+    assert not (project / "mlflow.db").exists() and not (project / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ("pairs.anchors=[drums", "--params pairs.anchors=[drums cannot be read"),
+        ("perturbation.offsets.values=5", "perturbation.offsets.values is 5, not a list"),
+        ("ingestion.excerpt.seconds=abc", "ingestion.excerpt.seconds is 'abc', not a number"),
+        ("perturbation.balanced_tolerance_db=true", "balanced_tolerance_db is True, not a number"),
+        ("perturbation.typo_tolerance=3", "did you mean perturbation.balanced_tolerance_db"),
+    ],
+)
+def test_bad_parameters_are_one_line_before_any_work(tmp_path, given, named):
+    project = cli_project(tmp_path)
+    result = kedro(project, "preflight", "--pipeline=data", "--params", given)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("Cannot start: ") and named in lines[0], lines
+
+
+def test_a_bad_parameter_stops_kedro_run_before_the_store_opens(tmp_path):
+    project = cli_project(tmp_path)
+    for given in ("pairs.anchors=[drums", "perturbation.typo_tolerance=3"):
+        result = kedro(project, "run", "--pipeline=data", "--params", given)
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, lines
+    assert not (project / "mlflow.db").exists() and not (project / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "automated_eval.judge.apikey=sk-X",
+        "automated_eval.judge.openai_api_key=sk-Y",
+        "automated_eval.judge.access_token=hf_Z",
+        "automated_eval.judge.base_url=http://alice:s3cr3t@judge.example.org/v1",
+    ],
+)
+def test_secrets_of_any_name_are_refused_by_name_never_shown(tmp_path, given):
+    key, _, value = given.partition("=")
+    project = cli_project(tmp_path)
+    result = kedro(project, "preflight", "--pipeline=automated_eval", "--params", given)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and f"{key} holds a secret" in output, output
+    assert "conf/local/credentials.yml" in output
+    assert value not in output and "s3cr3t" not in output
+
+
+def test_a_password_in_the_tracking_uri_is_never_printed(tmp_path):
+    project = cli_project(tmp_path)
+    port = free_port()
+    result = kedro(
+        project,
+        "preflight",
+        "--env=pace",
+        "--pipeline=data",
+        ANCHORMIX_MLFLOW_URI=f"http://alice:s3cr3t@127.0.0.1:{port}",
+        ANCHORMIX_DATA_ROOT=str(tmp_path / "scratch"),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "does not answer" in output, output
+    assert "s3cr3t" not in output and f"http://alice:***@127.0.0.1:{port}" in output
+
+
+def test_a_missing_local_model_folder_is_one_line(tmp_path):
+    missing = tmp_path / "models" / "Qwen2-Audio-7B-Instruct"
+    (problem,) = model_problems({"source": "pretrained", "name_or_path": str(missing)})
+    assert problem.what == f"model.name_or_path {missing} is not a folder"
+    assert "hub id" in problem.fix
+    project = cli_project(tmp_path)
+    result = kedro(
+        project,
+        "run",
+        "--env=pace",
+        "--pipeline=training",
+        "--params",
+        f"model.name_or_path={missing},model.require_cuda=false",
+        ANCHORMIX_DATA_ROOT=str(tmp_path / "scratch"),
+        ANCHORMIX_MLFLOW_URI=f"sqlite:///{tmp_path}/mlflow.db",
+    )
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert lines[0] == f"Cannot start: model.name_or_path {missing} is not a folder: {problem.fix}"

@@ -10,6 +10,7 @@ traceback goes to the log file of ``conf/logging.yml`` (logs/anchormix.log).
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -19,12 +20,18 @@ from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 
 from anchormix_kedro.config import project_config
+from anchormix_kedro.parameter_schema import ParameterSchema
 from anchormix_kedro.preflight import (
     PreflightError,
+    Problem,
     environment_problems,
     parameter_problems,
+    pipeline_problems,
     raise_for,
 )
+from anchormix_kedro.redaction import install_log_redaction, redact
+
+install_log_redaction()
 
 LOG_FILE = Path("logs") / "anchormix.log"
 fatal = logging.getLogger("anchormix_kedro.fatal")
@@ -36,31 +43,34 @@ def _pipelines(options: dict) -> list[str]:
     return [single] if single else list(named) or ["__default__"]
 
 
+def _registered_pipelines() -> list[str]:
+    from kedro.framework.project import pipelines
+
+    return list(pipelines)
+
+
 def check_run(options: dict) -> None:
     """Raise :class:`PreflightError` with every problem of the run ``options`` describe
     (those of ``kedro run``: env, conf_source, params, pipeline)."""
+    raise_for(pipeline_problems(_pipelines(options), _registered_pipelines()))
     runtime = dict(options.get("params") or {})
-    loader = project_config(
-        options.get("conf_source") or Path.cwd() / settings.CONF_SOURCE,
-        options.get("env"),
-        runtime,
-    )
+    conf_source = options.get("conf_source") or Path.cwd() / settings.CONF_SOURCE
+    loader = project_config(conf_source, options.get("env"), runtime)
     try:
         params = dict(loader["parameters"])
         config_globals = loader["globals"]
         tracking = loader["mlflow"]["server"].get("mlflow_tracking_uri")
+        schema = ParameterSchema.from_conf(conf_source)
     except Exception as exc:  # noqa: BLE001  (any unreadable configuration stops the run)
         raise PreflightError([_problem(exc)]) from None
     params.setdefault("musdb_root", runtime.get("musdb_root", config_globals.get("musdb_root")))
-    problems = parameter_problems(params)
+    problems = parameter_problems(params, schema)
     data_root = config_globals.get("data_root", "data")
     problems += environment_problems(params, _pipelines(options), data_root, tracking)
     raise_for(problems)
 
 
-def _problem(exc: Exception):
-    from anchormix_kedro.preflight import Problem
-
+def _problem(exc: Exception) -> Problem:
     return Problem(f"the configuration cannot be read ({type(exc).__name__}: {exc})", "fix conf/")
 
 
@@ -75,8 +85,49 @@ def root_cause(exc: BaseException) -> str:
 
 def _stop(lines: list[str], code: int) -> None:
     for line in lines:
-        click.secho(line, fg="red", err=True)
+        click.secho(redact(line), fg="red", err=True)
     sys.exit(code)
+
+
+def _read_params(ctx: click.Context, param: click.Parameter, value):
+    """Kedro's reading of ``--params``, with one line naming the item it cannot read (its
+    own answer is a parser's traceback)."""
+    from kedro.framework.cli.utils import split_string
+    from omegaconf import OmegaConf
+
+    try:
+        return KEDRO_READ_PARAMS(ctx, param, value)
+    except click.UsageError:
+        raise
+    except Exception:  # noqa: BLE001  (OmegaConf's grammar errors have no common base)
+        for item in split_string(ctx, param, value):
+            try:
+                OmegaConf.from_dotlist([item])
+            except Exception as exc:  # noqa: BLE001
+                _stop(
+                    [
+                        f"Cannot start: --params {item} cannot be read ({type(exc).__name__}): "
+                        "write key=value, a list of one as key=[a]; --params splits at commas, "
+                        "so give longer lists in conf/local/parameters.yml"
+                    ],
+                    2,
+                )
+        raise
+
+
+def _with_read_params(params: list[click.Parameter]) -> list[click.Parameter]:
+    """Kedro's ``kedro run`` options, ``--params`` read by :func:`_read_params`."""
+    options = []
+    for option in params:
+        if option.name == "params":
+            option = copy.copy(option)
+            option.callback = _read_params
+        options.append(option)
+    return options
+
+
+_PARAMS_OPTION = next(p for p in kedro_run.params if p.name == "params")
+KEDRO_READ_PARAMS = _PARAMS_OPTION.callback
 
 
 @click.group(name="AnchorMix")
@@ -84,7 +135,7 @@ def cli() -> None:
     """AnchorMix's project commands."""
 
 
-@cli.command(name="run", params=kedro_run.params, help=kedro_run.help)
+@cli.command(name="run", params=_with_read_params(kedro_run.params), help=kedro_run.help)
 def run(**options) -> None:
     try:
         check_run(options)
@@ -105,7 +156,7 @@ def run(**options) -> None:
 @click.option(
     "--params",
     default="",
-    callback=kedro_run.params[[p.name for p in kedro_run.params].index("params")].callback,
+    callback=_read_params,
     help="Parameters as for kedro run.",
 )
 def preflight(env: str | None, pipeline: str | None, params: dict) -> None:

@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 from kedro.framework.hooks import hook_impl
 
 from anchormix_kedro.evaluation.conditions import ConditionSettings
+from anchormix_kedro.parameter_schema import ParameterSchema
+from anchormix_kedro.redaction import redact, secret_parameters
 from anchormix_kedro.vocabulary import STEM_NAMES, system_order
 
 #: Pipelines that load the base model (training or generating).
@@ -34,7 +36,7 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.what}: {self.fix}"
+        return redact(f"{self.what}: {self.fix}")
 
 
 class PreflightError(ValueError):
@@ -53,6 +55,20 @@ def raise_for(problems: Sequence[Problem]) -> None:
 # --------------------------------------------------------------------------- parameters
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def pipeline_problems(chosen: Sequence[str], known: Sequence[str]) -> list[Problem]:
+    """Each chosen pipeline is registered (Kedro's own answer is a KeyError, after the
+    tracking store was opened)."""
+    return [
+        Problem(f"no pipeline {name!r}", f"the pipelines are {', '.join(sorted(known))}")
+        for name in chosen
+        if name not in known
+    ]
+
+
 def _stems(value: object, setting: str) -> list[Problem]:
     names = [value] if isinstance(value, str) else list(value or [])
     unknown = [n for n in names if n not in STEM_NAMES]
@@ -68,33 +84,23 @@ def _stems(value: object, setting: str) -> list[Problem]:
     return []
 
 
-#: A parameter whose last name part is one of these holds a secret (``*_env`` names a variable).
-SECRET_NAMES = frozenset({"api_key", "token", "secret", "password"})
-
-
-def secret_parameters(params: Mapping, prefix: str = "") -> list[str]:
-    """Dotted names of the parameters that hold a secret value (never their values)."""
-    found = []
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            found += secret_parameters(value, f"{name}.")
-        elif str(key).lower() in SECRET_NAMES and value not in (None, ""):
-            found.append(name)
-    return found
-
-
-def parameter_problems(params: Mapping) -> list[Problem]:
-    """Every problem in the run's parameters that would stop a pipeline later."""
+def parameter_problems(params: Mapping, schema: ParameterSchema | None = None) -> list[Problem]:
+    """Every problem in the run's parameters that would stop a pipeline later: secrets
+    first, then (with a ``schema``) unknown keys and values of the wrong kind, which stop
+    the checks of what the values mean."""
     problems: list[Problem] = [
         Problem(
-            f"{name} is a secret given as a parameter (parameters are logged to MLflow)",
-            "put it in conf/local/credentials.yml under the entry named by "
-            "automated_eval.judge.credentials, or in the environment variable that "
-            "api_key_env names",
+            f"{name} holds a secret, and parameters are logged to MLflow",
+            "remove it from the parameters; put it in conf/local/credentials.yml under the "
+            "entry that automated_eval.judge.credentials names, or in the environment "
+            "variable that api_key_env names (docs/reliability.md)",
         )
         for name in secret_parameters(params)
     ]
+    if schema is not None:
+        mismatches = [Problem(what, fix) for what, fix in schema.problems(params)]
+        if mismatches:
+            return problems + mismatches
     pairs = params.get("pairs") or {}
     problems += _stems(pairs.get("anchors"), "pairs.anchors")
     problems += _stems(pairs.get("targets"), "pairs.targets")
@@ -110,7 +116,9 @@ def parameter_problems(params: Mapping) -> list[Problem]:
             Problem(f"musdb_root {root} holds no songs: it has no train/ or test/ folder", fix_root)
         )
     tolerance = (params.get("perturbation") or {}).get("balanced_tolerance_db")
-    if tolerance is not None and not (isinstance(tolerance, int | float) and tolerance >= 0):
+    if tolerance is not None and (
+        isinstance(tolerance, bool) or not (isinstance(tolerance, int | float) and tolerance >= 0)
+    ):
         problems.append(
             Problem(
                 f"perturbation.balanced_tolerance_db is {tolerance!r}",
@@ -118,7 +126,9 @@ def parameter_problems(params: Mapping) -> list[Problem]:
             )
         )
     offsets = ((params.get("perturbation") or {}).get("offsets") or {}).get("values")
-    if offsets is not None and not all(isinstance(v, int | float) for v in offsets):
+    if offsets is not None and not (
+        isinstance(offsets, list) and all(_is_number(v) for v in offsets)
+    ):
         problems.append(
             Problem(
                 f"perturbation.offsets.values holds non-numbers: {offsets!r}",
@@ -189,6 +199,17 @@ def hf_cache_path(cache_dir: str | None) -> str:
     return str(constants.HF_HUB_CACHE)
 
 
+def _is_hub_id(name: str) -> bool:
+    """``owner/name`` as the hub spells it; a path (``/scratch/...``, ``./x``) is not one."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def model_problems(model: Mapping) -> list[Problem]:
     """The base model: on disk, or in the Hugging Face cache when the hub is offline."""
     if model.get("source") != "pretrained":
@@ -202,6 +223,14 @@ def model_problems(model: Mapping) -> list[Problem]:
                 Problem(f"{name} has no config.json", "save the model there with save_pretrained")
             ]
         return []
+    if not _is_hub_id(name):
+        return [
+            Problem(
+                f"model.name_or_path {name} is not a folder",
+                "point it at the folder the model was saved to (with its config.json), or "
+                "give a hub id such as Qwen/Qwen2-Audio-7B-Instruct",
+            )
+        ]
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     cache_dir = model.get("cache_dir")
     if _in_hf_cache(name, cache_dir) or not offline:
@@ -276,7 +305,8 @@ def tracking_problems(uri: str | None, timeout_s: float = 5.0) -> list[Problem]:
         except requests.RequestException as exc:
             return [
                 Problem(
-                    f"the MLflow tracking server {uri} does not answer ({type(exc).__name__})",
+                    f"the MLflow tracking server {redact(str(uri))} does not answer "
+                    f"({type(exc).__name__})",
                     "start it (docs/mlflow.md, 'A tracking server on the cluster') or set "
                     "ANCHORMIX_MLFLOW_URI",
                 )
@@ -310,4 +340,5 @@ class ParameterChecks:
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
-        raise_for(parameter_problems(context.params))
+        schema = ParameterSchema.from_conf(context.config_loader.conf_source)
+        raise_for(parameter_problems(context.params, schema))
