@@ -154,3 +154,17 @@ def test_the_genre_table_shows_where_genre_context_changes_the_advice():
     assert "| Rap | 1.00 [1.00, 1.00] (12) |" in markdown
     assert "; +1.00 [" in markdown and "`no_genre` (genre not named)" in markdown
     assert np.isnan(genres.loc[genres["system"] == "dsp_baseline", "difference"]).sum() == 0
+
+
+def test_kedro_run_with_an_environment_builds_that_environments_systems():
+    import click
+
+    from anchormix_kedro.pipeline_registry import declared_systems, run_environment
+
+    assert run_environment() is None
+    command = click.Context(click.Command("run"))
+    command.params = {"env": "ablations"}
+    with command:  # as `kedro run --env=ablations` runs: the registry sees the grid
+        assert run_environment() == "ablations"
+        assert "metered_advisor" in declared_systems()[0]
+    assert "metered_advisor" not in declared_systems()[0]

@@ -41,12 +41,21 @@ def conf_source() -> Path:
     )
 
 
+def run_environment() -> str | None:
+    """The environment of the command being run (``kedro run --env=ablations``), which
+    Kedro hands to the session but not to the registry; ``None`` outside a command."""
+    import click
+
+    command = click.get_current_context(silent=True)
+    return (command.params.get("env") or None) if command is not None else None
+
+
 def declared_systems(
     env: str | None = None, conf: Path | None = None
 ) -> tuple[list[str], list[str]]:
-    """``(variants, baselines)`` as the ``systems`` parameters declare them (``KEDRO_ENV``'s
-    environment over base)."""
-    loader = project_config(conf or conf_source(), env)
+    """``(variants, baselines)`` as the ``systems`` parameters declare them (the run's
+    environment, ``--env`` or ``KEDRO_ENV``, over base)."""
+    loader = project_config(conf or conf_source(), env or run_environment())
     systems = loader["parameters"].get("systems")
     if not systems:
         raise ValueError("the `systems` parameters are missing (conf/base/parameters/systems.yml)")
