@@ -18,7 +18,6 @@ NAMES = (
     "level-measures",
     "verdict-stability",
     "verdict-tradeoff",
-    "meter-ceiling",
     "shipped-conventions",
 )
 
@@ -46,7 +45,7 @@ def test_an_unknown_analysis_is_a_usage_error(capsys):
 
 
 def test_an_unknown_environment_is_one_line(project, capsys):
-    assert main(["analyse", "meter-ceiling", "--env", "nowhere"]) == 2
+    assert main(["analyse", "level-measures", "--env", "nowhere"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "no Kedro environment 'nowhere'" in error
 

@@ -13,6 +13,7 @@ from kedro.framework.project import pipelines as project_pipelines
 from kedro.framework.session import KedroSession
 
 import anchormix_kedro.pipeline_registry as registry
+from anchormix_kedro.evaluation.conditions import ConditionSettings, condition_examples
 from anchormix_kedro.evaluation.judge.fake_server import FakeJudgeServer
 from anchormix_kedro.pipelines import automated_eval, correlation
 from anchormix_kedro.study.storage import StudyStore
@@ -79,13 +80,25 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     advice = stand_in_advice(dataset, catalog.load("genre_conventions"))
     assert len(advice) > 0
     catalog.save("advice_by_system", advice)
+    test_examples = dataset[dataset["split"] == "test"]
+    catalog.save(
+        "condition_examples",
+        condition_examples(test_examples, ConditionSettings.from_params({"as_mixed": {}})),
+    )
 
     params = {**SMALL_SYNTHETIC, **FAST_EVALUATION}
     catalog = run(project, ["automated_eval", "study", "correlation"], params)
     reporting = project / "data" / "08_reporting"
 
     metrics = catalog.load("evaluation_metrics")
-    assert len(metrics) == len(advice)
+    # Every system's advice, and the exact meter's on the same examples, labelled an oracle.
+    assert len(metrics) == len(advice) + len(test_examples)
+    oracle = metrics[metrics["system"] == "oracle_meter"]
+    assert set(oracle["example_id"]) == set(test_examples["example_id"])
+    assert set(oracle["kind"]) == {"oracle"} and set(metrics["kind"]) == {
+        "trained", "baseline", "oracle"
+    }  # fmt: skip
+    assert oracle["direction_correct"].mean() > 0.5
     perfect = metrics[metrics["system"] == "advisor"]
     assert perfect["direction_correct"].all() and perfect["rouge_l"].min() == pytest.approx(1.0)
     wrong = metrics[metrics["system"] == "generic_base"]
@@ -97,7 +110,18 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     accuracy = summary[summary["metric"] == "direction_accuracy"].set_index("system")
     assert accuracy.loc["advisor", "estimate"] == 1.0
     assert accuracy.loc["generic_base", "estimate"] == 0.0
+    assert accuracy.loc["oracle_meter", "kind"] == "oracle"
+    # Text metrics compare the cores (no optional sentence); the texts as written beside.
+    rouge = summary[summary["metric"].isin(["rouge_l", "rouge_l_as_written"])]
+    rouge = rouge.set_index(["system", "metric"])["estimate"]
+    assert rouge[("advisor", "rouge_l")] == rouge[("advisor", "rouge_l_as_written")] == 1.0
+    dsp = metrics[metrics["system"] == "dsp_baseline"]
+    assert dsp["advice"].str.contains("usually sit").all()  # the rule quotes the convention
+    # The reference's very judgement scores 1 once the optional sentence is set aside.
+    assert ((dsp["rouge_l"] == 1.0) & (dsp["rouge_l_as_written"] < 1.0)).any()
+    assert list(accuracy.index)[-1] == "oracle_meter"  # after the systems
     report = (reporting / "evaluation" / "automated_eval_report.md").read_text()
+    assert "| oracle_meter (oracle) |" in report or "oracle_meter (oracle) |" in report
     assert "LLM judge: none configured" in report and "Research question 2" in report
     assert "Listwise judge: none configured" in report
     settings = json.loads((reporting / "evaluation" / "automated_eval_settings.json").read_text())
@@ -128,6 +152,18 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     assert "No human ratings exist" in caplog.text
     ablation = (reporting / "correlation" / "ablation_table.md").read_text()
     assert "Engineers' ratings: none yet" in ablation and "advisor" in ablation
+    # The method minus every other system, paired, the oracle included and labelled.
+    assert "**`advisor` minus each system, paired**" in ablation and "## Per genre" in ablation
+    paired = pd.read_csv(reporting / "ablations" / "ablation_comparisons.csv")
+    assert set(paired["reference"]) == {"advisor"}
+    assert set(paired["system"]) == {"dsp_baseline", "generic_base", "oracle_meter"}
+    wrong = paired[
+        (paired["system"] == "generic_base") & (paired["metric"] == "direction_accuracy")
+    ]
+    assert wrong["difference"].iloc[0] == 1.0 and wrong["pairing"].iloc[0] == "same example"
+    genres = pd.read_csv(reporting / "ablations" / "genre_ablation_table.csv")
+    assert set(genres["system"]) == set(paired["system"]) | {"advisor"}
+    assert (reporting / "ablations" / "ablation_plot.png").stat().st_size > 5000
 
     # Two engineers rate (constructed ratings: better for the correct system): one on the
     # study server (its database), one on the offline page (a CSV file).
@@ -179,14 +215,18 @@ def test_evaluation_without_ratings_then_with_ratings_then_a_bad_file(
     runs = sorted(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
     last = runs[-1]
     assert last.data.metrics["correlation.raters"] == 2
+    # The advisor's accuracy as mixed, logged once: in the parent run or in its own.
     first_eval = [
         r
         for r in runs
         if "automated_eval.as_mixed/advisor.direction_accuracy.estimate" in r.data.metrics
+        or (r.info.run_name == "advisor" and "as_mixed/direction_accuracy" in r.data.metrics)
     ]
     assert len(first_eval) == 1
     artifacts = {a.path for a in client.list_artifacts(last.info.run_id, "correlation")}
     assert "correlation/ablation_table.md" in artifacts
+    ablations = {a.path for a in client.list_artifacts(last.info.run_id, "ablations")}
+    assert "ablations/ablation_comparisons.csv" in ablations
 
     # A judge served on 127.0.0.1 (the local test server): pointwise scores and one blind
     # ranking per example, beside each other, and the ranks against the engineers' ratings.

@@ -4,11 +4,18 @@ Every phrasing is drawn from a pool by a random generator seeded with the exampl
 so the same example always gets the same words, and the pool gives variety across
 examples. The DSP baseline and any other system word their advice with the same
 :func:`advice_text`, so text metrics compare judgements, not styles.
+
+The wording policy, one rule for references and every system alike: advice is its *core*
+(relation, direction, amount in dB and the fader move) plus optional sentences (the genre
+convention, :func:`convention_sentence`), which the references carry on some examples and
+the DSP rule on all. Text metrics compare the cores (:func:`core_advice` on both sides), so
+their differences come from judgements; the advice as written is scored beside them.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
@@ -176,6 +183,28 @@ def convention_sentence(
     else:
         relation = f"about {abs(median_db):.0f} dB {'above' if median_db > 0 else 'below'} {_words(anchor).noun}"
     return f"{scope} {t.noun} {where} {relation}."
+
+
+#: The optional sentences of an advice (the genre convention, in any scope); the core is
+#: what is left without them.
+OPTIONAL_SENTENCE = re.compile(
+    r"\s*(?:In [^.]+? mixes,|Across genres,)[^.]*?\busually sits?\b[^.]*\.", re.IGNORECASE
+)
+
+
+def core_advice(advice: str | None) -> str | None:
+    """The advice without its optional sentences (:data:`OPTIONAL_SENTENCE`); missing
+    advice stays missing."""
+    if not isinstance(advice, str):
+        return advice
+    return OPTIONAL_SENTENCE.sub("", advice).strip()
+
+
+def optional_sentences(advice: str | None) -> list[str]:
+    """The optional sentences an advice holds, in order."""
+    if not isinstance(advice, str):
+        return []
+    return [m.group(0).strip() for m in OPTIONAL_SENTENCE.finditer(advice)]
 
 
 # --------------------------------------------------------------------------- instructions

@@ -10,7 +10,6 @@ folder). A missing input is one line that says what to run first.
     level-measures        how far each anchor-level measure sits from BS.1770 loudness
     verdict-stability     does ``advise --model`` judge the balance or the session level
     verdict-tradeoff      the outer band of ``advise``'s verdict on held-out songs
-    meter-ceiling         what an exact level meter reaches on the test split
     shipped-conventions   measure the genre conventions and levels shipped with the package
 
 Heavy libraries are imported by the handlers, when an analysis runs.
@@ -39,7 +38,7 @@ def add_commands(commands) -> None:
     analyse = commands.add_parser(
         "analyse",
         help="the analyses the docs cite: belief-separation, seed-ensemble, level-measures, "
-        "verdict-stability, verdict-tradeoff, meter-ceiling, shipped-conventions",
+        "verdict-stability, verdict-tradeoff, shipped-conventions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -135,12 +134,6 @@ def add_commands(commands) -> None:
         action="store_true",
         help="a genre's own range where it has enough songs for a pair (as anchormix advise "
         "--genre-ranges); default: every genre's songs",
-    )
-    analysis(
-        "meter-ceiling",
-        [run, output],
-        "What an exact level meter reaches on a run's test split, scored as the evaluation "
-        "scores: the ceiling of judging by ear.",
     )
     shipped = analysis(
         "shipped-conventions",

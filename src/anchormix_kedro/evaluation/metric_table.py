@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from anchormix_kedro.advice_language.parsing import ParsedAdvice
+from anchormix_kedro.advice_language.wording import core_advice
 from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
 from anchormix_kedro.evaluation.judge import LLMJudge, judge_all
-from anchormix_kedro.evaluation.summaries import order_systems
+from anchormix_kedro.evaluation.summaries import AS_WRITTEN, order_systems
 from anchormix_kedro.evaluation.truth import truth_metrics_frame
 from anchormix_kedro.instruction_data.conventions import convention_index, lookup_convention
 from anchormix_kedro.vocabulary import CRITERIA
@@ -52,6 +53,11 @@ TEXT_SCORE_COLUMNS: tuple[str, ...] = (
     "bertscore_f1",
     "rouge_l",
     "meteor",
+)
+#: The same text metrics on the advice as written, optional sentences kept (the primary
+#: ones compare the cores: :func:`anchormix_kedro.advice_language.wording.core_advice`).
+TEXT_SCORE_AS_WRITTEN_COLUMNS: tuple[str, ...] = tuple(
+    f"{c}{AS_WRITTEN}" for c in TEXT_SCORE_COLUMNS
 )
 #: Per-example numeric measures of correctness known from the perturbation (a correct
 #: direction scores 1, a wrong or unstated one 0) and of distance from the convention.
@@ -250,17 +256,27 @@ def convention_columns(
 
 
 def text_metric_columns(examples: pd.DataFrame, **options) -> pd.DataFrame:
-    """BERTScore, ROUGE-L and METEOR of each advice against the reference advice.
+    """BERTScore, ROUGE-L and METEOR of each advice against the reference advice: of the
+    cores (:data:`TEXT_SCORE_COLUMNS`, optional sentences taken out of both, the wording
+    policy) and of the texts as written (:data:`TEXT_SCORE_AS_WRITTEN_COLUMNS`).
 
-    ``options`` go to :func:`anchormix_kedro.evaluation.text_metrics.score_texts` (``bertscore_model``,
+    Both are scored in one call, so a pair shared by the two is scored once. ``options`` go to :func:`anchormix_kedro.evaluation.text_metrics.score_texts` (``bertscore_model``,
     ``bertscore_num_layers``, ``batch_size``, ``device``, ``use_wordnet``); the returned
     frame's ``attrs["variants"]`` says which model and METEOR variant ran.
     """
     from anchormix_kedro.evaluation.text_metrics import score_texts
 
-    scores = score_texts(list(examples["advice"]), list(examples["reference_advice"]), **options)
-    scores.index = examples.index
-    return scores
+    written = list(examples["advice"]), list(examples["reference_advice"])
+    cores = [core_advice(a) for a in written[0]], [core_advice(r) for r in written[1]]
+    scores = score_texts(cores[0] + written[0], cores[1] + written[1], **options)
+    n = len(examples)
+    core = scores.iloc[:n].reset_index(drop=True)
+    as_written = scores.iloc[n:].reset_index(drop=True)
+    as_written.columns = [f"{c}{AS_WRITTEN}" for c in as_written.columns]
+    frame = pd.concat([core, as_written], axis=1)
+    frame.index = examples.index
+    frame.attrs = scores.attrs
+    return frame
 
 
 def judge_columns(

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from anchormix_kedro.evaluation.conditions import AS_MIXED, order_conditions
-from anchormix_kedro.evaluation.summaries import POOLED, order_systems
+from anchormix_kedro.evaluation.meter_oracle import ORACLES
+from anchormix_kedro.evaluation.summaries import POOLED, order_systems, system_header
 
 
 def _pyplot():
@@ -62,17 +63,22 @@ def plot_summary(summary: pd.DataFrame, metrics: Sequence[str] | None = None):
             lower = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
             upper = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
             offset = x - 0.4 + width * (i + 0.5)
-            ax.bar(offset, frame["estimate"], width, color=CONDITION_COLOURS[i % 3], alpha=0.85,
-                   label=condition)  # fmt: skip
+            bars = ax.bar(offset, frame["estimate"], width, color=CONDITION_COLOURS[i % 3],
+                          alpha=0.85, label=condition)  # fmt: skip
+            for bar, system in zip(bars, systems, strict=True):
+                if system in ORACLES:  # the ceiling, not a system: hatched
+                    bar.set_hatch("//")
+                    bar.set_alpha(0.4)
             ax.errorbar(offset, frame["estimate"], yerr=[lower, upper], fmt="none",
                         color="black", capsize=2)  # fmt: skip
-        ax.set_xticks(x, systems, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(x, [system_header(s) for s in systems], rotation=30, ha="right", fontsize=8)
         ax.set_title(of_metric["label"].iloc[0], fontsize=9)
     if len(conditions) > 1:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper right", fontsize=8, title="condition")
     fig.suptitle(
-        "Automated metrics per system and condition (bars: estimate, whiskers: interval over songs)"
+        "Automated metrics per system and condition (bars: estimate, whiskers: interval over "
+        "songs; hatched: an oracle, not a system)"
     )
     fig.tight_layout(rect=(0, 0, 0.93 if len(conditions) > 1 else 1, 0.97))
     return fig

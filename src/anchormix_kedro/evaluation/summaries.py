@@ -23,6 +23,7 @@ from anchormix_kedro.evaluation.conditions import (
     CONDITION_DESCRIPTIONS,
     order_conditions,
 )
+from anchormix_kedro.evaluation.meter_oracle import ORACLE_METER, ORACLES
 from anchormix_kedro.evaluation.statistics import (
     bootstrap_balanced_f1,
     bootstrap_mean,
@@ -39,14 +40,20 @@ POOLED = "all"
 def order_systems(systems: Sequence[str], preferred: Sequence[str] = ()) -> list[str]:
     """Unique system names: ``preferred`` ones in their order (the declared order, see
     :func:`anchormix_kedro.vocabulary.system_order`), then trained variants sorted, then the
-    baselines."""
+    baselines, then the oracles (:data:`anchormix_kedro.evaluation.meter_oracle.ORACLES`)."""
     present = list(dict.fromkeys(str(s) for s in systems))
-    rest = [s for s in present if s not in preferred]
+    rest = [s for s in present if s not in preferred and s not in ORACLES]
     return (
-        [s for s in preferred if s in present]
+        [s for s in preferred if s in present and s not in ORACLES]
         + sorted(s for s in rest if s not in BASELINES)
         + [s for s in BASELINES if s in rest]
+        + [s for s in ORACLES if s in present]
     )
+
+
+def system_header(system: str) -> str:
+    """A system's name as a table's column header: an oracle says it is one."""
+    return f"{system} (oracle)" if system in ORACLES else system
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,18 @@ def _judge_spec(name: str) -> MetricSpec:
 def _human_spec(name: str) -> MetricSpec:
     return MetricSpec(f"human_{name}", f"Engineers: {name} (1-7)", f"human_{name}", True, digits=2)
 
+
+#: Text metrics of the advice's core against the reference's (optional sentences out of
+#: both, the wording policy); ``<name>_as_written`` scores the texts as written.
+TEXT_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("bertscore_precision", "BERTScore precision", "bertscore_precision", True),
+    MetricSpec("bertscore_recall", "BERTScore recall", "bertscore_recall", True),
+    MetricSpec("bertscore_f1", "BERTScore F1", "bertscore_f1", True),
+    MetricSpec("rouge_l", "ROUGE-L F1", "rouge_l", True),
+    MetricSpec("meteor", "METEOR", "meteor", True),
+)
+#: Suffix of the text metrics scored on the advice as written (optional sentences kept).
+AS_WRITTEN = "_as_written"
 
 AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -108,11 +127,13 @@ AUTOMATED_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "amount_mae_db", "Amount error, right direction (dB)", "amount_error_db", False, digits=2
     ),
-    MetricSpec("bertscore_precision", "BERTScore precision", "bertscore_precision", True),
-    MetricSpec("bertscore_recall", "BERTScore recall", "bertscore_recall", True),
-    MetricSpec("bertscore_f1", "BERTScore F1", "bertscore_f1", True),
-    MetricSpec("rouge_l", "ROUGE-L F1", "rouge_l", True),
-    MetricSpec("meteor", "METEOR", "meteor", True),
+    *TEXT_METRICS,
+    *(
+        MetricSpec(
+            f"{m.name}{AS_WRITTEN}", f"{m.label}, as written", f"{m.column}{AS_WRITTEN}", True
+        )
+        for m in TEXT_METRICS
+    ),
     *(_judge_spec(name) for name in CRITERIA),
     MetricSpec("judge_mean", "LLM judge: mean of the four (1-7)", "judge_mean", True, digits=2),
     MetricSpec(
@@ -295,8 +316,12 @@ def _counts_line(summary: pd.DataFrame, systems: Sequence[str]) -> str:
 
 def _metric_table_lines(summary: pd.DataFrame, systems: Sequence[str]) -> list[str]:
     frame = ablation_frame(summary, systems)
-    best = _best_systems(summary[summary["system"].isin(systems)])
-    lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    # The oracle shows the ceiling; the best is marked among the systems.
+    best = _best_systems(
+        summary[summary["system"].isin(systems) & ~summary["system"].isin(ORACLES)]
+    )
+    headers = [system_header(s) for s in systems]
+    lines = ["| metric | " + " | ".join(headers) + " |", "|---|" + "---|" * len(systems)]
     for row in frame.itertuples(index=False):
         values = list(row)[2:]
         cells = [
@@ -328,10 +353,20 @@ def _overview_lines(
             "|---|" + "---|" * len(conditions),
         ]
         lines += [
-            f"| {s} | " + " | ".join(cells.get((s, c), "n/a") for c in conditions) + " |"
+            f"| {system_header(s)} | "
+            + " | ".join(cells.get((s, c), "n/a") for c in conditions)
+            + " |"
             for s in systems
         ] + [""]
     return lines
+
+
+#: What every table with the oracle row says of it.
+ORACLE_NOTE = (
+    f"`{ORACLE_METER} (oracle)`: not a trained system but the ceiling of judging by level: an "
+    "exact BS.1770 meter of the clips as played, judged against the training split's genre "
+    "conventions and worded as the DSP rule words it."
+)
 
 
 def ablation_markdown(
@@ -375,8 +410,10 @@ def ablation_markdown(
     lines += [
         "",
         f"Cells: estimate [{confidence:.0%} bootstrap interval]. Bold: the best estimate "
-        "where higher or lower is better.",
+        "of a system where higher or lower is better.",
     ]
+    if any(s in ORACLES for s in systems):
+        lines.append(ORACLE_NOTE)
     absent = [s for s in expected_systems if s not in systems]
     if absent:
         lines.append(f"Systems without advice in this run: {', '.join(absent)}.")

@@ -34,6 +34,7 @@ from anchormix_kedro.evaluation.listwise_summary import (
     win_rate_markdown,
     win_rates,
 )
+from anchormix_kedro.evaluation.meter_oracle import meter_oracle_advice, system_kind
 from anchormix_kedro.evaluation.metric_table import (
     assemble_metric_table as assemble_metric_frames,
 )
@@ -70,6 +71,42 @@ def select_advice(
         ", ".join(f"{s} {n}" for s, n in examples["system"].value_counts(sort=False).items()),
     )
     return examples
+
+
+def add_oracle_meter(
+    evaluation_examples: pd.DataFrame,
+    condition_examples: pd.DataFrame,
+    genre_conventions: pd.DataFrame,
+    automated_eval: dict,
+    evaluation_common: dict,
+) -> pd.DataFrame:
+    """The evaluated advice: every system's, then the exact level meter's on the same
+    examples and conditions (system ``oracle_meter``), each row with its ``kind``
+    (``trained``, ``baseline`` or ``oracle``). The study reads ``evaluation_examples``,
+    which holds no oracle."""
+    oracle = meter_oracle_advice(
+        condition_examples,
+        genre_conventions,
+        float(automated_eval["balanced_tolerance_db"]),
+        int(automated_eval.get("convention_min_songs", 3)),
+    )
+    evaluated = evaluation_examples[["example_id", "condition"]].drop_duplicates()
+    oracle = oracle.merge(evaluated, on=["example_id", "condition"])
+    missing = len(evaluated) - len(oracle)
+    if missing:
+        raise ValueError(
+            f"{missing} evaluated (example, condition) pairs are not in condition_examples: "
+            "re-run the inference pipeline so that the advice and its examples match"
+        )
+    examples = evaluation_examples.drop_duplicates(["example_id", "condition"]).drop(
+        columns=["system", "advice", "latency_s"]
+    )
+    rows = oracle.merge(examples, on=["example_id", "condition"])[evaluation_examples.columns]
+    combined = pd.concat([evaluation_examples, rows], ignore_index=True)
+    systems = evaluation_common.get("systems") or {}
+    combined["kind"] = combined["system"].map(lambda s: system_kind(s, systems))
+    logger.info("The exact level meter (oracle_meter) evaluated beside them: %d rows", len(rows))
+    return combined
 
 
 def compute_truth_metrics(
@@ -215,11 +252,14 @@ def summarize_systems(
     bootstrap = bootstrap_settings(evaluation_common)
     declared = system_order(evaluation_common.get("systems") or {})
     summary = summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap, cluster_column="song")
-    if listwise_ranks is None or listwise_ranks.empty:
-        return summary
-    return pd.concat(
-        [summary, rank_summary(listwise_ranks, systems=declared, **bootstrap)], ignore_index=True
-    )
+    if listwise_ranks is not None and not listwise_ranks.empty:
+        summary = pd.concat(
+            [summary, rank_summary(listwise_ranks, systems=declared, **bootstrap)],
+            ignore_index=True,
+        )
+    systems = evaluation_common.get("systems") or {}
+    # The last column says what each row is: a trained system, a baseline or an oracle.
+    return summary.assign(kind=summary["system"].map(lambda s: system_kind(s, systems)))
 
 
 def tabulate_accuracy_by_offset(evaluation_metrics: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
+    add_oracle_meter,
     analyse_convention_following,
     assemble_metric_table,
     compare_systems_listwise,
@@ -33,20 +34,32 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="select_advice",
             ),
             Node(
+                add_oracle_meter,
+                inputs=[
+                    "evaluation_examples",
+                    "condition_examples",
+                    "genre_conventions",
+                    "params:automated_eval",
+                    "params:evaluation_common",
+                ],
+                outputs="evaluated_advice",
+                name="add_oracle_meter",
+            ),
+            Node(
                 compute_truth_metrics,
-                inputs=["evaluation_examples", "genre_conventions", "params:automated_eval"],
+                inputs=["evaluated_advice", "genre_conventions", "params:automated_eval"],
                 outputs="truth_metrics",
                 name="compute_truth_metrics",
             ),
             Node(
                 compute_text_metrics,
-                inputs=["evaluation_examples", "params:automated_eval.text_metrics"],
+                inputs=["evaluated_advice", "params:automated_eval.text_metrics"],
                 outputs=["text_scores", "text_metric_variants"],
                 name="compute_text_metrics",
             ),
             Node(
                 judge_advice,
-                inputs=["evaluation_examples", "params:automated_eval.judge", "judge_credentials"],
+                inputs=["evaluated_advice", "params:automated_eval.judge", "judge_credentials"],
                 outputs=["judge_scores", "judge_status"],
                 name="judge_advice",
             ),
@@ -70,7 +83,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 assemble_metric_table,
                 inputs=[
-                    "evaluation_examples",
+                    "evaluated_advice",
                     "truth_metrics",
                     "text_scores",
                     "judge_scores",

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from anchormix_kedro.evaluation import correlation
-from anchormix_kedro.evaluation.comparisons import comparison_sections
+from anchormix_kedro.evaluation import ablations, correlation
 from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.evaluation.listwise import DEFAULT_CONDITION
+from anchormix_kedro.evaluation.meter_oracle import system_kind
 from anchormix_kedro.evaluation.metric_table import (
     HUMAN_SCORE_COLUMNS,
     JUDGE_SCORE_COLUMNS,
@@ -295,25 +295,61 @@ def plot_correlation_heatmap(metric_correlations: pd.DataFrame) -> plt.Figure:
     return correlation.plot_heatmap(metric_correlations, panels or list(HEATMAP_PANELS[1:]))
 
 
+def compare_ablations(
+    evaluation_metrics: pd.DataFrame, evaluation_common: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, plt.Figure]:
+    """The method (the first declared variant) minus every other system, per condition and
+    metric, paired (same example, or same excerpt, target and offset across anchors) with
+    song-clustered intervals and paired tests; per genre, each system's accuracy and the
+    difference; the differences as a figure."""
+    bootstrap = bootstrap_settings(evaluation_common)
+    systems = evaluation_common.get("systems") or {}
+    present = set(evaluation_metrics["system"])
+    reference = next((s for s in system_order(systems) if s in present), None)
+    if reference is None:
+        logger.warning("No declared system has advice: no ablation comparisons")
+        empty = ablations.ablation_comparisons(evaluation_metrics.iloc[0:0], "none")
+        return (
+            empty,
+            pd.DataFrame(columns=list(ablations.GENRE_COLUMNS)),
+            ablations.plot_ablation(empty),
+        )
+    comparisons = ablations.ablation_comparisons(
+        evaluation_metrics, reference, systems, **bootstrap
+    )
+    genres = ablations.genre_table(evaluation_metrics, reference, systems, **bootstrap)
+    return (
+        comparisons,
+        genres,
+        ablations.plot_ablation(comparisons, confidence=bootstrap["confidence"]),
+    )
+
+
 def build_ablation_table(
     system_summary: pd.DataFrame,
     human_scores: pd.DataFrame,
     merged_ratings: pd.DataFrame,
     evaluation_common: dict,
-    system_comparisons: pd.DataFrame | None = None,
+    ablation_comparisons: pd.DataFrame | None = None,
+    genre_ablation_table: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Section 5.4: every system side by side on every metric and condition, engineers'
-    ratings included (as mixed), each system compared with the method on the same examples.
+    ratings included (as mixed), the method minus each system on paired examples under
+    each condition, and the accuracy per genre.
 
-    Returns the long table (CSV: condition, system, metric, n, songs, estimate, interval)
-    and its Markdown.
+    Returns the long table (CSV: condition, system, metric, n, songs, estimate, interval,
+    kind) and its Markdown.
     """
     bootstrap = bootstrap_settings(evaluation_common)
     parts = [system_summary]
     if human_scores.empty:
         note = "Engineers' ratings: none yet, so the human criteria are absent."
     else:
-        parts.append(summarize(human_scores, HUMAN_METRICS, **bootstrap))
+        humans = summarize(human_scores, HUMAN_METRICS, **bootstrap)
+        systems_declared = evaluation_common.get("systems") or {}
+        parts.append(
+            humans.assign(kind=humans["system"].map(lambda s: system_kind(s, systems_declared)))
+        )
         note = (
             f"Engineers' ratings: {len(merged_ratings)} ratings by "
             f"{merged_ratings['rater'].nunique()} raters on {len(human_scores)} scenarios "
@@ -333,8 +369,17 @@ def build_ablation_table(
             f"song with all its examples), seed {bootstrap['seed']}.",
         ],
         confidence=bootstrap["confidence"],
-        sections=comparison_sections(system_comparisons, bootstrap["confidence"]),
+        sections=ablations.ablation_sections(
+            ablation_comparisons if ablation_comparisons is not None else pd.DataFrame(),
+            bootstrap["confidence"],
+        ),
     )
+    if genre_ablation_table is not None and not genre_ablation_table.empty:
+        reference = next((s for s in order if s in set(genre_ablation_table["system"])), None)
+        markdown += "\n## Per genre\n\n" + "\n".join(
+            ablations.genre_markdown(genre_ablation_table, reference, condition)
+            for condition in dict.fromkeys(genre_ablation_table["condition"])
+        )
     return table, markdown
 
 

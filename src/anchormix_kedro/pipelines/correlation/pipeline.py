@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import (
     attach_human_scores,
     build_ablation_table,
+    compare_ablations,
     correlate_metrics,
     estimate_study_effects,
     load_ratings,
@@ -177,13 +178,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_correlation_heatmap",
             ),
             Node(
+                compare_ablations,
+                inputs=["evaluation_metrics", "params:evaluation_common"],
+                outputs=["ablation_comparisons", "genre_ablation_table", "ablation_plot"],
+                name="compare_ablations",
+            ),
+            Node(
                 build_ablation_table,
                 inputs=[
                     "system_summary",
                     "human_scores",
                     "merged_ratings",
                     "params:evaluation_common",
-                    "system_comparisons",
+                    "ablation_comparisons",
+                    "genre_ablation_table",
                 ],
                 outputs=["ablation_table", "ablation_table_markdown"],
                 name="build_ablation_table",
