@@ -298,8 +298,8 @@ def cases(long_minutes: float) -> list[Case]:
              skip=as_root),
         Case(f"{long_minutes:g}-minute song", long_song(long_minutes), ADVICE, ("vocals",),
              expensive=True),
-        Case(f"{long_minutes:g}-minute song, Ctrl-C after 3 s", long_song(long_minutes),
-             INTERRUPTED, ("interrupted",), expensive=True, interrupt_after_s=3.0),
+        Case(f"{long_minutes:g}-minute song, Ctrl-C after 8 s", long_song(long_minutes),
+             INTERRUPTED, ("interrupted",), expensive=True, interrupt_after_s=8.0),
     ]  # fmt: skip
 
 
