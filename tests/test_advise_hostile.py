@@ -201,6 +201,23 @@ def test_a_sample_rate_below_8_khz_is_refused(capsys, tmp_path):
     assert "100 Hz" in error and "8000 Hz" in error and "drums.wav" in error
 
 
+def test_a_header_claiming_a_gigahertz_rate_is_refused(capsys, tmp_path):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    header = bytearray((folder / "bass.wav").read_bytes())
+    header[24:32] = (10**9).to_bytes(4, "little") + (4 * 10**9).to_bytes(4, "little")
+    (folder / "bass.wav").write_bytes(bytes(header))
+    error = one_error(capsys, str(folder))
+    assert "bass.wav 1000000000 Hz" in error and "768000 Hz" in error
+
+
+def test_stem_words_that_are_not_text_are_one_line(capsys, tmp_path):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    words = tmp_path / "words.yml"
+    words.write_bytes(b"\x8d\xff\x00 binary")
+    error = one_error(capsys, str(folder), "--stem-words", str(words))
+    assert "words.yml" in error and "UTF-8" in error
+
+
 @pytest.mark.parametrize("link", ["hard", "copy"])
 def test_a_target_identical_to_the_anchor_is_said_to_be(capsys, tmp_path, link):
     folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})

@@ -145,6 +145,19 @@ def low_rate(folder: Path) -> list[str]:
     return [str(song)]
 
 
+def gigahertz(folder: Path) -> list[str]:
+    song = two(folder / "song")
+    header = bytearray((song / "bass.wav").read_bytes())
+    header[24:32] = (10**9).to_bytes(4, "little") + (4 * 10**9).to_bytes(4, "little")
+    (song / "bass.wav").write_bytes(bytes(header))
+    return [str(song)]
+
+
+def binary_words(folder: Path) -> list[str]:
+    (folder / "words.yml").write_bytes(np.random.default_rng(3).bytes(300))
+    return [str(two(folder / "song")), "--stem-words", str(folder / "words.yml")]
+
+
 def identical(folder: Path) -> list[str]:
     song = two(folder / "song")
     os.link(song / "drums.wav", song / "vocals.wav")
@@ -276,6 +289,8 @@ def cases(long_minutes: float) -> list[Case]:
         Case("float WAV above full scale (noise at 2.0 RMS)", float_scale(2.0), ADVICE, ("above full scale",)),
         Case("NaN samples", nan_stem, ERROR, ("NaN",)),
         Case("stems at 100 Hz", low_rate, ERROR, ("below 8000 Hz",)),
+        Case("a header claiming 1 GHz", gigahertz, ERROR, ("above 768000 Hz",)),
+        Case("--stem-words of random bytes", binary_words, ERROR, ("not UTF-8",)),
         Case("vocals.wav hard-linked to drums.wav", identical, ADVICE,
              ("the same audio as the anchor drums",)),
         Case("10 ms stems", all_short, ERROR, ("at least 0.4 s",)),

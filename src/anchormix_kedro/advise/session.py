@@ -102,6 +102,11 @@ def read_stem_words(path: Path) -> dict[str, tuple[str, ...]]:
 
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CliError(
+            f"{path}: the stem words are not UTF-8 text; give a YAML file such as "
+            "'vocals: [leadvox, gang]'"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise CliError(f"{path}: cannot read the stem words ({exc})") from None
     groups = (*DEFAULT_STEM_WORDS, OTHER)

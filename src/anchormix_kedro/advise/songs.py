@@ -39,8 +39,9 @@ from anchormix_kedro.instruction_data.musdb import MUSDB_STREAM_IDS, STEM_MP4_SU
 from anchormix_kedro.vocabulary import STEM_NAMES
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-#: Below this rate a file is not music to measure (telephone audio is 8 kHz).
-MIN_SAMPLE_RATE = 8000
+#: Below this rate a file is not music to measure (telephone audio is 8 kHz); above the
+#: highest rate in use a header is broken (and resampling to it would exhaust memory).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 768000
 #: A float file's full scale is 1.0: a stem above this peak (+1 dBFS) is named in a warning,
 OVER_FULL_SCALE = 10 ** (1 / 20)
 #: and one above +60 dBFS is refused: its samples are not audio at any sane level.
@@ -187,13 +188,21 @@ def _stem_folder(
 
 
 def _check_rates(path: Path, rates: Mapping[str, int]) -> None:
-    """Refuse sample rates too low to hold music (a file header can say 100 Hz)."""
+    """Refuse sample rates too low to hold music or too high to be real (a file header can
+    say 100 Hz, or 1 GHz)."""
     low = {name: rate for name, rate in rates.items() if rate < MIN_SAMPLE_RATE}
     if low:
         listing = ", ".join(f"{name} {rate} Hz" for name, rate in low.items())
         raise CliError(
             f"{path}: sample rate below {MIN_SAMPLE_RATE} Hz ({listing}), too low to measure "
             "music; re-export at the session's rate (e.g. 44100 Hz or 48000 Hz)"
+        )
+    high = {name: rate for name, rate in rates.items() if rate > MAX_SAMPLE_RATE}
+    if high:
+        listing = ", ".join(f"{name} {rate} Hz" for name, rate in high.items())
+        raise CliError(
+            f"{path}: sample rate above {MAX_SAMPLE_RATE} Hz ({listing}): the file's header "
+            "is broken; re-export it at the session's rate (e.g. 44100 Hz or 48000 Hz)"
         )
 
 
