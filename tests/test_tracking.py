@@ -447,3 +447,59 @@ def test_make_mlflow_ui_works_in_a_fresh_shell(tmp_path):
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
     assert "FileNotFoundError" not in log.read_text()
+
+
+# --------------------------------------------------------------------------- system runs
+
+
+def test_every_system_gets_the_same_headline_names_and_nothing_that_was_not_computed():
+    from anchormix_kedro.hooks.mlflow_runs import (
+        HEADLINE_METRICS,
+        headline_metrics,
+        system_kind,
+    )
+
+    rows = []
+    for system in ("advisor", "no_anchor", "dsp_baseline"):
+        for condition in ("as_mixed", "gain_staged"):
+            rows.append((condition, system, "direction_accuracy", 0.5, 6))
+            rows.append((condition, system, "rouge_l", 0.25, 6))
+            rows.append((condition, system, "rouge_l_as_written", 0.2, 6))  # not a headline
+            rows.append((condition, system, "judge_mean", float("nan"), 0))  # no judge ran
+            amount = float("nan") if system == "no_anchor" else 2.0  # never right: no amount
+            rows.append((condition, system, "amount_mae_db", amount, 0 if amount != 2 else 4))
+    summary = pd.DataFrame(rows, columns=["condition", "system", "metric", "estimate", "n"])
+    found = headline_metrics(summary)
+    assert set(found) == {"advisor", "no_anchor", "dsp_baseline"}
+    assert (
+        found["advisor"]
+        == found["dsp_baseline"]
+        == {
+            "as_mixed/direction_accuracy": 0.5,
+            "as_mixed/rouge_l": 0.25,
+            "as_mixed/amount_mae_db": 2.0,
+            "gain_staged/direction_accuracy": 0.5,
+            "gain_staged/rouge_l": 0.25,
+            "gain_staged/amount_mae_db": 2.0,
+        }
+    )
+    assert "as_mixed/amount_mae_db" not in found["no_anchor"]  # absent, not NaN or zero
+    assert not any("judge" in key for keys in found.values() for key in keys)
+    assert all(key.split("/")[1] in HEADLINE_METRICS for keys in found.values() for key in keys)
+    systems = {"variants": {"advisor": {}, "no_anchor": {}}, "baselines": ["dsp_baseline"]}
+    assert system_kind("no_anchor", systems) == "trained variant"
+    assert system_kind("dsp_baseline", systems) == "baseline"
+    assert system_kind("oracle_meter", systems) == "baseline"  # any system name
+
+
+def test_the_compare_link_names_every_run_and_the_experiment():
+    import json as json_module
+    import urllib.parse
+
+    from anchormix_kedro.hooks.mlflow_runs import compare_link
+
+    link = compare_link("http://127.0.0.1:5000", "3", ["a1", "b2"])
+    assert link.startswith("http://127.0.0.1:5000/#/compare-runs?")
+    query = urllib.parse.parse_qs(link.split("?", 1)[1])
+    assert json_module.loads(query["runs"][0]) == ["a1", "b2"]
+    assert json_module.loads(query["experiments"][0]) == ["3"]

@@ -1,19 +1,27 @@
 """MLflow runs that compare: :class:`TrackingHooks` names the run kedro-mlflow opens for a
-``kedro run`` by pipeline and environment and tags it; each trained variant gets a nested
-run of its own (:mod:`anchormix_kedro.model.tracking`), and its test metrics follow it
-there. Runs stopped by an error end FAILED, runs stopped by Ctrl-C or SIGTERM (a cancelled
-or preempted Slurm job, see :mod:`.termination`) end KILLED.
+``kedro run`` by pipeline and environment and tags it; every system evaluated gets a nested
+run named after it, trained variants (their training run, :mod:`anchormix_kedro.model.tracking`)
+and baselines alike, holding the same few headline metrics (``<condition>/<metric>``), its
+rows of the summary and its per-example advice as a table. Runs stopped by an error end
+FAILED, runs stopped by Ctrl-C or SIGTERM (a cancelled or preempted Slurm job, see
+:mod:`.termination`) end KILLED.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 from kedro.framework.hooks import hook_impl
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from anchormix_kedro.evaluation.conditions import AS_MIXED
 from anchormix_kedro.model import tracking
@@ -23,34 +31,114 @@ logger = logging.getLogger(__name__)
 
 #: Its data's fingerprint is the dataset version every run is tagged with.
 INSTRUCTION_DATASET = "instruction_dataset"
-#: The evaluation's summary metrics (``<system>.<metric>.<stat>``): each variant's go to its run.
-TEST_METRICS = "automated_eval_mlflow_metrics"
+#: The evaluation's own MLflow metrics: only its coverage (``judge.*``, ``listwise.*``)
+#: goes to the parent; each system's numbers go to the system's run.
+EVALUATION_METRICS = "automated_eval_mlflow_metrics"
+#: Per example and system: what each system's run shows as its advice table.
+PER_EXAMPLE_METRICS = "evaluation_metrics"
+#: Per condition, system and metric, with intervals: each system's headline metrics.
+SYSTEM_SUMMARY = "system_summary"
 DEFAULT_ENV = "local"
 MODEL_TRAINING_VIEW = "machine_learning"  # the UI's "Model training" workflow
 
+NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (markdown)
+TAG_SYSTEM = "anchormix.system"
+TAG_KIND = "anchormix.kind"
+TRAINED = "trained variant"
+BASELINE = "baseline"
+#: The metrics every system's run carries, per condition: the few a comparison starts from.
+#: The full summary (every metric, its interval and counts) is the run's artifact.
+HEADLINE_METRICS = (
+    "direction_accuracy",
+    "balanced_f1",
+    "parse_rate",
+    "fader_move_mae_db",
+    "amount_mae_db",
+    "bertscore_f1",
+    "rouge_l",
+    "meteor",
+    "judge_mean",
+    "listwise_mean_rank",
+    "latency_s",
+)
+#: The per-example table's columns an analyst reads first, when the run has them.
+ADVICE_COLUMNS = (
+    "condition",
+    "example_id",
+    "song",
+    "genre",
+    "anchor",
+    "target",
+    "gain_db",
+    "label",
+    "advice",
+    "reference_advice",
+    "predicted_direction",
+    "predicted_amount_db",
+    "direction_correct",
+    "fader_move_error_db",
+    "bertscore_f1",
+    "rouge_l",
+    "meteor",
+    "judge_mean",
+    "latency_s",
+)
+SUMMARY_ARTIFACT = "evaluation/summary.csv"
+ADVICE_ARTIFACT = "evaluation/advice.json"
 
-def test_metrics_by_variant(metrics: dict, variants: list[str]) -> dict[str, dict[str, float]]:
-    """``{variant: {"test/<metric>": estimate, "test/<metric>.ci_low": ...}}`` from the
-    evaluation's ``<condition>/<system>.<metric>.<stat>`` metrics: ``test/`` for
-    ``as_mixed``, ``test_<condition>/`` for the other conditions. The keys are the same for
-    every variant, so Compare shows them side by side."""
+
+def headline_metrics(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{system: {"<condition>/<metric>": estimate}}`` for the headline metrics: the same
+    names in every system's run. A metric that was not computed (no examples, no estimate,
+    e.g. the judge's when no judge ran) is absent, not zero."""
     found: dict[str, dict[str, float]] = {}
-    for key, entry in metrics.items():
-        condition, slash, rest = key.partition("/")
-        if not slash:
+    rows = summary[summary["metric"].isin(HEADLINE_METRICS)]
+    for row in rows.itertuples(index=False):
+        estimate = pd.to_numeric(row.estimate, errors="coerce")
+        examples = pd.to_numeric(getattr(row, "n", 1), errors="coerce")
+        if pd.isna(estimate) or not np.isfinite(estimate) or not examples or pd.isna(examples):
             continue
-        for variant in variants:
-            if not rest.startswith(f"{variant}."):
-                continue
-            metric, _, stat = rest.removeprefix(f"{variant}.").rpartition(".")
-            group = "test" if condition == AS_MIXED else f"test_{condition}"
-            name = f"{group}/{metric}" if stat == "estimate" else f"{group}/{metric}.{stat}"
-            found.setdefault(variant, {})[name] = float(entry["value"])
+        condition = str(getattr(row, "condition", None) or AS_MIXED)
+        found.setdefault(str(row.system), {})[f"{condition}/{row.metric}"] = float(estimate)
     return found
 
 
+# The name hooks/__init__.py hands on (until it hands on headline_metrics).
+test_metrics_by_variant = headline_metrics
+
+
+def system_kind(system: str, systems: dict) -> str:
+    """``trained variant`` for a system declared in ``systems.variants``, else ``baseline``."""
+    return TRAINED if system in ((systems or {}).get("variants") or {}) else BASELINE
+
+
+def advice_table(per_example: pd.DataFrame, system: str) -> pd.DataFrame:
+    """The system's examples as an analyst reads them: what it said beside the truth."""
+    rows = per_example[per_example["system"] == system]
+    columns = [c for c in ADVICE_COLUMNS if c in rows.columns]
+    return rows[columns].reset_index(drop=True)
+
+
+def system_runs(parent_id: str) -> dict[str, str]:
+    """The systems' runs under a parent: ``{system: run id}``."""
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_id)
+    found = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'"
+    )
+    return {r.data.tags[TAG_SYSTEM]: r.info.run_id for r in found if TAG_SYSTEM in r.data.tags}
+
+
+def compare_link(ui_url: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The UI's Compare page for these runs (MLflow reads JSON lists from the link)."""
+    query = urllib.parse.urlencode(
+        {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])}
+    )
+    return f"{ui_url}/#/compare-runs?{query}"
+
+
 class TrackingHooks:
-    """One parent run per ``kedro run`` and a nested run per variant; runs that end as they
+    """One parent run per ``kedro run`` and a nested run per system; runs that end as they
     ended."""
 
     def __init__(self) -> None:
@@ -60,6 +148,7 @@ class TrackingHooks:
         self._parent_id: str | None = None
         self._ui_url = "http://127.0.0.1:5000"
         self._training_runs: dict[str, str] = {}
+        self._per_example: pd.DataFrame | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -126,16 +215,29 @@ class TrackingHooks:
             return
         if dataset_name == INSTRUCTION_DATASET:
             self._tag_dataset_version(data)
-        elif dataset_name == TEST_METRICS:
-            self._log_test_metrics(data)
+        elif dataset_name == PER_EXAMPLE_METRICS and isinstance(data, pd.DataFrame):
+            self._per_example = data
+        elif dataset_name == SYSTEM_SUMMARY and isinstance(data, pd.DataFrame):
+            self._log_system_runs(data)
+        elif dataset_name == EVALUATION_METRICS and isinstance(data, dict):
+            coverage = {
+                k: v["value"] for k, v in data.items() if k.startswith(("judge.", "listwise."))
+            }
+            tracking.log_metrics(self._parent_id, coverage)
 
     def _tag_dataset_version(self, dataset) -> None:
         version = tracking.data_fingerprint(dataset)
         mlflow.MlflowClient().set_tag(self._parent_id, tracking.TAG_DATASET_VERSION, version)
 
-    def _log_test_metrics(self, metrics: dict) -> None:
-        variants = (self._params.get("systems") or {}).get("variants") or {}
-        parent = mlflow.MlflowClient().get_run(self._parent_id).data.tags
+    def _log_system_runs(self, summary: pd.DataFrame) -> None:
+        """One nested run per system in the summary, named after it: a trained variant's
+        training run when this ``kedro run`` trained it, else a new run (tagged with the run
+        that trained the package it evaluated, when known)."""
+        systems = self._params.get("systems") or {}
+        variants = systems.get("variants") or {}
+        training = self._params.get("training") or {}
+        client = mlflow.MlflowClient()
+        parent = client.get_run(self._parent_id).data.tags
         shared = {
             k: parent[k]
             for k in (
@@ -145,14 +247,56 @@ class TrackingHooks:
             )
             if k in parent
         }
-        training = self._params.get("training") or {}
-        for variant, values in test_metrics_by_variant(metrics, list(variants)).items():
-            formulation = (variants[variant] or {}).get("formulation", training.get("formulation"))
-            tags = {**shared, tracking.TAG_FORMULATION: str(formulation)}
-            if variant in self._training_runs:
-                tags[tracking.TAG_TRAINING_RUN] = self._training_runs[variant]
-            run_id = tracking.child_run(self._parent_id, variant, tags)
-            tracking.log_metrics(run_id, values)
+        metrics = headline_metrics(summary)
+        for system in dict.fromkeys(summary["system"].astype(str)):
+            kind = system_kind(system, systems)
+            tags = {**shared, TAG_SYSTEM: system, TAG_KIND: kind}
+            if kind == TRAINED:
+                block = variants.get(system) or {}
+                tags[tracking.TAG_FORMULATION] = str(
+                    block.get("formulation", training.get("formulation"))
+                )
+                run_id = tracking.child_run(self._parent_id, system, tags)
+                trained_by = self._training_runs.get(system)
+                if trained_by and trained_by != run_id:  # evaluated here, trained elsewhere
+                    tags[tracking.TAG_TRAINING_RUN] = trained_by
+            else:
+                run_id = self._baseline_run(system, tags)
+            for key, value in tags.items():
+                client.set_tag(run_id, key, value)
+            tracking.log_metrics(run_id, metrics.get(system, {}))
+            self._log_tables(client, run_id, system, summary)
+
+    def _baseline_run(self, system: str, tags: dict[str, str]) -> str:
+        client = mlflow.MlflowClient()
+        parent = client.get_run(self._parent_id)
+        found = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=(
+                f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self._parent_id}' "
+                f"AND tags.`{TAG_SYSTEM}` = '{system}'"
+            ),
+        )
+        if found:
+            return found[0].info.run_id
+        run_id = client.create_run(
+            parent.info.experiment_id,
+            run_name=system,
+            tags={MLFLOW_PARENT_RUN_ID: self._parent_id, **tags},
+        ).info.run_id
+        client.set_terminated(run_id, tracking.FINISHED)
+        return run_id
+
+    def _log_tables(
+        self, client: mlflow.MlflowClient, run_id: str, system: str, summary: pd.DataFrame
+    ) -> None:
+        rows = summary[summary["system"].astype(str) == system]
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(SUMMARY_ARTIFACT).name
+            rows.to_csv(path, index=False)
+            client.log_artifact(run_id, str(path), str(Path(SUMMARY_ARTIFACT).parent))
+        if self._per_example is not None and "system" in self._per_example:
+            client.log_table(run_id, advice_table(self._per_example, system), ADVICE_ARTIFACT)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
@@ -166,8 +310,19 @@ class TrackingHooks:
                 run.info.experiment_id,
                 MODEL_TRAINING_VIEW,
             )
+            systems = system_runs(self._parent_id)
+            if systems:
+                link = compare_link("", run.info.experiment_id, list(systems.values()))
+                # The parent's description links them too: two clicks from the experiment.
+                mlflow.MlflowClient().set_tag(
+                    self._parent_id,
+                    NOTE_TAG,
+                    f"[Compare the {len(systems)} systems: {', '.join(systems)}]({link})",
+                )
+                logger.info("Its %d systems side by side: %s%s", len(systems), self._ui_url, link)
         self._parent_id = None
         self._training_runs = {}
+        self._per_example = None
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict, pipeline, catalog) -> None:
@@ -177,6 +332,7 @@ class TrackingHooks:
                 tracking.end_if_running(run_id, tracking.FAILED)
         self._parent_id = None
         self._training_runs = {}
+        self._per_example = None
 
     def _end_interrupted_runs(self) -> None:
         """At exit after Ctrl-C or SIGTERM (no Kedro hook sees those): the parent and its
