@@ -136,6 +136,19 @@ def test_a_file_name_that_is_not_utf8_is_read_and_shown_escaped(capsys, tmp_path
     assert result["stem_files"]["vocals"] == [name]  # JSON's \udcff gives the name back
 
 
+def test_names_a_terminal_cannot_show_are_escaped(tmp_path):
+    folder = stem_folder(tmp_path / "Zoé", {"drums": 0.1, "bass": 0.1})
+    soundfile.write(str(folder / "Voix de Zoé.wav"), noise(seed=5), RATE)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from anchormix_kedro.commands import main; "
+         "sys.exit(main())", "advise", str(folder)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Song:    Zo\\xe9 (" in done.stdout and "Traceback" not in done.stderr
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -353,7 +353,11 @@ def write_output(text: str) -> None:
     """Write the report to stdout; a full disk or a closed pipe is one line, not a traceback.
 
     After a failure stdout is pointed at ``/dev/null`` so that Python's own flush at exit
-    does not fail a second time with a traceback."""
+    does not fail a second time with a traceback. A terminal that cannot show a character
+    of a file name (``PYTHONIOENCODING=ascii``) gets it as an escape."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    if not _encodable(text, sys.stdout):
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -361,6 +365,7 @@ def write_output(text: str) -> None:
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         if isinstance(exc, BrokenPipeError):
             raise CliError("the standard output was closed before the report was written") from None
         raise CliError(
