@@ -363,3 +363,19 @@ def test_an_unreadable_file_says_so(capsys, tmp_path):
     folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
     (folder / "bass.wav").chmod(0)
     assert "bass.wav: cannot be read (permission denied)" in one_error(capsys, str(folder))
+
+
+def test_decoder_notes_on_a_damaged_mp3_stay_off_the_terminal(capfd, tmp_path):
+    folder = stem_folder(tmp_path / "song", {"drums": 0.1, "bass": 0.1})
+    try:
+        soundfile.write(str(folder / "vocals.mp3"), noise(seconds=6.0, seed=3), RATE, format="MP3")
+    except (soundfile.LibsndfileError, TypeError, ValueError):
+        pytest.skip("this libsndfile writes no MP3")
+    damaged = bytearray((folder / "vocals.mp3").read_bytes())
+    third = len(damaged) // 3
+    damaged[third : third + 4000] = np.random.default_rng(0).bytes(4000)
+    (folder / "vocals.mp3").write_bytes(bytes(damaged))
+    assert cli.main(["advise", str(folder)]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and "Note:" not in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "vocals.mp3" in err

@@ -27,8 +27,10 @@ from anchormix_kedro.advise.streaming import (
     LevelMeter,
     SourceTally,
     StemLevels,
+    native_stderr_silenced,
     probe_file,
     probe_streams,
+    quietly,
     read_ranges,
     seek_ranges,
     stem_blocks,
@@ -91,12 +93,15 @@ class Song:
         for stem, ranges in wanted.items():
             sources = self.streams[stem]
             try:
-                if all(s.seekable and s.sample_rate == self.sample_rate for s in sources):
-                    audio[stem] = seek_ranges(sources, self.width, ranges)
-                else:  # compressed or resampled: decoded again up to the last window
-                    blocks = stem_blocks(sources, self.sample_rate, self.width, {}, self.n_samples)
-                    with contextlib.closing(blocks):
-                        audio[stem] = read_ranges(blocks, ranges)
+                with native_stderr_silenced():
+                    if all(s.seekable and s.sample_rate == self.sample_rate for s in sources):
+                        audio[stem] = seek_ranges(sources, self.width, ranges)
+                    else:  # compressed or resampled: decoded again up to the last window
+                        blocks = stem_blocks(
+                            sources, self.sample_rate, self.width, {}, self.n_samples
+                        )
+                        with contextlib.closing(blocks):
+                            audio[stem] = read_ranges(blocks, ranges)
             except AudioError as exc:
                 raise CliError(str(exc)) from None
             on_stem()
@@ -234,7 +239,7 @@ def _measure(song: Song, path: Path, warn: Callable[[str], None], progress: bool
             bar.set_postfix_str(stem)
             meter = LevelMeter(song.sample_rate, song.width)
             digest = hashlib.blake2b(digest_size=16)
-            for block in stem_blocks(group, song.sample_rate, song.width, tallies):
+            for block in quietly(stem_blocks(group, song.sample_rate, song.width, tallies)):
                 meter.add(block)
                 digest.update(block.tobytes())
                 bar.update(len(block) / song.sample_rate)

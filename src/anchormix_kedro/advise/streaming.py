@@ -99,6 +99,23 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def quietly(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """``blocks`` with the decoder kept quiet (:func:`native_stderr_silenced`) only while it
+    decodes each block, so that a progress bar drawn between blocks still shows."""
+    iterator = iter(blocks)
+    try:
+        while True:
+            with native_stderr_silenced():
+                block = next(iterator, None)
+            if block is None:
+                return
+            yield block
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
 def probe_file(path: Path) -> AudioSource:
     """Rate, channels and duration of an audio file (soundfile, else PyAV's first stream)."""
     if not path.is_file():
