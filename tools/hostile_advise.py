@@ -145,6 +145,20 @@ def low_rate(folder: Path) -> list[str]:
     return [str(song)]
 
 
+def damaged_mp3(folder: Path) -> list[str]:
+    song = two(folder / "song")
+    soundfile.write(str(song / "vocals.mp3"), noise(seconds=6.0, seed=3), RATE, format="MP3")
+    damaged = bytearray((song / "vocals.mp3").read_bytes())
+    third = len(damaged) // 3
+    damaged[third : third + 4000] = np.random.default_rng(0).bytes(4000)
+    (song / "vocals.mp3").write_bytes(bytes(damaged))
+    return [str(song)]
+
+
+def writes_mp3() -> bool:
+    return "MP3" in soundfile.available_formats()
+
+
 def gigahertz(folder: Path) -> list[str]:
     song = two(folder / "song")
     header = bytearray((song / "bass.wav").read_bytes())
@@ -279,6 +293,8 @@ def cases(long_minutes: float) -> list[Case]:
         Case("random bytes named vocals.mp3", lambda f: _write(
             f, "vocals.mp3", np.random.default_rng(1).bytes(20000)), ERROR,
             ("not a readable MP3",), absent=("mpg123", "does not exist")),
+        Case("an MP3 damaged a third of the way in", damaged_mp3, ERROR, ("vocals.mp3",),
+             absent=("Note:", "mpg123"), skip=None if writes_mp3() else "libsndfile writes no MP3"),
         Case("zero-byte vocals.wav", lambda f: _write(f, "vocals.wav", b""), ERROR, ("vocals.wav",)),
         Case("text named vocals.wav", lambda f: _write(f, "vocals.wav", b"la la la\n" * 99),
              ERROR, ("vocals.wav",)),
