@@ -98,6 +98,12 @@ def test_other_anchors_pair_on_the_same_target_and_offset():
     assert (across["anchor"] == "vocals").all() and (across["anchor_ref"] == "drums").all()
     expected = across["excerpt_id"] + "|drums>bass|" + across["gain_db"].map("{:+.1f}".format)
     assert (across["example_id_ref"] == expected).all()
+    # The oracle meters every anchor's examples: it meets the advisor on the advisor's only.
+    vocals = TABLE[TABLE["system"] == "anchor_vocals"].assign(system="oracle_meter")
+    drums = TABLE[TABLE["system"] == "advisor"].assign(system="oracle_meter")
+    oracle = paired_rows(pd.concat([TABLE, vocals, drums]), "advisor", "oracle_meter")
+    assert set(oracle["pairing"]) == {SAME_EXAMPLE} and (oracle["anchor"] == "drums").all()
+    assert len(oracle) == 48
 
 
 def test_the_anchor_shows_where_the_session_level_changes():

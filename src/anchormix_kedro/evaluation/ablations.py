@@ -2,10 +2,10 @@
 condition, on paired examples, and where genre context changes the advice.
 
 Every system is compared with the reference on the same judgements: the same excerpt,
-target and offset in the same condition. Systems that hear the same anchor pair on the
-example itself; a variant anchored on another stem pairs on (excerpt, target, offset)
-with the reference's example of its own (most frequent) anchor, where the targets
-coincide. The difference is *reference minus system* (what the reference's choice adds),
+target and offset in the same condition. A system that answers the reference's examples
+pairs on those examples alone; a variant anchored on other stems only pairs on (excerpt,
+target, offset) with the reference's example of its own (most frequent) anchor, where the
+targets coincide. The difference is *reference minus system* (what the reference's choice adds),
 with an interval from resampling songs (each song with all its pairs,
 :func:`anchormix_kedro.evaluation.statistics.paired_song_bootstrap`) and two paired tests:
 the bootstrap's two-sided p-value and Wilcoxon's signed-rank test on the songs' mean
@@ -99,24 +99,20 @@ def _specs() -> list[MetricSpec]:
 
 def paired_rows(table: pd.DataFrame, reference: str, system: str) -> pd.DataFrame:
     """The system's rows beside the reference's (columns suffixed ``_ref``), with how each
-    pair met (``pairing``): on the example where the anchors agree, else on
+    pair met (``pairing``). A system that answers any of the reference's examples is
+    compared on those alone (the same example); one anchored on other stems only pairs on
     (condition, excerpt, target, offset) with the reference's most frequent anchor."""
     ref = table[table["system"] == reference]
     own = table[table["system"] == system]
     if ref.empty or own.empty:
         return pd.DataFrame()
     same = own.merge(ref, on=["condition", "example_id"], suffixes=("", "_ref"))
-    same["pairing"] = SAME_EXAMPLE
-    rest = own[~own.set_index(["condition", "example_id"]).index.isin(
-        same.set_index(["condition", "example_id"]).index
-    )]  # fmt: skip
-    if rest.empty:
-        return same
+    if len(same):
+        return same.assign(pairing=SAME_EXAMPLE)
     anchor = ref["anchor"].value_counts().index[0]
     by_key = ref[ref["anchor"] == anchor].drop_duplicates(list(PAIRING_KEYS))
-    other = rest.merge(by_key, on=list(PAIRING_KEYS), suffixes=("", "_ref"))
-    other["pairing"] = OTHER_ANCHOR
-    return pd.concat([same, other], ignore_index=True)
+    other = own.merge(by_key, on=list(PAIRING_KEYS), suffixes=("", "_ref"))
+    return other.assign(pairing=OTHER_ANCHOR)
 
 
 def _wilcoxon(first: pd.Series, second: pd.Series, songs: pd.Series) -> float:

@@ -382,6 +382,10 @@ def write_automated_eval_report(
         f"BERTScore: `{text_metric_variants.get('bertscore_model')}`, layer "
         f"{text_metric_variants.get('bertscore_num_layers')}, not rescaled. "
         f"METEOR: {text_metric_variants.get('meteor')}.",
+        "Text metrics compare the core of each advice with the reference's (relation, "
+        "direction, amount, fader move): optional sentences, the genre convention, are set "
+        "aside on both sides, for references and every system alike; '..., as written' "
+        "scores the texts as they are.",
         judge_line,
         _listwise_line(listwise_status or {}),
         f"Intervals: {bootstrap['n_resamples']} bootstrap resamples over songs (each song "
