@@ -160,3 +160,21 @@ def test_the_genre_table_shows_where_genre_context_changes_the_advice():
     assert "| Rap | 1.00 [1.00, 1.00] (12) |" in markdown
     assert "; +1.00 [" in markdown and "`no_genre` (genre not named)" in markdown
     assert np.isnan(genres.loc[genres["system"] == "dsp_baseline", "difference"]).sum() == 0
+
+
+def test_an_environments_grid_reaches_the_tables_of_the_evaluation():
+    """`evaluation_common.systems` is interpolated in base, so an environment's extra
+    variants (the grid of --env=ablations) reach the tables through `params:systems`."""
+    import inspect
+
+    from anchormix_kedro.pipelines import automated_eval, correlation
+    from anchormix_kedro.pipelines.correlation.nodes import compare_ablations
+
+    base_only = {"systems": {"variants": {"advisor": {}}}, "bootstrap": {"n_resamples": 50}}
+    _, genres, _ = compare_ablations(TABLE, base_only, SYSTEMS)
+    no_genre = genres[genres["system"] == "no_genre"]
+    assert set(no_genre["genre_context"]) == {"genre not named"}
+    for pipeline in (automated_eval.create_pipeline(), correlation.create_pipeline()):
+        for node in pipeline.nodes:
+            if "systems" in inspect.signature(node.func).parameters:
+                assert "params:systems" in node.inputs, node.name

@@ -51,6 +51,13 @@ def order_systems(systems: Sequence[str], preferred: Sequence[str] = ()) -> list
     )
 
 
+def declared_systems(evaluation_common: Mapping, systems: Mapping | None = None) -> Mapping:
+    """The ``systems`` declaration: the run's own (``params:systems``) when given, which an
+    environment's grid extends, else the copy in ``evaluation_common`` (interpolated in
+    base, so without an environment's additions)."""
+    return systems or (evaluation_common or {}).get("systems") or {}
+
+
 def system_header(system: str) -> str:
     """A system's name as a table's column header: an oracle says it is one."""
     return f"{system} (oracle)" if system in ORACLES else system

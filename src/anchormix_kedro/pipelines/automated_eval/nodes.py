@@ -51,6 +51,7 @@ from anchormix_kedro.evaluation.statistics import bootstrap_settings
 from anchormix_kedro.evaluation.summaries import (
     AUTOMATED_METRICS,
     ablation_markdown,
+    declared_systems,
     order_systems,
     summarize,
     summary_metrics_for_mlflow,
@@ -79,6 +80,7 @@ def add_oracle_meter(
     genre_conventions: pd.DataFrame,
     automated_eval: dict,
     evaluation_common: dict,
+    systems: dict | None = None,
 ) -> pd.DataFrame:
     """The evaluated advice: every system's, then the exact level meter's on the same
     examples and conditions (system ``oracle_meter``), each row with its ``kind``
@@ -103,7 +105,7 @@ def add_oracle_meter(
     )
     rows = oracle.merge(examples, on=["example_id", "condition"])[evaluation_examples.columns]
     combined = pd.concat([evaluation_examples, rows], ignore_index=True)
-    systems = evaluation_common.get("systems") or {}
+    systems = declared_systems(evaluation_common, systems)
     combined["kind"] = combined["system"].map(lambda s: system_kind(s, systems))
     logger.info("The exact level meter (oracle_meter) evaluated beside them: %d rows", len(rows))
     return combined
@@ -222,9 +224,11 @@ def rank_advice_listwise(
     return ranks, listwise_status(ranks, llm_judge)
 
 
-def compare_systems_listwise(listwise_ranks: pd.DataFrame, evaluation_common: dict) -> pd.DataFrame:
+def compare_systems_listwise(
+    listwise_ranks: pd.DataFrame, evaluation_common: dict, systems: dict | None = None
+) -> pd.DataFrame:
     """How often each system's advice is ranked above each other's, with song-level intervals."""
-    declared = system_order(evaluation_common.get("systems") or {})
+    declared = system_order(declared_systems(evaluation_common, systems))
     return win_rates(listwise_ranks, systems=declared, **bootstrap_settings(evaluation_common))
 
 
@@ -246,18 +250,19 @@ def summarize_systems(
     evaluation_metrics: pd.DataFrame,
     evaluation_common: dict,
     listwise_ranks: pd.DataFrame | None = None,
+    systems: dict | None = None,
 ) -> pd.DataFrame:
     """Every automated metric per condition and system with a percentile-bootstrap interval
     over songs, and the listwise judge's mean rank and first places beside them."""
     bootstrap = bootstrap_settings(evaluation_common)
-    declared = system_order(evaluation_common.get("systems") or {})
+    systems = declared_systems(evaluation_common, systems)
+    declared = system_order(systems)
     summary = summarize(evaluation_metrics, AUTOMATED_METRICS, **bootstrap, cluster_column="song")
     if listwise_ranks is not None and not listwise_ranks.empty:
         summary = pd.concat(
             [summary, rank_summary(listwise_ranks, systems=declared, **bootstrap)],
             ignore_index=True,
         )
-    systems = evaluation_common.get("systems") or {}
     # The last column says what each row is: a trained system, a baseline or an oracle.
     return summary.assign(kind=summary["system"].map(lambda s: system_kind(s, systems)))
 
@@ -275,12 +280,12 @@ def tabulate_amount_tracking(
 
 
 def compare_with_reference(
-    evaluation_metrics: pd.DataFrame, evaluation_common: dict
+    evaluation_metrics: pd.DataFrame, evaluation_common: dict, systems: dict | None = None
 ) -> pd.DataFrame:
     """Every system minus the method (the first declared variant) on the same examples, per
     condition and metric: the difference, its interval and p-value from a paired bootstrap
     over songs."""
-    declared = system_order(evaluation_common.get("systems") or {})
+    declared = system_order(declared_systems(evaluation_common, systems))
     present = set(evaluation_metrics["system"])
     reference = next((s for s in declared if s in present), None)
     if reference is None:
@@ -364,11 +369,12 @@ def write_automated_eval_report(
     system_comparisons: pd.DataFrame | None = None,
     accuracy_by_offset_table: pd.DataFrame | None = None,
     amount_tracking_table: pd.DataFrame | None = None,
+    systems: dict | None = None,
 ) -> str:
     """A Markdown report: what ran, every metric per system, the listwise win rates, the
     per-genre convention table."""
     bootstrap = bootstrap_settings(evaluation_common)
-    declared = system_order(evaluation_common.get("systems") or {})
+    declared = system_order(declared_systems(evaluation_common, systems))
     systems = order_systems(system_summary["system"], declared)
     judge_line = (
         f"LLM judge: {judge_status['backend']} `{judge_status['model']}` (rubric "

@@ -41,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "genre_conventions",
                     "params:automated_eval",
                     "params:evaluation_common",
+                    "params:systems",
                 ],
                 outputs="evaluated_advice",
                 name="add_oracle_meter",
@@ -76,7 +77,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_systems_listwise,
-                inputs=["listwise_ranks", "params:evaluation_common"],
+                inputs=["listwise_ranks", "params:evaluation_common", "params:systems"],
                 outputs="listwise_win_rates",
                 name="compare_systems_listwise",
             ),
@@ -94,7 +95,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summarize_systems,
-                inputs=["evaluation_metrics", "params:evaluation_common", "listwise_ranks"],
+                inputs=[
+                    "evaluation_metrics",
+                    "params:evaluation_common",
+                    "listwise_ranks",
+                    "params:systems",
+                ],
                 outputs="system_summary",
                 name="summarize_systems",
             ),
@@ -112,7 +118,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_with_reference,
-                inputs=["evaluation_metrics", "params:evaluation_common"],
+                inputs=["evaluation_metrics", "params:evaluation_common", "params:systems"],
                 outputs="system_comparisons",
                 name="compare_with_reference",
             ),
@@ -159,6 +165,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "system_comparisons",
                     "accuracy_by_offset",
                     "amount_tracking",
+                    "params:systems",
                 ],
                 outputs="automated_eval_report",
                 name="write_automated_eval_report",

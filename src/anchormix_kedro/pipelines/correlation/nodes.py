@@ -24,6 +24,7 @@ from anchormix_kedro.evaluation.summaries import (
     HUMAN_METRICS,
     POOLED,
     ablation_markdown,
+    declared_systems,
     order_systems,
     summarize,
 )
@@ -296,14 +297,14 @@ def plot_correlation_heatmap(metric_correlations: pd.DataFrame) -> plt.Figure:
 
 
 def compare_ablations(
-    evaluation_metrics: pd.DataFrame, evaluation_common: dict
+    evaluation_metrics: pd.DataFrame, evaluation_common: dict, systems: dict | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, plt.Figure]:
     """The method (the first declared variant) minus every other system, per condition and
     metric, paired (same example, or same excerpt, target and offset across anchors) with
     song-clustered intervals and paired tests; per genre, each system's accuracy and the
     difference; the differences as a figure."""
     bootstrap = bootstrap_settings(evaluation_common)
-    systems = evaluation_common.get("systems") or {}
+    systems = declared_systems(evaluation_common, systems)
     present = set(evaluation_metrics["system"])
     reference = next((s for s in system_order(systems) if s in present), None)
     if reference is None:
@@ -332,6 +333,7 @@ def build_ablation_table(
     evaluation_common: dict,
     ablation_comparisons: pd.DataFrame | None = None,
     genre_ablation_table: pd.DataFrame | None = None,
+    systems: dict | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Section 5.4: every system side by side on every metric and condition, engineers'
     ratings included (as mixed), the method minus each system on paired examples under
@@ -341,26 +343,23 @@ def build_ablation_table(
     kind) and its Markdown.
     """
     bootstrap = bootstrap_settings(evaluation_common)
+    declared = declared_systems(evaluation_common, systems)
     parts = [system_summary]
     if human_scores.empty:
         note = "Engineers' ratings: none yet, so the human criteria are absent."
     else:
         humans = summarize(human_scores, HUMAN_METRICS, **bootstrap)
-        systems_declared = evaluation_common.get("systems") or {}
-        parts.append(
-            humans.assign(kind=humans["system"].map(lambda s: system_kind(s, systems_declared)))
-        )
+        parts.append(humans.assign(kind=humans["system"].map(lambda s: system_kind(s, declared))))
         note = (
             f"Engineers' ratings: {len(merged_ratings)} ratings by "
             f"{merged_ratings['rater'].nunique()} raters on {len(human_scores)} scenarios "
             "(each scenario's mean over its raters)."
         )
     table = pd.concat(parts, ignore_index=True)
-    order = system_order(evaluation_common.get("systems") or {})
-    systems = order_systems(table["system"], order)
+    order = system_order(declared)
     markdown = ablation_markdown(
         table,
-        systems,
+        order_systems(table["system"], order),
         expected_systems=order,
         title="Ablation (section 5.4): every system on every metric",
         notes=[

@@ -179,7 +179,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 compare_ablations,
-                inputs=["evaluation_metrics", "params:evaluation_common"],
+                inputs=["evaluation_metrics", "params:evaluation_common", "params:systems"],
                 outputs=["ablation_comparisons", "genre_ablation_table", "ablation_plot"],
                 name="compare_ablations",
             ),
@@ -192,6 +192,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluation_common",
                     "ablation_comparisons",
                     "genre_ablation_table",
+                    "params:systems",
                 ],
                 outputs=["ablation_table", "ablation_table_markdown"],
                 name="build_ablation_table",
