@@ -97,3 +97,12 @@ def test_open_mappings_take_new_names_and_a_new_variant_in_a_file_passes(tmp_pat
     assert schema.problems({**base, "training": {**base["training"], "new_setting": 5}}) == []
     (what, fix), *_ = schema.problems({**base, "trainig": {}})
     assert what == "unknown parameter trainig" and "did you mean training" in fix
+
+
+def test_reading_the_schema_leaves_the_run_s_own_configuration_as_it_was(tmp_path):
+    """Kedro's loaders register ``${globals:}`` process-wide: reading pace's files for the
+    schema must not make a base run resolve pace's globals."""
+    run_config = project_config(PROJECT_ROOT / "conf", "base")
+    ParameterSchema.from_conf(PROJECT_ROOT / "conf")
+    seconds = run_config["parameters"]["ingestion"]["excerpt"]["seconds"]
+    assert seconds == run_config["globals"]["excerpt_seconds"] == 5.0

@@ -20,6 +20,7 @@ from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 
 from anchormix_kedro.config import project_config
+from anchormix_kedro.hooks.data_lock import DataFolderBusy
 from anchormix_kedro.parameter_schema import ParameterSchema
 from anchormix_kedro.preflight import (
     PreflightError,
@@ -74,11 +75,17 @@ def _problem(exc: Exception) -> Problem:
     return Problem(f"the configuration cannot be read ({type(exc).__name__}: {exc})", "fix conf/")
 
 
+def innermost(exc: BaseException) -> BaseException:
+    """The error Kedro wrapped in dataset and node errors."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def root_cause(exc: BaseException) -> str:
     """The innermost error's first line: the sentence that names the file or value (Kedro
     wraps it in dataset and node errors)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
+    exc = innermost(exc)
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -146,6 +153,8 @@ def run(**options) -> None:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001  (one line here, the traceback in the log)
+        if isinstance(innermost(exc), DataFolderBusy):
+            _stop([f"Cannot start: {innermost(exc)}"], 3)
         fatal.error("The run failed", exc_info=exc)
         _stop([f"The run failed: {root_cause(exc)}", f"The full traceback is in {LOG_FILE}."], 1)
 

@@ -13,8 +13,9 @@ a new key is not a misspelling.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,21 @@ class _Setting:
             self.item_kinds |= {kind_of(item) for item in value} - {"null"}
 
 
+@contextlib.contextmanager
+def _resolvers_kept() -> Iterator[None]:
+    """Kedro's loaders register ``${globals:}`` and ``${runtime_params:}`` process-wide, bound
+    to the last loader made: the run's own loader must keep resolving its own values after
+    the schema has read every environment."""
+    from omegaconf.basecontainer import BaseContainer
+
+    saved = dict(BaseContainer._resolvers)
+    try:
+        yield
+    finally:
+        BaseContainer._resolvers.clear()
+        BaseContainer._resolvers.update(saved)
+
+
 def _shown(value: Any) -> str:
     text = redact(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
@@ -114,15 +130,16 @@ class ParameterSchema:
         environment over it); an environment that does not resolve here adds nothing."""
         root = _Setting()
         environments = sorted(p.name for p in Path(conf_source).iterdir() if p.is_dir())
-        for env in [BASE_ENV, *(e for e in environments if e != BASE_ENV)]:
-            try:
-                config = project_config(conf_source, env)
-                params, config_globals = dict(config["parameters"]), dict(config["globals"])
-            except Exception:  # noqa: BLE001  (e.g. an environment variable only a cluster sets)
-                if env == BASE_ENV:
-                    raise
-                continue
-            root.learn({**config_globals, **params})
+        with _resolvers_kept():
+            for env in [BASE_ENV, *(e for e in environments if e != BASE_ENV)]:
+                try:
+                    config = project_config(conf_source, env)
+                    params, config_globals = dict(config["parameters"]), dict(config["globals"])
+                except Exception:  # noqa: BLE001  (e.g. a variable only a cluster sets)
+                    if env == BASE_ENV:
+                        raise
+                    continue
+                root.learn({**config_globals, **params})
         return cls(root)
 
     def problems(self, params: Mapping) -> list[tuple[str, str]]:
