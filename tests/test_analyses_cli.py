@@ -18,6 +18,7 @@ NAMES = (
     "level-measures",
     "verdict-stability",
     "verdict-tradeoff",
+    "wording-policy",
     "shipped-conventions",
 )
 

@@ -10,6 +10,7 @@ folder). A missing input is one line that says what to run first.
     level-measures        how far each anchor-level measure sits from BS.1770 loudness
     verdict-stability     does ``advise --model`` judge the balance or the session level
     verdict-tradeoff      the outer band of ``advise``'s verdict on held-out songs
+    wording-policy        how much of a text metric one optional sentence earns
     shipped-conventions   measure the genre conventions and levels shipped with the package
 
 Heavy libraries are imported by the handlers, when an analysis runs.
@@ -38,7 +39,7 @@ def add_commands(commands) -> None:
     analyse = commands.add_parser(
         "analyse",
         help="the analyses the docs cite: belief-separation, seed-ensemble, level-measures, "
-        "verdict-stability, verdict-tradeoff, shipped-conventions",
+        "verdict-stability, verdict-tradeoff, wording-policy, shipped-conventions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -134,6 +135,12 @@ def add_commands(commands) -> None:
         action="store_true",
         help="a genre's own range where it has enough songs for a pair (as anchormix advise "
         "--genre-ranges); default: every genre's songs",
+    )
+    analysis(
+        "wording-policy",
+        [run, output],
+        "How much of each text metric the optional sentence (the genre convention) earns: "
+        "each system's advice as written, the same judgements without it, and the cores.",
     )
     shipped = analysis(
         "shipped-conventions",

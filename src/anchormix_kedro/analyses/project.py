@@ -31,6 +31,7 @@ PRODUCED_BY = {
     "instruction_dataset": "kedro run --pipeline=data",
     "log_mel_features": "kedro run --nodes=compute_log_mel_features",
     "model_package": "kedro run --pipeline=training",
+    "evaluation_metrics": "kedro run --pipeline=automated_eval",
 }
 
 
