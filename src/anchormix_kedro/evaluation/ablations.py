@@ -93,6 +93,10 @@ GENRE_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _label(metric: str) -> str:
+    return next((s.label for s in AUTOMATED_METRICS if s.name == metric), metric)
+
+
 def _specs() -> list[MetricSpec]:
     return [s for s in AUTOMATED_METRICS if s.name != "latency_s"]
 
@@ -370,7 +374,7 @@ def genre_markdown(genres: pd.DataFrame, reference: str, condition: str) -> str:
             "as the reference", "none (not a trained variant)")
     }  # fmt: skip
     lines = [
-        f"**{part['metric'].iloc[0]} per genre, condition `{condition}`** (estimate "
+        f"**{_label(part['metric'].iloc[0])} per genre, condition `{condition}`** (estimate "
         "[interval over songs]; for a variant asked with another genre context than "
         f"`{reference}`, also `{reference}` minus it on paired examples)",
         "",
@@ -406,6 +410,7 @@ def plot_ablation(comparisons: pd.DataFrame, metric: str = GENRE_METRIC, confide
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     data = comparisons[comparisons["metric"] == metric]
     if data.empty:
@@ -417,7 +422,7 @@ def plot_ablation(comparisons: pd.DataFrame, metric: str = GENRE_METRIC, confide
     systems = order_systems(data["system"])
     fig, axes = plt.subplots(
         1, len(conditions), figsize=(4.2 * len(conditions), 0.5 * len(systems) + 1.6),
-        sharey=True, squeeze=False,
+        sharey=True, sharex=True, squeeze=False,
     )  # fmt: skip
     y = np.arange(len(systems))[::-1]
     for ax, condition in zip(axes[0], conditions, strict=True):
@@ -432,6 +437,8 @@ def plot_ablation(comparisons: pd.DataFrame, metric: str = GENRE_METRIC, confide
         ax.set_title(f"{condition}", fontsize=10)
         ax.set_yticks(y, [system_header(s) for s in systems], fontsize=8)
         ax.set_xlabel(f"{data['reference'].iloc[0]} minus system", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(
         f"{data['label'].iloc[0]}: {data['reference'].iloc[0]} minus each system, paired, "
         f"{confidence:.0%} interval over songs (blue: trained; grey: baseline or oracle)",
