@@ -120,7 +120,12 @@ class DataFolderLock:
             if time.monotonic() >= deadline:
                 raise DataFolderBusy(self._busy(holder, waited=self.wait_s > 0))
             if not announced:
-                logger.info("Waiting for %s", self._busy(holder, waited=False).split(";")[0])
+                logger.info(
+                    "Waiting up to %g s for the run that holds %s (%s) to end",
+                    self.wait_s,
+                    self.data_root,
+                    self._holder(holder),
+                )
                 announced = True
             time.sleep(min(self.poll_s, max(deadline - time.monotonic(), 0.01)))
 
@@ -176,16 +181,20 @@ class DataFolderLock:
             return False  # another host's processes cannot be seen from here
         return not any(_alive(m) for m in members)
 
-    def _busy(self, state: Mapping[str, Any], waited: bool) -> str:
+    @staticmethod
+    def _holder(state: Mapping[str, Any]) -> str:
         first = (state.get("members") or [{}])[0]
-        who = f"pid {first.get('pid')} on {first.get('host')}"
         since = f", since {first.get('since')}" if first.get("since") else ""
         command = f": {first.get('command')}" if first.get("command") else ""
+        return f"pid {first.get('pid')} on {first.get('host')}{since}{command}"
+
+    def _busy(self, state: Mapping[str, Any], waited: bool) -> str:
+        first = (state.get("members") or [{}])[0]
         still = f"still running after {self.wait_s:g} s" if waited else "already running"
         message = (
-            f"another run is {still} on the data folder {self.data_root} ({who}{since}"
-            f"{command}); wait for it to end (set {WAIT_VARIABLE}=<seconds> to wait for it) "
-            "or give this run a data folder of its own"
+            f"another run is {still} on the data folder {self.data_root} "
+            f"({self._holder(state)}); wait for it to end (set {WAIT_VARIABLE}=<seconds> to "
+            "wait for it) or give this run a data folder of its own"
         )
         if first.get("host") != self.host:
             message += f"; if it is no longer running, delete {self.path}"

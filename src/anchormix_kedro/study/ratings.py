@@ -74,8 +74,19 @@ def read_ratings_csv(source: str | Path | IO, name: str | None = None) -> pd.Dat
         return pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise RatingsError(f"ratings file {name!r} is empty: expected a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise _not_utf8(name, error) from None
+    except pd.errors.ParserError as error:
         raise RatingsError(f"ratings file {name!r} is not a readable CSV: {error}") from None
+
+
+def _not_utf8(name: str, error: UnicodeDecodeError) -> RatingsError:
+    """Spreadsheets on Windows save "CSV" in a code page (cp1252: "Zoé" is byte 0xe9)."""
+    byte = error.object[error.start : error.start + 1].hex()
+    return RatingsError(
+        f"ratings file {name!r} is not UTF-8 text (byte 0x{byte} at position {error.start}): "
+        "save it as UTF-8 (in Excel: Save As, CSV UTF-8) and run again"
+    )
 
 
 def _problems(source: str, problems: list[str]) -> RatingsError:
@@ -209,7 +220,15 @@ def _frame(source: RatingsSource, name: str) -> pd.DataFrame:
         return source
     if isinstance(source, str | Path):
         return read_ratings_csv(source, name)
-    return source()  # a partition's loader, as Kedro's PartitionedDataset gives
+    try:
+        return source()  # a partition's loader, as Kedro's PartitionedDataset gives
+    except Exception as error:  # noqa: BLE001  (Kedro wraps the reader's error in its own)
+        cause: BaseException = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            raise _not_utf8(name, cause) from None
+        raise
 
 
 def _rater_key(frame: pd.DataFrame) -> pd.Series:
