@@ -42,7 +42,7 @@ def test_a_misspelt_key_is_named_with_the_nearest_known_one(schema):
     [
         ({"perturbation": {"offsets": {"values": 5}}}, "perturbation.offsets.values is 5"),
         ({"ingestion": {"excerpt": {"seconds": "abc"}}}, "ingestion.excerpt.seconds is 'abc'"),
-        ({"perturbation": {"balanced_tolerance_db": True}}, "balanced_tolerance_db is True"),
+        ({"perturbation": {"balanced_tolerance_db": True}}, "balanced_tolerance_db is true"),
         ({"perturbation": {"offsets": {"values": [0, "six"]}}}, "offsets.values[1] is 'six'"),
         ({"pairs": {"anchors": 3}}, "pairs.anchors is 3"),
         ({"model": {"name_or_path": 7}}, "model.name_or_path is 7"),

@@ -238,7 +238,7 @@ def test_an_unknown_pipeline_is_one_line_naming_the_known_ones_and_creates_nothi
         ("pairs.anchors=[drums", "--params pairs.anchors=[drums cannot be read"),
         ("perturbation.offsets.values=5", "perturbation.offsets.values is 5, not a list"),
         ("ingestion.excerpt.seconds=abc", "ingestion.excerpt.seconds is 'abc', not a number"),
-        ("perturbation.balanced_tolerance_db=true", "balanced_tolerance_db is True, not a number"),
+        ("perturbation.balanced_tolerance_db=true", "balanced_tolerance_db is true, not a number"),
         ("perturbation.typo_tolerance=3", "did you mean perturbation.balanced_tolerance_db"),
     ],
 )

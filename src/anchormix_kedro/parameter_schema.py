@@ -114,6 +114,8 @@ def _resolvers_kept() -> Iterator[None]:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()  # as YAML and --params spell it
     text = redact(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
