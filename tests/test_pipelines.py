@@ -309,3 +309,52 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
             [experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'"
         )
         assert model.name == name and model.tags["anchormix.formulation"] == formulation
+
+
+def test_the_grid_of_ablations_trains_one_variant_per_factor_on_paired_examples(
+    project, monkeypatch
+):
+    import shutil
+
+    from conftest import PROJECT_ROOT
+
+    shutil.copytree(PROJECT_ROOT / "conf" / "ablations", project / "conf" / "ablations")
+    monkeypatch.setenv("KEDRO_ENV", "ablations")
+    # Songs that all sing, so every pair has training songs (the conventions) and every
+    # test example, so anchor_swapped finds two test songs with each anchor.
+    synthetic = {"n_songs": 12, "seconds": 5.0, "seed": 3, "instrumental_fraction": 0.0}
+    params = {
+        **TINY_TRAINING,
+        "ingestion": {**TINY_TRAINING["ingestion"], "synthetic": synthetic},
+        "inference": {"max_test_examples": None, "max_new_tokens": 8},
+    }
+    for stage in ("training", "inference"):
+        with KedroSession.create(project_path=project, env="ablations", runtime_params=params) as s:
+            s.run(pipeline_name=stage)
+            catalog = s.load_context().catalog
+        while mlflow.active_run():
+            mlflow.end_run()
+    examples = catalog.load("test_examples").set_index("example_id")
+    advice = catalog.load("advice_by_system").join(
+        examples[["anchor", "excerpt_id", "target", "gain_db"]], on="example_id"
+    )
+    systems = set(advice["system"])
+    assert {"advisor", "anchor_vocals", "anchor_bass", "no_genre", "metered_advisor"} <= systems
+    assert {"text_only", "dsp_baseline"} <= systems and "generic_base" not in systems
+    anchors = advice.groupby("system")["anchor"].agg(set)
+    assert anchors["advisor"] == anchors["dsp_baseline"] == anchors["text_only"] == {"drums"}
+    assert anchors["anchor_vocals"] == {"vocals"} and anchors["anchor_bass"] == {"bass"}
+    # Each of the vocal-anchored examples pairs with the advisor's on (excerpt, target, offset).
+    keys = ["excerpt_id", "target", "gain_db"]
+    advisor_keys = set(map(tuple, advice[advice["system"] == "advisor"][keys].to_numpy()))
+    vocal_keys = set(map(tuple, advice[advice["system"] == "anchor_vocals"][keys].to_numpy()))
+    assert vocal_keys and vocal_keys <= advisor_keys
+    # Each package carries what its inference needs to ask it the same way.
+    manifest = json.loads(
+        (Path(catalog.load("metered_advisor.model_package")) / "anchormix.json").read_text()
+    )
+    assert manifest["prompt"]["meter"] is True and manifest["anchor"] == "drums"
+    manifest = json.loads(
+        (Path(catalog.load("no_genre.model_package")) / "anchormix.json").read_text()
+    )
+    assert manifest["prompt"]["genre"] is False
