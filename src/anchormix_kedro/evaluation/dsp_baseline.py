@@ -5,6 +5,9 @@ professional mixes of MUSDB18 give each (anchor, target) pair a conventional rel
 level (:func:`shipped_conventions`); the baseline calls the target too loud or too soft by
 how far it sits from that convention, with the same tolerance and the same advice
 templates as the instruction dataset, so its advice compares with any model's word for word.
+It quotes the convention it used in an optional sentence, which the text metrics set aside
+for every system alike (the wording policy,
+:func:`anchormix_kedro.advice_language.wording.core_advice`).
 """
 
 from __future__ import annotations
