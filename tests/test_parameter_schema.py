@@ -23,7 +23,12 @@ def problems(schema: ParameterSchema, runtime: dict, env: str = "base") -> list[
     return [f"{what}: {fix}" for what, fix in schema.problems(params)]
 
 
-@pytest.mark.parametrize("env", ["base", "pace"])
+ENVIRONMENTS = sorted(
+    p.name for p in (PROJECT_ROOT / "conf").iterdir() if p.is_dir() and p.name != "local"
+)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_environment_s_own_parameters_pass(schema, env, monkeypatch):
     monkeypatch.delenv("MUSDB_PATH", raising=False)
     assert problems(schema, {}, env) == []
