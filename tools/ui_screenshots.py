@@ -216,9 +216,8 @@ def main(argv: list[str] | None = None) -> None:
             with serve(viz, f"http://127.0.0.1:{viz_port}/api/main", project, out / "viz.log"):
                 viz_pages(page, f"http://127.0.0.1:{viz_port}", out)
         browser.close()
-    for key, value in seen.items():
-        print(f"{key}: {value}")
-    print(f"screenshots in {out}")
+    report = [f"{key}: {value}" for key, value in seen.items()] + [f"screenshots in {out}"]
+    sys.stdout.write("\n".join(report) + "\n")
 
 
 if __name__ == "__main__":
