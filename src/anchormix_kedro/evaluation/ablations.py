@@ -93,6 +93,13 @@ GENRE_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _declared(systems: Mapping | None, reference: str) -> list[str]:
+    """The reference, then the systems in their declared order (variants, baselines)."""
+    systems = systems or {}
+    names = [reference, *(systems.get("variants") or {}), *(systems.get("baselines") or ())]
+    return list(dict.fromkeys(names))
+
+
 def _label(metric: str) -> str:
     return next((s.label for s in AUTOMATED_METRICS if s.name == metric), metric)
 
@@ -159,7 +166,7 @@ def ablation_comparisons(
     rows = []
     specs = list(specs or _specs())
     conditions = order_conditions(table["condition"])
-    for system in order_systems(table["system"], [reference]):
+    for system in order_systems(table["system"], _declared(systems, reference)):
         if system == reference:
             continue
         pairs = paired_rows(table, reference, system)
@@ -223,7 +230,7 @@ def _condition_lines(part: pd.DataFrame, metrics: list[str], labels: dict) -> li
         + " | p bootstrap | p Wilcoxon |",
         "|---|---|---|" + "---|" * (len(metrics) + 2),
     ]
-    for system in order_systems(part["system"]):
+    for system in dict.fromkeys(part["system"]):  # as compared: the declared order
         mine = part[part["system"] == system].set_index("metric")
         cells = []
         for metric in metrics:
@@ -315,14 +322,14 @@ def genre_table(
     rows = []
     pairs = {
         s: paired_rows(table, reference, s)
-        for s in order_systems(table["system"], [reference])
+        for s in order_systems(table["system"], _declared(systems, reference))
         if s != reference
     }
     for condition in order_conditions(table["condition"]):
         rows_of = table[table["condition"] == condition]
         for genre in sorted(rows_of["genre"].dropna().unique()):
             of_genre = rows_of[rows_of["genre"] == genre]
-            for system in order_systems(of_genre["system"], [reference]):
+            for system in order_systems(of_genre["system"], _declared(systems, reference)):
                 own = of_genre[of_genre["system"] == system]
                 estimate, low, high, songs = song_bootstrap_mean(
                     own[spec.column], own["song"], n_resamples, confidence,
@@ -367,7 +374,7 @@ def genre_markdown(genres: pd.DataFrame, reference: str, condition: str) -> str:
     part = genres[genres["condition"] == condition]
     if part.empty:
         return ""
-    systems = order_systems(part["system"], [reference])
+    systems = list(dict.fromkeys(part["system"]))  # the reference first, then as compared
     differs = {
         s for s in systems
         if part.loc[part["system"] == s, "genre_context"].iloc[0] not in (
@@ -419,7 +426,7 @@ def plot_ablation(comparisons: pd.DataFrame, metric: str = GENRE_METRIC, confide
         ax.text(0.5, 0.5, f"No paired comparison on {metric}", ha="center", va="center")
         return fig
     conditions = order_conditions(data["condition"])
-    systems = order_systems(data["system"])
+    systems = list(dict.fromkeys(data["system"]))  # as compared: the declared order
     fig, axes = plt.subplots(
         1, len(conditions), figsize=(4.2 * len(conditions), 0.5 * len(systems) + 1.6),
         sharey=True, sharex=True, squeeze=False,

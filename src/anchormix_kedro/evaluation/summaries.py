@@ -42,6 +42,7 @@ def order_systems(systems: Sequence[str], preferred: Sequence[str] = ()) -> list
     :func:`anchormix_kedro.vocabulary.system_order`), then trained variants sorted, then the
     baselines, then the oracles (:data:`anchormix_kedro.evaluation.meter_oracle.ORACLES`)."""
     present = list(dict.fromkeys(str(s) for s in systems))
+    preferred = list(dict.fromkeys(preferred))
     rest = [s for s in present if s not in preferred and s not in ORACLES]
     return (
         [s for s in preferred if s in present and s not in ORACLES]
