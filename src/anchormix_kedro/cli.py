@@ -4,8 +4,11 @@
 ``kedro run`` is Kedro's own, wrapped: before a session exists (so before any node runs
 and before the MLflow store is opened) it checks the parameters and what the chosen
 pipelines need from this machine (:mod:`anchormix_kedro.preflight`), printing one line per
-problem and its fix. A run that fails later prints one line naming the error; its full
-traceback goes to the log file of ``conf/logging.yml`` (logs/anchormix.log).
+problem and its fix (exit code 2); a run whose data folder another run holds stops with
+one line naming it (exit code 3, :mod:`anchormix_kedro.hooks.data_lock`). A run that fails
+later prints one line naming the error; its full traceback goes to the log file of
+``conf/logging.yml`` (logs/anchormix.log). Every line printed is redacted
+(:mod:`anchormix_kedro.redaction`).
 """
 
 from __future__ import annotations
