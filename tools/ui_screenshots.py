@@ -133,7 +133,7 @@ def mlflow_pages(page, ui: str, store: str, out: Path) -> dict:
     page.goto(compare_url(ui, experiment.experiment_id, [r.info.run_id for r in systems]))
     page.wait_for_timeout(8000)
     close_assistant(page)
-    text = page.inner_text("body")
+    text = page.inner_text("body")  # the metric table draws the rows near the view only
     scroll_to(page, "Metrics")
     page.screenshot(path=str(out / "mlflow_compare.png"))
     seen["compared"] = sorted(r.info.run_name for r in systems)
