@@ -302,3 +302,20 @@ def test_kedro_run_with_an_environment_builds_that_environments_systems():
         assert run_environment() == "ablations"
         assert "metered_advisor" in declared_systems()[0]
     assert "metered_advisor" not in declared_systems()[0]
+
+
+def test_the_advice_grammar_scores_the_words_that_state_the_direction():
+    """Target-only advice states its direction after the amount ("about 4 dB too loud"):
+    median decoding must score those words, or both directions weigh the same."""
+    from anchormix_kedro.model.verdict_decoding import PackedGrammar, advice_grammar
+
+    tokenizer = _Processor.tokenizer
+    grammar = PackedGrammar.build(advice_grammar("bass", None, 12), tokenizer)
+    ids = grammar.token_ids.tolist()
+    for sentence, (_, text) in enumerate(grammar.sentences):
+        stem = grammar.stem_of_sentence[sentence]
+        scored = [t for t, s in zip(ids, grammar.stem_of_token.tolist(), strict=True) if s == stem]
+        scored += [
+            t for t, s in zip(ids, grammar.sentence_of.tolist(), strict=True) if s == sentence
+        ]
+        assert "".join(map(chr, scored)) == text

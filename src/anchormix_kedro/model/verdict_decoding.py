@@ -182,10 +182,11 @@ class PackedGrammar:
     """One pair's grammar, tokenised and packed into one sequence scored after the prompt.
 
     Each phrasing's sentences share the words before the amount (the phrasing's stem) and
-    differ in the amount's tokens (a branch). A branch keeps one token after the amount,
-    which closes the number ("1" then " dB" is not "1" then "0"); the words after it are
-    the phrasing's own whatever the amount and are not scored. A phrasing without an amount
-    (balanced) is all stem. The stems, then the branches, are packed one after another: a
+    differ from the amount on (a branch: the amount and every word after it). The words
+    after the amount are scored too: they close the number ("1" then " dB" is not "1"
+    then "0") and may be the ones that state the direction ("about 4 dB too loud in the
+    mix", the target-only advice), without which both directions would weigh the same. A
+    phrasing without an amount (balanced) is all stem. The stems, then the branches, are packed one after another: a
     tree mask lets each token see the prompt, the tokens before it in its own stem and, in a
     branch, its whole stem, each at its position in its own sentence. So the whole grammar
     is one pass over a few hundred tokens.
@@ -207,14 +208,11 @@ class PackedGrammar:
         for group in groups:
             tokens = [tokenizer(text, add_special_tokens=False)["input_ids"] for _, text in group]
             stem_length = len(tokens[0]) if len(group) == 1 else _shared_prefix(tokens)
-            tail = 0 if len(group) == 1 else _shared_suffix(tokens, stem_length)
             stems.append(tokens[0][:stem_length])
             for sentence in tokens:
                 stem_of_sentence.append(len(stems) - 1)
-                # The differing tokens, plus the first shared one after them (it ends the number).
-                branches.append(
-                    sentence[stem_length : len(sentence) - tail + 1] if len(group) > 1 else []
-                )
+                # From the amount to the end: the words after it may state the direction.
+                branches.append(sentence[stem_length:] if len(group) > 1 else [])
         stem_starts = []
         for index, stem in enumerate(stems):
             stem_starts.append(len(ids))
@@ -259,18 +257,9 @@ def _shared_prefix(tokens: Sequence[Sequence[int]]) -> int:
     return length
 
 
-def _shared_suffix(tokens: Sequence[Sequence[int]], prefix: int) -> int:
-    shortest = min(len(t) for t in tokens)
-    length = 0
-    while length < shortest - prefix and len({t[-1 - length] for t in tokens}) == 1:
-        length += 1
-    return length
-
-
 @torch.inference_mode()
 def grammar_log_probs(model, prompt_inputs: dict, grammar: PackedGrammar) -> np.ndarray:
-    """log P(sentence | prompt) for every sentence of ``grammar`` (up to the token that
-    closes its amount), in two forward passes: the prompt (batch of 1, audio included),
+    """log P(sentence | prompt) for every sentence of ``grammar``, in two forward passes: the prompt (batch of 1, audio included),
     then the packed grammar on its key-value cache."""
     out = model(**prompt_inputs, use_cache=True)
     device = prompt_inputs["input_ids"].device
