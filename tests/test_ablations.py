@@ -309,13 +309,17 @@ def test_the_advice_grammar_scores_the_words_that_state_the_direction():
     median decoding must score those words, or both directions weigh the same."""
     from anchormix_kedro.model.verdict_decoding import PackedGrammar, advice_grammar
 
-    tokenizer = _Processor.tokenizer
-    grammar = PackedGrammar.build(advice_grammar("bass", None, 12), tokenizer)
-    ids = grammar.token_ids.tolist()
-    for sentence, (_, text) in enumerate(grammar.sentences):
-        stem = grammar.stem_of_sentence[sentence]
-        scored = [t for t, s in zip(ids, grammar.stem_of_token.tolist(), strict=True) if s == stem]
-        scored += [
-            t for t, s in zip(ids, grammar.sentence_of.tolist(), strict=True) if s == sentence
-        ]
-        assert "".join(map(chr, scored)) == text
+    for anchor in (None, "drums"):
+        grammar = PackedGrammar.build(advice_grammar("bass", anchor, 12), _Processor.tokenizer)
+        ids, stems = grammar.token_ids.tolist(), grammar.stem_of_token.tolist()
+        branch_of = grammar.sentence_of.tolist()
+        scored = {}
+        for sentence, (outcome, text) in enumerate(grammar.sentences):
+            stem = int(grammar.stem_of_sentence[sentence])
+            tokens = [t for t, s in zip(ids, stems, strict=True) if s == stem]
+            tokens += [t for t, s in zip(ids, branch_of, strict=True) if s == sentence]
+            words = "".join(map(chr, tokens))
+            assert text.startswith(words)
+            scored.setdefault(words, set()).add(outcome.label)
+        # No scored text is shared by two verdicts: each sentence's scored words name its own.
+        assert all(len(labels) == 1 for labels in scored.values())

@@ -182,11 +182,13 @@ class PackedGrammar:
     """One pair's grammar, tokenised and packed into one sequence scored after the prompt.
 
     Each phrasing's sentences share the words before the amount (the phrasing's stem) and
-    differ from the amount on (a branch: the amount and every word after it). The words
-    after the amount are scored too: they close the number ("1" then " dB" is not "1"
-    then "0") and may be the ones that state the direction ("about 4 dB too loud in the
-    mix", the target-only advice), without which both directions would weigh the same. A
-    phrasing without an amount (balanced) is all stem. The stems, then the branches, are packed one after another: a
+    differ in the amount's tokens (a branch). A branch keeps the words after the amount
+    up to the one that closes the number ("1" then " dB" is not "1" then "0") and, where
+    a phrasing of the other verdict shares the stem, up to the word where the two part
+    ("about 4 dB too loud in the mix" against "... too soft in the mix", the target-only
+    advice): without it both directions would weigh the same. The words after that are
+    the same either way and are not scored. A phrasing without an amount (balanced) is all
+    stem. The stems, then the branches, are packed one after another: a
     tree mask lets each token see the prompt, the tokens before it in its own stem and, in a
     branch, its whole stem, each at its position in its own sentence. So the whole grammar
     is one pass over a few hundred tokens.
@@ -205,14 +207,26 @@ class PackedGrammar:
     def build(cls, groups: Sequence[Sequence[tuple[Outcome, str]]], tokenizer) -> PackedGrammar:
         ids, predicted_by, offsets, seen, sentence_of, stem_of_token = [], [], [], [], [], []
         stems, stem_of_sentence, branches = [], [], []
-        for group in groups:
-            tokens = [tokenizer(text, add_special_tokens=False)["input_ids"] for _, text in group]
-            stem_length = len(tokens[0]) if len(group) == 1 else _shared_prefix(tokens)
+        tokenised = [
+            [tokenizer(text, add_special_tokens=False)["input_ids"] for _, text in group]
+            for group in groups
+        ]
+        # Each amount group's stem (the words before the amount) and tail (the words after
+        # it, the same for every amount).
+        shapes = []
+        for tokens in tokenised:
+            stem_length = len(tokens[0]) if len(tokens) == 1 else _shared_prefix(tokens)
+            tail = 0 if len(tokens) == 1 else _shared_suffix(tokens, stem_length)
+            shapes.append((stem_length, tail))
+        for index, (group, tokens) in enumerate(zip(groups, tokenised, strict=True)):
+            stem_length, tail = shapes[index]
             stems.append(tokens[0][:stem_length])
+            kept = _tail_to_score(index, groups, tokenised, shapes)
             for sentence in tokens:
                 stem_of_sentence.append(len(stems) - 1)
-                # From the amount to the end: the words after it may state the direction.
-                branches.append(sentence[stem_length:] if len(group) > 1 else [])
+                branches.append(
+                    sentence[stem_length : len(sentence) - tail + kept] if len(group) > 1 else []
+                )
         stem_starts = []
         for index, stem in enumerate(stems):
             stem_starts.append(len(ids))
@@ -249,6 +263,40 @@ class PackedGrammar:
         )
 
 
+def _shared_suffix(tokens: Sequence[Sequence[int]], prefix: int) -> int:
+    shortest = min(len(t) for t in tokens)
+    length = 0
+    while length < shortest - prefix and len({t[-1 - length] for t in tokens}) == 1:
+        length += 1
+    return length
+
+
+def _tail_to_score(index: int, groups, tokenised, shapes) -> int:
+    """How many of an amount group's tail tokens to score: the first (it closes the
+    number), and on to the first token where the tail parts from that of a group with the
+    same stem and another verdict ("about 4 dB too loud" against "... too soft"), so the
+    words that state the direction weigh in; the rest is the same either way."""
+    stem_length, tail = shapes[index]
+    if tail == 0:
+        return 0
+    own = tokenised[index][0]
+    own_tail = own[len(own) - tail :]
+    kept = 1
+    for other, tokens in enumerate(tokenised):
+        other_stem, other_tail = shapes[other]
+        if (
+            other == index
+            or other_tail == 0
+            or groups[other][0][0].label == groups[index][0][0].label
+            or tokens[0][:other_stem] != own[:stem_length]
+        ):
+            continue
+        their_tail = tokens[0][len(tokens[0]) - other_tail :]
+        shared = _shared_prefix([own_tail, their_tail])
+        kept = max(kept, min(shared + 1, tail))
+    return kept
+
+
 def _shared_prefix(tokens: Sequence[Sequence[int]]) -> int:
     shortest = min(len(t) for t in tokens)
     length = 0
@@ -259,7 +307,8 @@ def _shared_prefix(tokens: Sequence[Sequence[int]]) -> int:
 
 @torch.inference_mode()
 def grammar_log_probs(model, prompt_inputs: dict, grammar: PackedGrammar) -> np.ndarray:
-    """log P(sentence | prompt) for every sentence of ``grammar``, in two forward passes: the prompt (batch of 1, audio included),
+    """log P(sentence | prompt) for every sentence of ``grammar`` (up to the words that
+    close its amount and state its direction), in two forward passes: the prompt (batch of 1, audio included),
     then the packed grammar on its key-value cache."""
     out = model(**prompt_inputs, use_cache=True)
     device = prompt_inputs["input_ids"].device
