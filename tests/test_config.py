@@ -196,6 +196,9 @@ def test_the_evaluated_split_is_chosen_and_a_missing_one_is_named():
             "example_id": [f"e{i}" for i in range(6)],
             "split": ["train", "valid", "valid", "test", "test", "test"],
             "label": ["balanced", "too_loud", "too_soft"] * 2,
+            "excerpt_id": [f"x{i}" for i in range(6)],  # one anchor: every row its own key
+            "target": ["vocals"] * 6,
+            "gain_db": [0.0, 3.0, -3.0] * 2,
         }
     )
     chosen = select_test_examples(dataset, {"split": "valid", "max_test_examples": None})
