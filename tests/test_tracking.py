@@ -489,7 +489,8 @@ def test_every_system_gets_the_same_headline_names_and_nothing_that_was_not_comp
     systems = {"variants": {"advisor": {}, "no_anchor": {}}, "baselines": ["dsp_baseline"]}
     assert system_kind("no_anchor", systems) == "trained variant"
     assert system_kind("dsp_baseline", systems) == "baseline"
-    assert system_kind("oracle_meter", systems) == "baseline"  # any system name
+    assert system_kind("oracle_meter", systems) == "oracle"
+    assert system_kind("some_new_baseline", systems) == "baseline"  # any other name
 
 
 def test_the_compare_link_names_every_run_and_the_experiment():

@@ -4,7 +4,7 @@ and one run per data folder (:mod:`.data_lock`)."""
 
 from anchormix_kedro.hooks.data_lock import DataFolderBusy, DataFolderLock, DataLockHooks
 from anchormix_kedro.hooks.distributed import RankZeroWrites, TorchrunHooks
-from anchormix_kedro.hooks.mlflow_runs import TrackingHooks, test_metrics_by_variant
+from anchormix_kedro.hooks.mlflow_runs import TrackingHooks, headline_metrics
 from anchormix_kedro.hooks.termination import TerminationHooks
 
 __all__ = [
@@ -15,5 +15,5 @@ __all__ = [
     "TerminationHooks",
     "TorchrunHooks",
     "TrackingHooks",
-    "test_metrics_by_variant",
+    "headline_metrics",
 ]

@@ -23,7 +23,9 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from anchormix_kedro.evaluation import meter_oracle
 from anchormix_kedro.evaluation.conditions import AS_MIXED
+from anchormix_kedro.evaluation.meter_oracle import system_kind as evaluated_kind
 from anchormix_kedro.model import tracking
 from anchormix_kedro.model.package import PackageError, read_manifest
 
@@ -46,6 +48,7 @@ TAG_SYSTEM = "anchormix.system"
 TAG_KIND = "anchormix.kind"
 TRAINED = "trained variant"
 BASELINE = "baseline"
+ORACLE = meter_oracle.ORACLE
 #: The metrics every system's run carries, per condition: the few a comparison starts from.
 #: The full summary (every metric, its interval and counts) is the run's artifact.
 HEADLINE_METRICS = (
@@ -103,13 +106,12 @@ def headline_metrics(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
     return found
 
 
-# The name hooks/__init__.py hands on (until it hands on headline_metrics).
-test_metrics_by_variant = headline_metrics
-
-
 def system_kind(system: str, systems: dict) -> str:
-    """``trained variant`` for a system declared in ``systems.variants``, else ``baseline``."""
-    return TRAINED if system in ((systems or {}).get("variants") or {}) else BASELINE
+    """``trained variant`` for a system declared in ``systems.variants``, ``oracle`` for the
+    exact level meter beside the systems, else ``baseline``."""
+    if system in ((systems or {}).get("variants") or {}):
+        return TRAINED
+    return ORACLE if evaluated_kind(system, systems) == meter_oracle.ORACLE else BASELINE
 
 
 def advice_table(per_example: pd.DataFrame, system: str) -> pd.DataFrame:
