@@ -29,6 +29,7 @@ from anchormix_kedro.advice_language.wording import core_advice, optional_senten
 from anchormix_kedro.errors import CliError
 from anchormix_kedro.evaluation.conditions import as_mixed_rows
 from anchormix_kedro.evaluation.summaries import order_systems
+from anchormix_kedro.evaluation.text_metrics import score_options
 
 NAME = "wording-policy"
 METRICS: tuple[tuple[str, str], ...] = (
@@ -105,14 +106,7 @@ def command(args) -> int:
     run = open_run(args.project, args.env)
     metrics = run.load("evaluation_metrics")
     options = dict((run.params.get("automated_eval") or {}).get("text_metrics") or {})
-    table = measure(
-        metrics,
-        bertscore_model=options.get("bertscore_model"),
-        bertscore_num_layers=options.get("bertscore_num_layers"),
-        batch_size=int(options.get("batch_size", 32)),
-        device=options.get("device"),
-        use_wordnet=options.get("use_wordnet"),
-    )
+    table = measure(metrics, **score_options(options))
     text = markdown(table)
     path = (args.output or run.output(NAME)) / "wording_policy.md"
     path.parent.mkdir(parents=True, exist_ok=True)

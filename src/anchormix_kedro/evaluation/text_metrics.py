@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -348,6 +348,18 @@ def bertscore(
     rows = [row_of_pair[(position[candidates[i]], position[references[i]])] for i in scored]
     frame.loc[scored, _BERTSCORE_COLUMNS] = scores[rows]
     return frame
+
+
+def score_options(settings: Mapping) -> dict:
+    """The keywords of :func:`score_texts` from the ``automated_eval.text_metrics``
+    parameters, so the evaluation and the analyses score alike."""
+    return {
+        "bertscore_model": settings.get("bertscore_model"),
+        "bertscore_num_layers": settings.get("bertscore_num_layers"),
+        "batch_size": int(settings.get("batch_size", 32)),
+        "device": settings.get("device"),
+        "use_wordnet": settings.get("use_wordnet"),
+    }
 
 
 def score_texts(

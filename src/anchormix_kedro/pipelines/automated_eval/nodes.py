@@ -56,6 +56,7 @@ from anchormix_kedro.evaluation.summaries import (
     summarize,
     summary_metrics_for_mlflow,
 )
+from anchormix_kedro.evaluation.text_metrics import score_options
 from anchormix_kedro.vocabulary import system_order
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,7 @@ def compute_text_metrics(
     evaluation_examples: pd.DataFrame, text_metrics: dict
 ) -> tuple[pd.DataFrame, dict]:
     """BERTScore, ROUGE-L and METEOR against the reference advice, and which variants ran."""
-    scores = text_metric_columns(
-        evaluation_examples,
-        bertscore_model=text_metrics.get("bertscore_model"),
-        bertscore_num_layers=text_metrics.get("bertscore_num_layers"),
-        batch_size=int(text_metrics.get("batch_size", 32)),
-        device=text_metrics.get("device"),
-        use_wordnet=text_metrics.get("use_wordnet"),
-    )
+    scores = text_metric_columns(evaluation_examples, **score_options(text_metrics))
     variants = dict(scores.attrs.get("variants", {}))
     pairs = dict(scores.attrs.get("pairs", {}))
     scores.attrs = {}
