@@ -258,7 +258,7 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
         json.loads((package / "anchormix.json").read_text())["front_end"]["anchor_level_db"] == -15
     )
 
-    # One parent run for the `kedro run`, one nested run per variant (Compare overlays them).
+    # One parent run for the `kedro run`, one nested run per system (Compare overlays them).
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name == "anchormix_kedro"]
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -268,17 +268,12 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
     assert parent.data.params["training.lora.r"] == "32"
     assert parent.data.tags["anchormix.variant"] == "advisor, no_anchor, single_clip"
     dataset_version = parent.data.tags["anchormix.dataset_version"]
-    # The baselines' test metrics and the comparison tables go to the parent.
-    for condition in ("as_mixed", "gain_staged", "anchor_swapped"):
-        for system in ("dsp_baseline", "generic_base"):
-            key = f"automated_eval.{condition}/{system}.direction_accuracy.estimate"
-            assert key in parent.data.metrics
-    assert "automated_eval.as_mixed/no_anchor_minus_advisor.direction_accuracy.p_value" in (
-        parent.data.metrics
-    )
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "automated_eval")}
+    # Each system's numbers go to its own nested run (tests/test_tracking_ui.py), none to
+    # the parent.
+    assert not [k for k in parent.data.metrics if k.startswith("automated_eval")]
     children = {r.info.run_name: r for r in runs if r.info.run_id != parent.info.run_id}
-    assert set(children) == {"advisor", "no_anchor", "single_clip"}
+    assert {"advisor", "no_anchor", "single_clip", "generic_base", "text_only"} <= set(children)
+    assert children["text_only"].data.tags["anchormix.kind"] == "baseline"
     for name, formulation in (("advisor", "anchor_target"), ("no_anchor", "target_only")):
         child = children[name]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -295,16 +290,7 @@ def test_training_and_inference_pipelines_track_everything_in_mlflow(project):
             metrics
         )
         assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 2
-        test = metrics["test/direction_accuracy"]
-        assert (
-            test
-            == parent.data.metrics[f"automated_eval.as_mixed/{name}.direction_accuracy.estimate"]
-        )
-        assert (
-            metrics["test_gain_staged/direction_accuracy"]
-            == parent.data.metrics[f"automated_eval.gain_staged/{name}.direction_accuracy.estimate"]
-        )
-        assert "test/direction_accuracy.ci_low" in metrics
+        assert {"as_mixed/direction_accuracy", "gain_staged/direction_accuracy"} <= set(metrics)
         (model,) = client.search_logged_models(
             [experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'"
         )
