@@ -121,16 +121,6 @@ def advice_table(per_example: pd.DataFrame, system: str) -> pd.DataFrame:
     return rows[columns].reset_index(drop=True)
 
 
-def system_runs(parent_id: str) -> dict[str, str]:
-    """The systems' runs under a parent: ``{system: run id}``."""
-    client = mlflow.MlflowClient()
-    parent = client.get_run(parent_id)
-    found = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'"
-    )
-    return {r.data.tags[TAG_SYSTEM]: r.info.run_id for r in found if TAG_SYSTEM in r.data.tags}
-
-
 def compare_link(ui_url: str, experiment_id: str, run_ids: list[str]) -> str:
     """The UI's Compare page for these runs (MLflow reads JSON lists from the link)."""
     query = urllib.parse.urlencode(
@@ -312,7 +302,7 @@ class TrackingHooks:
                 run.info.experiment_id,
                 MODEL_TRAINING_VIEW,
             )
-            systems = system_runs(self._parent_id)
+            systems = tracking.child_runs(self._parent_id, named_by=TAG_SYSTEM)
             if systems:
                 link = compare_link("", run.info.experiment_id, list(systems.values()))
                 # The parent's description links them too: two clicks from the experiment.

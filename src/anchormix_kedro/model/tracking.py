@@ -226,14 +226,15 @@ def run_for(work_dir: Path) -> str | None:
     return _open_runs.get(Path(work_dir).resolve())
 
 
-def child_runs(parent_id: str) -> dict[str, str]:
-    """The variant runs under a parent: ``{variant: run id}``."""
+def child_runs(parent_id: str, named_by: str = TAG_VARIANT) -> dict[str, str]:
+    """The runs under a parent that carry the tag ``named_by`` (the variant runs by
+    default): ``{that tag's value: run id}``."""
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_id)
     found = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'"
     )
-    return {r.data.tags[TAG_VARIANT]: r.info.run_id for r in found if TAG_VARIANT in r.data.tags}
+    return {r.data.tags[named_by]: r.info.run_id for r in found if named_by in r.data.tags}
 
 
 def child_run(parent_id: str, variant: str, tags: Mapping[str, str]) -> str:
