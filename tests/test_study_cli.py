@@ -45,7 +45,7 @@ def test_an_unknown_environment_is_one_line_naming_the_known_ones(project, capsy
     assert main(["study", "status", "--env", "nowhere"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "no Kedro environment 'nowhere'" in error
-    assert "environments: base, local, pace" in error
+    assert "environments: ablations, base, local, pace" in error
 
 
 def test_invite_prints_one_working_link_per_rater_for_the_latest_study(project, capsys):
