@@ -29,12 +29,21 @@ def test_every_system_is_a_run_compared_in_the_ui_and_the_champion_advises(proje
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     systems = {r.info.run_name: r for r in runs if r.info.run_id != parent.info.run_id}
-    assert {"advisor", "no_anchor", "single_clip", "generic_base", "dsp_baseline"} <= set(systems)
+    assert {
+        "advisor",
+        "no_anchor",
+        "single_clip",
+        "generic_base",
+        "text_only",
+        "dsp_baseline",
+        "oracle_meter",
+    } <= set(systems)
+    kinds = {"advisor": "trained variant", "no_anchor": "trained variant"}
+    kinds |= {"single_clip": "trained variant", "oracle_meter": "oracle"}
     for name, child in systems.items():
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["anchormix.system"] == name
-        kind = "trained variant" if name in ("advisor", "no_anchor", "single_clip") else "baseline"
-        assert child.data.tags["anchormix.kind"] == kind
+        assert child.data.tags["anchormix.kind"] == kinds.get(name, "baseline")
         headline = {k for k in child.data.metrics if k.startswith(("as_mixed/", "gain_staged/"))}
         assert {"as_mixed/direction_accuracy", "gain_staged/direction_accuracy"} <= headline
         assert not any(k.endswith((".n", ".n_songs", ".ci_low")) for k in headline)
