@@ -3,6 +3,7 @@ read, whatever the current folder, and nothing is created there."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,23 @@ def test_without_a_tracked_run_nothing_is_registered_and_the_record_says_why(tmp
     monkeypatch.setattr(mlflow_model, "read_manifest", lambda _: {"mlflow_run_id": None})
     record = register_package(tmp_path, "advisor", {"register": True, "alias": "champion"})
     assert record["registered"] is False and "no MLflow model 'advisor'" in record["reason"]
+
+
+def test_a_download_puts_mlflows_global_store_back(tmp_path, monkeypatch):
+    """advise --model in a longer process (a notebook, the suite) must not leave MLflow's
+    global registry pointing at the store it read: a later kedro run would register its
+    models there instead of in its own store."""
+    from anchormix_kedro.advise.model_advice import _download_from_mlflow
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = tmp_path / "project"
+    store.mkdir()
+    uri, run_id = _store_with_package(store)
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    folder = _download_from_mlflow(f"runs:/{run_id}/advisor", uri)
+    assert (folder / "anchormix.json").is_file()
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_registry_uri() != uri and mlflow.get_tracking_uri() != uri

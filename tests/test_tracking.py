@@ -393,7 +393,9 @@ def test_a_model_registered_on_a_tracking_server_advises(
         answers = pyfunc.predict(input_example())
     finally:
         mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous)
+        # Unset, not the server's: MLflow keeps a set registry in the environment.
+        mlflow.set_registry_uri(None)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
     assert list(answers.columns) == ["advice", "verdict", "fader_move_db"] and len(answers) == 1
     inputs = pyfunc.metadata.get_input_schema().input_names()
     assert inputs == ["anchor", "target", "anchor_audio", "target_audio", "sample_rate", "genre"]

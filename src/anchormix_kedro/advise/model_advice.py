@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from anchormix_kedro.errors import CliError
@@ -67,6 +68,38 @@ def tracking_store(model: str, tracking_uri: str | None, folder: Path | None = N
     )
 
 
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def _global_store(tracking_uri: str | None):
+    """MLflow resolves runs:/ (a logged model's name) and models:/ URIs through its global
+    store, whatever it is passed (left unset, it would also create ./mlflow.db here): set
+    it to ``tracking_uri`` for the download, then put back what was there, the environment
+    variables MLflow sets included, so a later run in this process registers in its own
+    store."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    if not tracking_uri:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in STORE_VARIABLES}
+    before = tracking_utils._tracking_uri, registry_utils._registry_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
     """The package behind an MLflow URI, downloaded: ``models:/<name>/<version>`` or
     ``models:/<name>@<alias>`` (the registry is the tracking store's), ``runs:/<run id>/<variant>``
@@ -76,15 +109,11 @@ def _download_from_mlflow(model: str, tracking_uri: str | None) -> Path:
 
     from anchormix_kedro.model.mlflow_model import package_in
 
-    if tracking_uri:
-        # MLflow resolves runs:/ (a logged model's name) and models:/ URIs through its global
-        # store, whatever it is passed; left unset, it would also create ./mlflow.db here.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
     try:
-        downloaded = mlflow.artifacts.download_artifacts(
-            artifact_uri=model, tracking_uri=tracking_uri
-        )
+        with _global_store(tracking_uri):
+            downloaded = mlflow.artifacts.download_artifacts(
+                artifact_uri=model, tracking_uri=tracking_uri
+            )
     except Exception as exc:  # MLflow raises many kinds; the message is what matters
         raise CliError(
             f"{model}: cannot download the model from MLflow at {tracking_uri} ({exc})"
